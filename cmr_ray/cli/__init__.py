@@ -1,0 +1,32 @@
+"""The `cmr-ray` command line.  Each command lives in a small module here and holds no
+logic of its own: it parses options and calls into the package."""
+from __future__ import annotations
+
+import click
+
+from cmr_ray import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cmr-ray")
+def main():
+    """cmr-ray: contrastive pretraining of cardiac MRI video and report text on Ray.
+
+    \b
+    Typical flow:
+      cmr-ray synth cohort --studies 800 --seed 0      # embedded synthetic cohort
+      cmr-ray prepare cohort/dicom --reports cohort/reports.csv --out store
+      cmr-ray sweep experiments/views.yaml             # train + eval every trial, log to MLflow
+      cmr-ray report views                             # paper-style tables from MLflow
+    """
+
+
+def _register():
+    from cmr_ray.cli import evaluate, ingest, sweep, synth, train, validate
+
+    for mod in (synth, ingest, train, evaluate, sweep, validate):
+        for cmd in mod.COMMANDS:
+            main.add_command(cmd)
+
+
+_register()

@@ -1,0 +1,1 @@
+COMMANDS = []  # filled by the command's owner

@@ -1,0 +1,67 @@
+"""The clip store's schema: one Parquet row per study, every view's frames as uint8.
+
+Columns
+-------
+study_key      string   salted hash of StudyInstanceUID (no PHI)
+patient_key    string   salted hash of PatientID; splits are made per patient
+split          string   'train' | 'val' | 'test'
+impression     string   de-identified impression text
+label_nicm, label_icm, label_amyl, label_hcm   int8, null when unknown
+label_acdc     string   NOR | MINF | DCM | HCM | RV, null when unknown
+<slot>         binary   uint8 frames, C order, for each slot in `cmr_ray.views.SLOTS`
+                        (cine_sax, cine_2ch, ..., lge_4ch); null when the study lacks it
+<slot>_shape   list<int32>  [slices, phases, H, W]: cine SAX is [S, T, H, W], cine LAX
+                        [1, T, H, W], LGE SAX [S, 1, H, W], LGE LAX [1, 1, H, W]
+
+Files: STORE/shards/part-*.parquet, STORE/store.json (image_size, schema version, counts),
+STORE/manifest.parquet (one row per input file).  A shard is written to a temporary
+name and renamed into place, so a half-written shard is never read as valid.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from cmr_ray.views import SLOTS
+
+SCHEMA_VERSION = 1
+BINARY_LABELS = ("nicm", "icm", "amyl", "hcm")
+ACDC_CLASSES = ("NOR", "MINF", "DCM", "HCM", "RV")
+LABEL_COLUMNS = tuple(f"label_{n}" for n in BINARY_LABELS) + ("label_acdc",)
+META_COLUMNS = ("study_key", "patient_key", "split", "impression") + LABEL_COLUMNS
+
+
+def arrow_schema() -> pa.Schema:
+    fields = [
+        pa.field("study_key", pa.string(), nullable=False),
+        pa.field("patient_key", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("impression", pa.string(), nullable=False),
+    ]
+    fields += [pa.field(f"label_{n}", pa.int8()) for n in BINARY_LABELS]
+    fields.append(pa.field("label_acdc", pa.string()))
+    for slot in SLOTS:
+        fields.append(pa.field(slot, pa.binary()))
+        fields.append(pa.field(f"{slot}_shape", pa.list_(pa.int32())))
+    return pa.schema(fields)
+
+
+def encode_view(frames: np.ndarray) -> tuple[bytes, list[int]]:
+    """uint8 array [S, T, H, W] -> (bytes, shape) for a slot column pair."""
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise ValueError(f"expected uint8 [S, T, H, W], got {frames.dtype} {frames.shape}")
+    return np.ascontiguousarray(frames).tobytes(), [int(d) for d in frames.shape]
+
+
+def decode_view(data: bytes | None, shape) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(data, dtype=np.uint8).reshape([int(d) for d in shape])
+
+
+def columns_for(slots, with_meta: bool = True) -> list[str]:
+    """Column pruning: only the slots an experiment uses (plus their shapes)."""
+    cols = list(META_COLUMNS) if with_meta else []
+    for slot in slots:
+        cols += [slot, f"{slot}_shape"]
+    return cols

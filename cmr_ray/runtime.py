@@ -1,0 +1,46 @@
+"""Starting or joining Ray, the same way for every command.
+
+A Ray that cmr-ray starts by itself stays on 127.0.0.1 (Ray listens on the machine's
+routable address by default); `address` joins an existing cluster instead.  Ray's own
+log noise is kept down; progress is printed by cmr-ray itself.
+"""
+from __future__ import annotations
+
+import os
+
+
+def local_env() -> None:
+    """Environment for a local, loopback-only Ray; call before `import ray`."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, **kw):
+    """Join `address` (or RAY_ADDRESS), or start a loopback-only local Ray.
+
+    Returns the `ray` module.  Reuses an already initialised Ray in this process.
+    """
+    local_env()
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    common = dict(log_to_driver=True, logging_level="WARNING", configure_logging=True)
+    common.update(kw)
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **common)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    except Exception:  # older/newer Ray without the flag
+        pass
+    return ray
