@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from cmr_ray.config import ConfigError, flatten, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_shipped_experiment_loads(path):
+    cfg = load_config(path)
+    assert set(cfg) == {"data", "model", "train", "eval", "sweep"}
+    assert cfg["sweep"]["experiment"]
+
+
+def write(tmp_path, text, name="exp.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def one_line(excinfo):
+    msg = str(excinfo.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    p = write(tmp_path, "train:\n  epoks: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = one_line(e)
+    assert str(p) in msg and "train.epoks" in msg and "epochs" in msg
+
+
+def test_unknown_section(tmp_path):
+    p = write(tmp_path, "trian:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'trian'"):
+        load_config(p)
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("train:\n  epochs: three\n", "train.epochs", "an integer"),
+        ("train:\n  epochs: 0\n", "train.epochs", ">= 1"),
+        ("model:\n  temperature: hot\n", "model.temperature", "a number"),
+        ("model:\n  learn_temperature: 1\n", "model.learn_temperature", "true or false"),
+        ("data:\n  frames: 65\n", "data.frames", "<= 64"),
+        ("model:\n  video: resnet\n", "model.video", "one of"),
+        ("data:\n  views: 'cine:sax+5ch'\n", "data.views", "unknown view '5ch'"),
+        ("data:\n  views: 'flair:sax'\n", "data.views", "unknown sequence 'flair'"),
+    ],
+)
+def test_bad_values_name_key_and_expectation(tmp_path, text, key, expected):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = one_line(e)
+    assert str(p) in msg and key in msg and expected in msg
+
+
+def test_missing_file_and_missing_base(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "nope.yaml")
+    p = write(tmp_path, "base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="'base' names 'nowhere.yaml'"):
+        load_config(p)
+
+
+def test_base_chain_and_overrides(tmp_path):
+    write(tmp_path, "train:\n  epochs: 7\n  lr: 0.01\n", "b.yaml")
+    p = write(tmp_path, "base: b.yaml\ntrain:\n  lr: 0.002\n")
+    cfg = load_config(p, ["train.batch_size=8", "data.views=cine:sax"])
+    assert cfg["train"]["epochs"] == 7 and cfg["train"]["lr"] == 0.002
+    assert cfg["train"]["batch_size"] == 8 and cfg["data"]["views"] == "cine:sax"
+    assert cfg["sweep"]["experiment"] == "exp"
+    with pytest.raises(ConfigError, match="--set: unknown key 'train.bogus'"):
+        load_config(p, ["train.bogus=1"])
+
+
+def test_sweep_grid_and_trials_are_validated(tmp_path):
+    p = write(tmp_path, "sweep:\n  grid:\n    model.temperature: [0.05, x]\n")
+    with pytest.raises(ConfigError, match="sweep.grid.model.temperature"):
+        load_config(p)
+    p = write(tmp_path, "sweep:\n  trials:\n    - {data.views: 'cine:sax+9ch'}\n")
+    with pytest.raises(ConfigError, match=r"sweep.trials\[0\].data.views.*unknown view '9ch'"):
+        load_config(p)
+    p = write(tmp_path, "sweep:\n  grid:\n    model.nope: [1]\n")
+    with pytest.raises(ConfigError, match="unknown setting 'model.nope'"):
+        load_config(p)
+
+
+def test_flatten_gives_stable_dotted_keys():
+    flat = flatten(load_config())
+    assert flat["data.views"].startswith("cine:sax")
+    assert flat["model.temperature"] == 0.05
+    assert all(k.count(".") == 1 for k in flat)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = write(tmp_path, "train: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
