@@ -3,6 +3,7 @@
 An experiment file is a small YAML over a base::
 
     base: base.yaml            # optional, relative to this file; bases may chain
+    preset: paper              # optional: cmr_ray/presets/NAME.yaml over the file (sizes, resources)
     data:  {views: "cine:sax", frames: 8}
     model: {temperature: 0.05}
     sweep: {trials: [{data.views: "cine:sax"}, {data.views: "cine:sax+4ch"}]}
@@ -171,7 +172,10 @@ def _resolve_base(path: Path, doc: dict, seen: tuple = ()) -> dict:
     if cand in seen:
         raise ConfigError(f"{path}: key 'base' makes a cycle through {cand}")
     parent = _resolve_base(cand, _read_yaml(cand), seen + (cand,))
+    preset = parent.pop("preset", None)
     _check_doc(cand, parent)
+    if preset is not None:
+        parent["preset"] = preset  # a base may name a preset; the file above may replace it
     return _merge(parent, doc)
 
 
@@ -222,7 +226,7 @@ def _check_value(src, key: str, f: Field, v: Any) -> Any:
 def _check_doc(src, doc: dict) -> None:
     for section, body in doc.items():
         if section not in SCHEMA:
-            raise ConfigError(f"{src}: unknown key '{section}' (expected one of: base, {', '.join(SECTIONS)})")
+            raise ConfigError(f"{src}: unknown key '{section}' (expected one of: base, preset, {', '.join(SECTIONS)})")
         if not isinstance(body, dict):
             raise ConfigError(f"{src}: key '{section}' expected a mapping, got {body!r}")
         for key, v in body.items():
@@ -253,9 +257,24 @@ def _check_sweep(src, cfg: dict) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from --set; the value is parsed as YAML (so 0.1, true, [1, 2] work)."""
     key, sep, raw = text.partition("=")
-    if not sep or "." not in key:
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
-    return key.strip(), yaml.safe_load(raw)
+    key = key.strip()
+    if not sep or ("." not in key and key != "preset"):
+        raise ConfigError(f"--set {text!r}: expected section.key=value (e.g. train.epochs=3) or preset=NAME")
+    return key, yaml.safe_load(raw)
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _apply_preset(cfg: dict, name: Any, src) -> dict:
+    """A preset (cmr_ray/presets/NAME.yaml) changes sizes and resources over the experiment."""
+    if name not in presets():
+        raise ConfigError(f"{src}: key 'preset' expected one of {', '.join(presets())}, got {name!r}")
+    path = PRESET_DIR / f"{name}.yaml"
+    doc = _read_yaml(path)
+    _check_doc(path, doc)
+    return _merge(cfg, doc)
 
 
 def apply_overrides(cfg: dict, overrides: dict, src="--set") -> dict:
@@ -271,16 +290,26 @@ def apply_overrides(cfg: dict, overrides: dict, src="--set") -> dict:
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | dict | None = None) -> dict:
     """Defaults <- base chain <- file <- overrides, validated. Returns a plain nested dict."""
     cfg = defaults()
+    preset = None
     if path is not None:
         path = Path(path)
         doc = _resolve_base(path, _read_yaml(path))
+        preset = doc.pop("preset", None)
         _check_doc(path, doc)
         cfg = _merge(cfg, doc)
         if not cfg["sweep"]["experiment"]:
             cfg["sweep"]["experiment"] = path.stem
+    if overrides and not isinstance(overrides, dict):
+        overrides = dict(parse_override(o) for o in overrides)
+    overrides = dict(overrides or {})
+    if "preset" in overrides:
+        preset = overrides.pop("preset")
+        src = "--set"
+    else:
+        src = path
+    if preset is not None:
+        cfg = _apply_preset(cfg, preset, src)
     if overrides:
-        if not isinstance(overrides, dict):
-            overrides = dict(parse_override(o) for o in overrides)
         cfg = apply_overrides(cfg, overrides)
     _check_sweep(path or "config", cfg)
     return cfg

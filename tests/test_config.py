@@ -104,3 +104,17 @@ def test_yaml_is_loaded_safely(tmp_path):
     p = write(tmp_path, "train: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+def test_paper_preset_is_one_override_and_keeps_swept_settings(tmp_path):
+    p = write(tmp_path, "data:\n  views: 'cine:sax'\n  frames: 16\nmodel:\n  temperature: 0.1\n")
+    small = load_config(p)
+    paper = load_config(p, ["preset=paper"])
+    assert paper["model"]["hidden_size"] == 768 and paper["data"]["image_size"] == 224
+    assert paper["train"]["use_gpu"] is True and small["train"]["use_gpu"] is False
+    for key in (("data", "views"), ("data", "frames"), ("model", "temperature")):
+        assert paper[key[0]][key[1]] == small[key[0]][key[1]]
+    with pytest.raises(ConfigError, match="'preset' expected one of paper, small"):
+        load_config(p, ["preset=huge"])
+    # --set after the preset still wins
+    assert load_config(p, ["preset=paper", "train.workers=8"])["train"]["workers"] == 8

@@ -1,0 +1,120 @@
+"""Pass 1 of `prepare`: list input files and read their headers (no pixels), in parallel.
+
+    files = list_input_files(dicom_dir)            # [InputFile(relpath, size, mtime_ns)]
+    rows = index_local(dicom_dir, files)           # in this process (inspect, tests)
+    rows = index_ray(dicom_dir, files, progress)   # Ray Data map_batches over the paths
+
+Each row is {"path": relpath, "header": dict | None, "error": str | None}: a file that
+cannot be read becomes a row with its error, never an exception.  Headers hold PHI; they
+live only in memory during `prepare` and are never written out.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+INDEX_SCHEMA = pa.schema([("path", pa.string()), ("header", pa.binary()), ("error", pa.string())])
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # relative to the DICOM dir, '/'-separated
+    size: int
+    mtime_ns: int
+
+    @property
+    def stamp(self) -> str:
+        return f"{self.path}:{self.size}:{self.mtime_ns}"
+
+
+def list_input_files(dicom_dir: str | os.PathLike) -> list[InputFile]:
+    """Every regular file under `dicom_dir` (sorted; symlinks to files followed)."""
+    root = os.path.abspath(dicom_dir)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{dicom_dir}: not a directory")
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # a dangling link: nothing to read, and no stable identity
+            if not os.path.isfile(full):
+                continue
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            out.append(InputFile(rel, st.st_size, st.st_mtime_ns))
+    return sorted(out, key=lambda f: f.path)
+
+
+def read_one(root: str, relpath: str) -> tuple[dict | None, str | None]:
+    """(header, None) or (None, one-line error).  Headers only; a bad file never raises."""
+    from cmr_ray.dicom.headers import read_header
+
+    try:
+        header = read_header(os.path.join(root, relpath))
+    except Exception as e:  # DicomReadError and anything a broken file provokes
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, msg
+    modality = str(header.get("Modality") or "").upper()
+    if modality and modality != "MR":
+        return None, f"not MR (Modality {modality})"
+    return header, None
+
+
+def index_batch(batch: pa.Table | dict, root: str) -> pa.Table:
+    """Ray Data batch function: paths in, (path, pickled header, error) out."""
+    paths = batch["path"]
+    paths = paths.to_pylist() if hasattr(paths, "to_pylist") else list(paths)
+    headers, errors = [], []
+    for p in paths:
+        h, err = read_one(root, str(p))
+        headers.append(pickle.dumps(h, protocol=5) if h is not None else None)
+        errors.append(err)
+    return pa.table({"path": paths, "header": headers, "error": errors}, schema=INDEX_SCHEMA)
+
+
+def _progress(done: int, total: int, what: str) -> None:
+    print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def index_local(dicom_dir, files: list[InputFile], progress: Callable | None = None) -> list[dict]:
+    root = os.path.abspath(dicom_dir)
+    rows = []
+    for i, f in enumerate(files, 1):
+        h, err = read_one(root, f.path)
+        rows.append({"path": f.path, "header": h, "error": err})
+        if progress and (i % 500 == 0 or i == len(files)):
+            progress(i, len(files), "files indexed")
+    return rows
+
+
+def index_ray(dicom_dir, files: list[InputFile], num_cpus: int | None = None,
+              progress: Callable | None = _progress, batch_size: int | None = None) -> list[dict]:
+    """Headers of `files` read in parallel by Ray Data; rows come back in input order."""
+    import ray
+
+    if not files:
+        return []
+    root = os.path.abspath(dicom_dir)
+    cpus = max(1, int(num_cpus or ray.cluster_resources().get("CPU", 1)))
+    # Enough batches to keep every CPU busy, big enough that per-task overhead stays small.
+    batch_size = batch_size or max(16, min(512, len(files) // (4 * cpus) + 1))
+    ds = ray.data.from_items([{"path": f.path} for f in files],
+                             override_num_blocks=max(1, -(-len(files) // batch_size)))
+    ds = ds.map_batches(index_batch, fn_kwargs={"root": root}, batch_size=batch_size,
+                        batch_format="pyarrow", zero_copy_batch=True)
+    by_path: dict[str, dict] = {}
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for path, hb, err in zip(*(batch[c].to_pylist() for c in ("path", "header", "error"))):
+            by_path[path] = {"path": path, "header": pickle.loads(hb) if hb is not None else None,
+                             "error": err}
+        if progress:
+            progress(len(by_path), len(files), "files indexed")
+    return [by_path[f.path] for f in files]
