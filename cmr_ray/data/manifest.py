@@ -1,0 +1,81 @@
+"""The manifest (one row per input file) and the study registry, and the summary table.
+
+    write_table(fs, path, rows, MANIFEST_SCHEMA); rows = read_rows(fs, path)
+    print(summary_text(manifest_rows, study_rows))
+
+Manifest row: path (relative to the DICOM dir), status (used | ignored | failed), reason,
+study_key, series_uid, sequence, view, plus size and mtime_ns (how a re-run recognises an
+unchanged file).  Study registry row (`STORE/studies.parquet`): study_key, fingerprint of
+the study's input files, status (used | excluded), reason, shard, split.
+"""
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cmr_ray.data import storefs
+
+STATUSES = ("used", "ignored", "failed")
+
+MANIFEST_SCHEMA = pa.schema([
+    ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("study_key", pa.string()), ("series_uid", pa.string()),
+    ("sequence", pa.string()), ("view", pa.string()),
+    ("size", pa.int64()), ("mtime_ns", pa.int64()),
+])
+
+STUDY_SCHEMA = pa.schema([
+    ("study_key", pa.string()), ("fingerprint", pa.string()), ("status", pa.string()),
+    ("reason", pa.string()), ("shard", pa.string()), ("split", pa.string()),
+])
+
+
+def file_row(path, status, reason="", study_key=None, series_uid=None, sequence=None, view=None,
+             size=None, mtime_ns=None) -> dict:
+    assert status in STATUSES, status
+    return dict(path=path, status=status, reason=reason, study_key=study_key, series_uid=series_uid,
+                sequence=sequence, view=view, size=size, mtime_ns=mtime_ns)
+
+
+def write_table(fs, path: str, rows: list[dict], schema: pa.Schema) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storefs.write_bytes_atomic(fs, path, buf.getvalue())
+
+
+def read_rows(fs, path: str) -> list[dict]:
+    if not storefs.exists(fs, path):
+        return []
+    return pq.read_table(io.BytesIO(storefs.read_bytes(fs, path))).to_pylist()
+
+
+def _table(title: str, counts: Counter, total_label="total", top: int = 15) -> list[str]:
+    lines = [title]
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(items) > top:
+        items = items[: top - 1] + [(f"({len(items) - top + 1} other reasons)", sum(n for _, n in items[top - 1:]))]
+    width = max([len(k) for k, _ in items] + [len(total_label)])
+    for k, n in items:
+        lines.append(f"  {k:<{width}}  {n:>7}")
+    lines.append(f"  {total_label:<{width}}  {sum(counts.values()):>7}")
+    return lines
+
+
+def summary_text(manifest: list[dict], studies: list[dict]) -> str:
+    lines = []
+    st = Counter("used" if s["status"] == "used" else f"excluded: {s['reason']}" for s in studies)
+    lines += _table("studies", st)
+    lines += _table("files", Counter(r["status"] for r in manifest))
+    reasons = Counter(f"{r['status']}: {_short(r['reason'])}" for r in manifest if r["status"] != "used")
+    if reasons:
+        lines += _table("files not used, by reason", reasons, "not used")
+    return "\n".join(lines)
+
+
+def _short(reason: str, n: int = 70) -> str:
+    reason = (reason or "").replace("\n", " ")
+    return reason if len(reason) <= n else reason[: n - 1] + "…"

@@ -1,0 +1,84 @@
+"""Reading the clip store back: only the columns an experiment uses.
+
+    info = store_info("store")                                    # store.json as a dict
+    rows = load_split("store", ["cine_sax", "lge_sax"], "train")  # list[dict], pyarrow only
+    ds = read_split("store", ["cine_sax"], "val")                 # ray.data.Dataset
+
+Store paths are local directories or URIs (`s3://bucket/store`); both go through
+`pyarrow.fs.FileSystem.from_uri`.  Only complete shards are read: a temp file left by an
+interrupted write never has a `.parquet` name.  `slots` are `cmr_ray.views.SLOTS` names
+(e.g. from `combo_slots(cfg["data"]["views"])`); `split=None` reads every split.
+"""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cmr_ray.data import storefs
+from cmr_ray.data.schema import columns_for
+from cmr_ray.views import SLOTS
+
+SPLITS = ("train", "val", "test")
+
+
+class StoreError(ValueError):
+    pass
+
+
+def store_info(store) -> dict:
+    fs, root = storefs.open_store(store)
+    path = storefs.join(root, "store.json")
+    if not storefs.exists(fs, path):
+        raise StoreError(f"{store}: not a clip store (no store.json; run `cmr-ray prepare` first)")
+    return json.loads(storefs.read_bytes(fs, path))
+
+
+def shard_paths(store) -> tuple:
+    fs, root = storefs.open_store(store)
+    return fs, storefs.list_files(fs, storefs.join(root, "shards"), ".parquet")
+
+
+def _check(slots, split) -> list[str]:
+    slots = list(slots)
+    bad = [s for s in slots if s not in SLOTS]
+    if bad:
+        raise StoreError(f"unknown slot(s) {bad} (known: {', '.join(SLOTS)})")
+    if split is not None and split not in SPLITS:
+        raise StoreError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    return slots
+
+
+def load_table(store, slots, split: str | None = None) -> pa.Table:
+    """The store's rows for `split` with only the meta columns and the `slots` columns."""
+    slots = _check(slots, split)
+    store_info(store)
+    fs, paths = shard_paths(store)
+    cols = columns_for(slots)
+    if not paths:
+        from cmr_ray.data.schema import arrow_schema
+
+        return arrow_schema().empty_table().select(cols)
+    filt = (pc.field("split") == split) if split else None
+    table = pq.ParquetDataset(paths, filesystem=fs, filters=filt).read(columns=cols)
+    return table.sort_by("study_key")
+
+
+def load_split(store, slots, split: str | None = None) -> list[dict]:
+    """Rows as dicts (study_key, split, impression, labels, <slot>, <slot>_shape), by study_key."""
+    return load_table(store, slots, split).to_pylist()
+
+
+def read_split(store, slots, split: str | None = None):
+    """A Ray Dataset of the same rows (column pruning and the split filter pushed down)."""
+    import ray
+
+    slots = _check(slots, split)
+    store_info(store)
+    fs, paths = shard_paths(store)
+    if not paths:
+        raise StoreError(f"{store}: the store has no shards")
+    filt = (pc.field("split") == split) if split else None
+    return ray.data.read_parquet(paths, filesystem=fs, columns=columns_for(slots), filter=filt)

@@ -1,0 +1,115 @@
+"""Expanding an experiment's `sweep` section into trials (pure: no Ray, no MLflow).
+
+    from cmr_ray.config import load_config
+    from cmr_ray.tune.grid import expand_trials
+    cfg = load_config("experiments/views.yaml")
+    for t in expand_trials(cfg, src="experiments/views.yaml"):
+        print(t.key, t.name, t.overrides)
+
+`sweep.trials` is a list of explicit override dicts; `sweep.grid` maps dotted keys to
+lists of values and is swept as a cartesian product.  Both together: every trial is
+combined with every grid point.  Neither: one trial with the base config.
+
+Each trial carries its resolved, validated config, a display name built from the
+paper's view name, frames, temperature and seed (`CINE_sax | 8 frames | τ=0.05 | seed 0`),
+and a `key`: a short hash of the resolved config.  The key is what `--resume` matches
+on, so it changes whenever anything that affects the trial changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+
+from cmr_ray.config import ConfigError, apply_overrides, flatten
+from cmr_ray.views import paper_name
+
+NAME_KEYS = ("data.views", "data.frames", "model.temperature", "train.seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    index: int          # position in the sweep, 0-based
+    key: str            # hash of the resolved config; stable across runs of the same sweep
+    name: str           # human name, e.g. "CINE_lax-sax + LGE_sax | 8 frames | τ=0.05 | seed 0"
+    overrides: dict     # the dotted keys this trial sets over the experiment's config
+    cfg: dict           # resolved, validated config
+
+
+def config_key(cfg: dict) -> str:
+    """A short stable hash of everything that shapes a trial (data, model, train, eval)."""
+    blob = json.dumps(flatten(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def trial_name(cfg: dict, extra: dict | None = None) -> str:
+    """`<paper view name> | <frames> frames | τ=<temperature> | seed <seed>`, plus any other
+    overridden keys so names stay unique within a sweep."""
+    parts = [
+        paper_name(cfg["data"]["views"]),
+        f"{cfg['data']['frames']} frames",
+        f"τ={cfg['model']['temperature']:g}",
+        f"seed {cfg['train']['seed']}",
+    ]
+    parts += [f"{k}={v}" for k, v in sorted((extra or {}).items()) if k not in NAME_KEYS]
+    return " | ".join(parts)
+
+
+def _grid_points(grid: dict) -> list[dict]:
+    if not grid:
+        return [{}]
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def expand_trials(cfg: dict, src: str = "config") -> list[Trial]:
+    """The sweep's trials, in order: each explicit trial × each grid point."""
+    sweep = cfg["sweep"]
+    explicit = sweep.get("trials") or [{}]
+    points = _grid_points(sweep.get("grid") or {})
+    trials: list[Trial] = []
+    seen: dict[str, int] = {}
+    for i, base in enumerate(explicit):
+        for point in points:
+            both = sorted(set(base) & set(point))
+            if both:
+                raise ConfigError(
+                    f"{src}: key 'sweep.trials[{i}]' and 'sweep.grid' both set {', '.join(both)}; set it in one place"
+                )
+            overrides = {**base, **point}
+            where = f"{src}: sweep trial {len(trials)} ({overrides})"
+            resolved = apply_overrides(cfg, overrides, src=where)
+            key = config_key(resolved)
+            if key in seen:
+                raise ConfigError(
+                    f"{src}: key 'sweep' gives the same trial twice (trials {seen[key]} and {len(trials)}: {overrides})"
+                )
+            seen[key] = len(trials)
+            trials.append(Trial(len(trials), key, trial_name(resolved, overrides), overrides, resolved))
+    return trials
+
+
+def sweep_key(trials: list[Trial]) -> str:
+    """A hash of the whole sweep (its trials' keys, in order): what `--resume` matches."""
+    return hashlib.sha1("|".join(t.key for t in trials).encode()).hexdigest()[:12]
+
+
+def trial_resources(cfg: dict) -> dict:
+    """What one trial holds while it runs: its driver function plus its Train workers."""
+    train, sweep = cfg["train"], cfg["sweep"]
+    need = {"CPU": sweep["trial_cpus"] + train["workers"] * train["cpus_per_worker"]}
+    if train["use_gpu"]:
+        need["GPU"] = float(train["workers"])
+    return need
+
+
+def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
+    """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1."""
+    n = cfg["sweep"]["max_concurrent"]
+    if n <= 0:
+        need = trial_resources(cfg)
+        fits = [math.floor(cluster.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
+        n = min(fits) if fits else n_trials
+    return max(1, min(n, n_trials))

@@ -1,0 +1,75 @@
+"""Which TCP sockets a process tree listens on, read from /proc (Linux)."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from pathlib import Path
+
+
+def _children(pid: int) -> set[int]:
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo += kids.get(p, [])
+    return out
+
+
+def _listen_inodes() -> dict[str, tuple[str, int]]:
+    found = {}
+    for name, fam in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] != "0A":  # LISTEN
+                continue
+            hexip, hexport = f[1].split(":")
+            raw = bytes.fromhex(hexip)
+            if fam == socket.AF_INET:
+                ip = socket.inet_ntop(fam, raw[::-1])
+            else:
+                ip = socket.inet_ntop(fam, b"".join(struct.pack("<I", w) for w in struct.unpack(">4I", raw)))
+            found[f[9]] = (ip, int(hexport, 16))
+    return found
+
+
+def listening_sockets_of_tree(root_pid: int) -> list[tuple[str, int]]:
+    """(ip, port) of every listening TCP socket held by root_pid or its descendants."""
+    inodes = _listen_inodes()
+    out = []
+    for pid in _children(root_pid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                ino = target[8:-1]
+                if ino in inodes:
+                    out.append(inodes[ino])
+    return sorted(set(out))
+
+
+def is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip)
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return (mapped or addr).is_loopback
