@@ -1,0 +1,285 @@
+"""Read one DICOM file's header (no pixels) into a plain dict, or say why it is unusable.
+
+    from cmr_ray.dicom.headers import read_header, PHI_KEYS
+    h = read_header("study/series/1.dcm")          # raises DicomReadError(reason)
+    h["series_instance_uid"], h["trigger_time"], h["frame_positions"]
+
+Checks made here (headers only, cheap; one specific reason each, in this order):
+  missing file · "empty file (0 bytes)" · "not a DICOM file (...)" (no DICM preamble and
+  nothing that parses as a DICOM dataset) · "unreadable DICOM header (...)" ·
+  "header incomplete: missing ..." (often a file cut short inside its header) ·
+  "modality CT is not MR" (only with require_mr=True, the default) · "no pixel data" ·
+  "unknown transfer syntax ..." · "transfer syntax X says compressed but pixel data is not
+  encapsulated" (and the reverse) · "truncated: pixel data needs N bytes, file has M" ·
+  "truncated: encapsulated pixel data has no end delimiter" · "pixel data is N bytes,
+  Rows x Columns x frames x bits needs M".
+Checks left to later stages: whether compressed pixels actually decode (pixels.load_grid),
+series-level consistency (series.group_series), what a series is (classify).
+
+A file without File Meta Information (no preamble) is read when its dataset parses and has
+the identifying UIDs; the dict then says ``file_meta_missing=True``.
+
+Keys prefixed ``phi_`` (PHI_KEYS) hold patient identity as strings for the pipeline to hash
+or scrub; they must never be written anywhere as they are.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pydicom
+from pydicom.filereader import read_partial
+from pydicom.uid import UID
+
+from cmr_ray.dicom.errors import DicomReadError
+
+PHI_KEYS = ("phi_patient_id", "phi_patient_name", "phi_accession_number", "phi_study_date",
+            "phi_birth_date", "phi_institution")
+_PHI_SOURCE = {"phi_patient_id": "PatientID", "phi_patient_name": "PatientName",
+               "phi_accession_number": "AccessionNumber", "phi_study_date": "StudyDate",
+               "phi_birth_date": "PatientBirthDate", "phi_institution": "InstitutionName"}
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
+_MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
+                   "1.2.840.10008.5.1.4.1.1.4.4"}
+_SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _num(value, kind=float):
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _nums(value, n=None):
+    if value is None or value == "":
+        return None
+    items = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else value
+    try:
+        out = [float(v) for v in items]
+    except (TypeError, ValueError):
+        return None
+    if n is not None and len(out) != n:
+        return None
+    return out
+
+
+def _get(ds, keyword, default=None):
+    try:
+        return ds.get(keyword, default)
+    except Exception:  # a malformed value must not sink the whole header
+        return default
+
+
+def _item(ds, *path):
+    """Walk nested sequences, first item of each: _item(frame, 'PlanePositionSequence')."""
+    cur = ds
+    for kw in path:
+        seq = _get(cur, kw)
+        if not seq:
+            return None
+        cur = seq[0]
+    return cur
+
+
+def _frame_value(frame, shared, seq_kw, kw):
+    for group in (frame, shared):
+        if group is None:
+            continue
+        item = _item(group, seq_kw)
+        if item is not None and kw in item:
+            return _get(item, kw)
+    return None
+
+
+def _functional_groups(ds, n_frames: int) -> dict:
+    """Per-frame geometry/timing/rescale of an Enhanced MR file, as parallel lists."""
+    per = _get(ds, "PerFrameFunctionalGroupsSequence")
+    shared_seq = _get(ds, "SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    if not per and shared is None:
+        return {}
+    frames = list(per) if per else [None] * n_frames
+    out = {k: [] for k in ("frame_positions", "frame_orientations", "frame_trigger_times",
+                           "frame_slopes", "frame_intercepts", "frame_stack_positions",
+                           "frame_temporal_indices", "frame_inversion_times")}
+    for fr in frames:
+        out["frame_positions"].append(_nums(_frame_value(fr, shared, "PlanePositionSequence", "ImagePositionPatient"), 3))
+        out["frame_orientations"].append(_nums(_frame_value(fr, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6))
+        out["frame_trigger_times"].append(_num(_frame_value(fr, shared, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")))
+        out["frame_slopes"].append(_num(_frame_value(fr, shared, "PixelValueTransformationSequence", "RescaleSlope")))
+        out["frame_intercepts"].append(_num(_frame_value(fr, shared, "PixelValueTransformationSequence", "RescaleIntercept")))
+        out["frame_stack_positions"].append(_num(_frame_value(fr, shared, "FrameContentSequence", "InStackPositionNumber"), int))
+        out["frame_temporal_indices"].append(_num(_frame_value(fr, shared, "FrameContentSequence", "TemporalPositionIndex"), int))
+        ti = _frame_value(fr, shared, "MRModifierSequence", "InversionTimes")
+        out["frame_inversion_times"].append(_nums(ti)[0] if _nums(ti) else None)
+    if shared is not None:
+        spacing = _nums(_frame_value(None, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
+        thick = _num(_frame_value(None, shared, "PixelMeasuresSequence", "SliceThickness"))
+        out["shared_pixel_spacing"], out["shared_slice_thickness"] = spacing, thick
+    if per:
+        first = per[0]
+        out.setdefault("shared_pixel_spacing", None)
+        if out["shared_pixel_spacing"] is None:
+            out["shared_pixel_spacing"] = _nums(_frame_value(first, None, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    return out
+
+
+def _parse(path: Path, force: bool):
+    seen: dict = {}
+
+    def stop(tag, vr, length):
+        if tag in _PIXEL_TAGS:
+            seen["tag"], seen["vr"], seen["length"] = int(tag), vr, length
+            return True
+        return False
+
+    with open(path, "rb") as f:
+        ds = read_partial(f, stop_when=stop, force=force)
+        seen["offset"] = f.tell()
+    return ds, seen
+
+
+def _pixel_header_size(ds, vr) -> int:
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    implicit = ts == "1.2.840.10008.1.2" if ts else bool(getattr(ds, "is_implicit_VR", False))
+    if implicit:
+        return 8
+    return 12 if vr in ("OB", "OW", "OF", "OD", "UN", "SQ", "UT", "OL", "OV", None) else 8
+
+
+def read_header(path, require_mr: bool = True) -> dict:
+    """The header fields the pipeline needs, as plain Python values (see module docstring)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DicomReadError("file not found", path) from None
+    except OSError as e:
+        raise DicomReadError(f"cannot open file ({e.strerror or e})", path) from None
+    if size == 0:
+        raise DicomReadError("empty file (0 bytes)", path)
+    with open(path, "rb") as f:
+        head = f.read(132)
+    has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+    try:
+        ds, seen = _parse(path, force=not has_preamble)
+    except EOFError as e:
+        raise DicomReadError(f"truncated header (end of file while reading: {e})", path) from None
+    except Exception as e:  # pydicom raises many types on garbage
+        if not has_preamble:
+            raise DicomReadError("not a DICOM file (no DICM preamble at byte 128 and the bytes do not parse as a DICOM dataset)", path) from None
+        raise DicomReadError(f"unreadable DICOM header ({type(e).__name__}: {str(e)[:160]})", path) from None
+    present = [kw for kw in _REQUIRED if _get(ds, kw)]
+    if not has_preamble and not present and not _get(ds, "SOPClassUID"):
+        raise DicomReadError("not a DICOM file (no DICM preamble at byte 128 and no DICOM identifiers such as SOPInstanceUID or SeriesInstanceUID)", path)
+    missing = [kw for kw in _REQUIRED if kw not in present]
+    if missing:
+        hint = "; the file may be truncated" if "tag" not in seen else ""
+        raise DicomReadError(f"header incomplete: missing {', '.join(missing)}{hint}", path)
+
+    modality = str(_get(ds, "Modality", "") or "").upper()
+    sop_class = str(_get(ds, "SOPClassUID", "") or "")
+    if require_mr:
+        if modality and modality != "MR":
+            raise DicomReadError(f"modality {modality} is not MR", path)
+        if not modality and sop_class not in _MR_SOP_CLASSES:
+            raise DicomReadError(f"modality missing and SOP class {sop_class or '(none)'} is not an MR image", path)
+    if "tag" not in seen:
+        raise DicomReadError("no pixel data", path)
+
+    meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+    meta_missing = not has_preamble or not ts
+    if not ts:  # pydicom guessed the encoding from the dataset itself
+        ts = "1.2.840.10008.1.2" if getattr(ds, "is_implicit_VR", True) else (
+            "1.2.840.10008.1.2.1" if getattr(ds, "is_little_endian", True) else "1.2.840.10008.1.2.2")
+    uid = UID(ts)
+    if not uid.is_transfer_syntax:
+        raise DicomReadError(f"unknown transfer syntax {ts}", path)
+    undefined = seen["length"] in (0xFFFFFFFF, -1)
+    if uid.is_encapsulated and not undefined:
+        raise DicomReadError(f"transfer syntax {uid.name} says compressed but pixel data is not encapsulated", path)
+    if not uid.is_encapsulated and undefined:
+        raise DicomReadError(f"transfer syntax {uid.name} says native but pixel data is encapsulated (compressed)", path)
+
+    rows, cols = _num(_get(ds, "Rows"), int), _num(_get(ds, "Columns"), int)
+    n_frames = _num(_get(ds, "NumberOfFrames"), int) or 1
+    if not rows or not cols:
+        raise DicomReadError(f"no image size (Rows={rows}, Columns={cols})", path)
+    if not uid.is_deflated:
+        start = seen["offset"] + _pixel_header_size(ds, seen["vr"])
+        if not undefined and start + seen["length"] > size:
+            raise DicomReadError(f"truncated: pixel data needs {seen['length']} bytes, file has {max(size - start, 0)}", path)
+        if undefined:
+            with open(path, "rb") as f:
+                f.seek(max(size - 4096, 0))
+                tail = f.read()
+            if _SEQ_DELIMITER not in tail:
+                raise DicomReadError("truncated: encapsulated pixel data has no end delimiter", path)
+        if not undefined:
+            bits = _num(_get(ds, "BitsAllocated"), int) or 16
+            spp = _num(_get(ds, "SamplesPerPixel"), int) or 1
+            need = rows * cols * n_frames * spp * bits // 8
+            if seen["length"] < need:
+                raise DicomReadError(f"pixel data is {seen['length']} bytes, Rows x Columns x frames x bits needs {need}", path)
+
+    h = {
+        "path": str(path),
+        "sop_instance_uid": str(_get(ds, "SOPInstanceUID")),
+        "study_instance_uid": str(_get(ds, "StudyInstanceUID")),
+        "series_instance_uid": str(_get(ds, "SeriesInstanceUID")),
+        "modality": modality,
+        "sop_class_uid": sop_class,
+        "transfer_syntax": ts,
+        "file_meta_missing": meta_missing,
+        "manufacturer": str(_get(ds, "Manufacturer", "") or ""),
+        "series_description": str(_get(ds, "SeriesDescription", "") or ""),
+        "protocol_name": str(_get(ds, "ProtocolName", "") or ""),
+        "series_number": _num(_get(ds, "SeriesNumber"), int),
+        "instance_number": _num(_get(ds, "InstanceNumber"), int),
+        "image_type": [str(v) for v in (_get(ds, "ImageType") or [])],
+        "image_orientation": _nums(_get(ds, "ImageOrientationPatient"), 6),
+        "image_position": _nums(_get(ds, "ImagePositionPatient"), 3),
+        "pixel_spacing": _nums(_get(ds, "PixelSpacing"), 2),
+        "slice_thickness": _num(_get(ds, "SliceThickness")),
+        "slice_location": _num(_get(ds, "SliceLocation")),
+        "trigger_time": _num(_get(ds, "TriggerTime")),
+        "cardiac_number_of_images": _num(_get(ds, "CardiacNumberOfImages"), int),
+        "inversion_time": _num(_get(ds, "InversionTime")),
+        "frame_time": _num(_get(ds, "FrameTime")),
+        "rows": rows,
+        "columns": cols,
+        "number_of_frames": n_frames,
+        "samples_per_pixel": _num(_get(ds, "SamplesPerPixel"), int) or 1,
+        "rescale_slope": _num(_get(ds, "RescaleSlope")),
+        "rescale_intercept": _num(_get(ds, "RescaleIntercept")),
+        "has_pixel_data": True,
+        "enhanced": False,
+        "frame_positions": None, "frame_orientations": None, "frame_trigger_times": None,
+        "frame_slopes": None, "frame_intercepts": None, "frame_stack_positions": None,
+        "frame_temporal_indices": None, "frame_inversion_times": None,
+    }
+    fg = _functional_groups(ds, n_frames)
+    if fg:
+        h["enhanced"] = True
+        for k, v in fg.items():
+            if k.startswith("frame_"):
+                h[k] = v
+        if h["pixel_spacing"] is None:
+            h["pixel_spacing"] = fg.get("shared_pixel_spacing")
+        if h["slice_thickness"] is None:
+            h["slice_thickness"] = fg.get("shared_slice_thickness")
+        if h["inversion_time"] is None:
+            tis = [t for t in fg["frame_inversion_times"] if t is not None]
+            h["inversion_time"] = tis[0] if tis else None
+        if h["image_orientation"] is None:
+            h["image_orientation"] = next((o for o in fg["frame_orientations"] if o), None)
+        if h["image_position"] is None:
+            h["image_position"] = next((p for p in fg["frame_positions"] if p), None)
+    for key, kw in _PHI_SOURCE.items():
+        h[key] = str(_get(ds, kw, "") or "")
+    return h
