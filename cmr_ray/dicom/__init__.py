@@ -16,7 +16,9 @@ from cmr_ray.dicom.headers import PHI_KEYS, read_header
 from cmr_ray.dicom.order import Grid, choose_series, order_series
 from cmr_ray.dicom.pixels import decode_file, load_grid, resize_keep_aspect, to_uint8
 from cmr_ray.dicom.series import Series, group_series
+from cmr_ray.dicom.stacks import merge_split_stacks, stack_base
 
 __all__ = ["Classification", "classify_description", "classify_series", "classify_study", "lge_variant",
            "DicomReadError", "SeriesError", "PHI_KEYS", "read_header", "Grid", "choose_series", "order_series",
-           "decode_file", "load_grid", "resize_keep_aspect", "to_uint8", "Series", "group_series"]
+           "decode_file", "load_grid", "resize_keep_aspect", "to_uint8", "Series", "group_series",
+           "merge_split_stacks", "stack_base"]
