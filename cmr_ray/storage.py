@@ -16,9 +16,9 @@ S3-compatible servers (MinIO, moto, Ceph): set `AWS_ENDPOINT_URL` (or the S3-onl
 inherit them.  Other pyarrow schemes (`gs://`, `hdfs://`) go through
 `pyarrow.fs.FileSystem.from_uri` unchanged.
 
-Writes go to a temporary name beside the target (`<name>.tmp-<random>`) and are then
-moved into place (a rename locally, a server-side copy on S3), so a reader never sees
-a half-written file under its final name.  `listdir` skips such temporaries.
+`write_bytes_atomic` never lets a reader see a half-written file under its final name:
+locally it writes `<name>.tmp-<random>` and renames; on S3 one upload is all-or-nothing
+by itself.  `listdir` skips such temporaries.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def filesystem(uri) -> tuple[pafs.FileSystem, str]:
         return _s3(s3_endpoint(), region), rest.rstrip("/")
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
-    except (pafs.ArrowInvalid, ValueError, OSError) as e:  # unknown scheme, bad URI
+    except (ValueError, OSError) as e:  # unknown scheme, bad URI
         raise StorageError(f"storage path {uri!r}: {e}") from None
     return fs, path
 
@@ -127,22 +127,30 @@ def read_bytes(uri) -> bytes:
 
 
 def write_bytes_atomic(uri, data: bytes) -> None:
-    """Write `data` to `uri`: a temporary name beside it first, then moved into place."""
+    """Write `data` to `uri` so that readers see the old content or the new, never a part.
+
+    Local: a temporary name beside the target, then `os.replace`.  Object stores: one
+    upload of the whole buffer; S3 makes an object visible only when its upload
+    completes, so this is already all-or-nothing (a temporary + copy would only add a
+    copy, and pyarrow's delete of the temporary leaves a 'dir/' marker object behind).
+    """
+    data = bytes(data)  # materialise first: nothing is opened if this fails
     fs, path = filesystem(uri)
-    parent = posixpath.dirname(path) if is_remote(uri) else os.path.dirname(path)
-    if parent:
-        fs.create_dir(parent, recursive=True)
+    if is_remote(uri):
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex[:10]}"
     try:
-        with fs.open_output_stream(tmp) as f:
-            f.write(bytes(data))
-        fs.move(tmp, path)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        try:
-            if fs.get_file_info(tmp).type == pafs.FileType.File:
-                fs.delete_file(tmp)
-        except OSError:
-            pass
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

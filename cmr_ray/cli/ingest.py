@@ -1,1 +1,105 @@
-COMMANDS = []  # filled by the command's owner
+"""`cmr-ray inspect`, `cmr-ray prepare`, `cmr-ray show`: DICOM in, clip store out."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("inspect")
+@click.argument("dicom_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="write the table as .csv or .parquet")
+@click.option("--store", help="use this store's salt, so study keys match the store's")
+def inspect_cmd(dicom_dir, out, store):
+    """Classify every series from headers only (no pixels); one row per series.
+
+    \b
+    Example:
+      cmr-ray inspect cohort/dicom --out series.csv
+    """
+    from cmr_ray.data.inspect import inspect_dir, table_text, write_rows
+
+    rows, failed = inspect_dir(dicom_dir, store=store)
+    click.echo(table_text(rows))
+    if failed:
+        click.echo(f"{failed} file(s) could not be read (run `cmr-ray prepare` for the manifest)", err=True)
+    if out:
+        try:
+            write_rows(rows, out)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        click.echo(f"wrote {len(rows)} series to {out}", err=True)
+
+
+@click.command("prepare")
+@click.argument("dicom_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--reports", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV with accession_number, report_text")
+@click.option("--out", "out", required=True, help="store directory or s3:// URI")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="labels CSV (optional)")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
+              help="experiment YAML (data.image_size, data.views, split fractions)")
+@click.option("--image-size", type=int, help="frame size in pixels (overrides data.image_size)")
+@click.option("--address", help="join an existing Ray cluster (default: start a local one)")
+@click.option("--num-cpus", type=int, help="CPUs for the local Ray")
+def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, num_cpus):
+    """Decode DICOM studies once into the de-identified clip store.
+
+    Writes STORE/shards/*.parquet, STORE/manifest.parquet (one row per input file) and
+    STORE/store.json.  Re-running is a no-op; new studies are added incrementally.
+
+    \b
+    Example:
+      cmr-ray prepare cohort/dicom --reports cohort/reports.csv --labels cohort/labels.csv \\
+          --out store --num-cpus 2
+    """
+    from cmr_ray.config import ConfigError, load_config
+    from cmr_ray.data.prepare import PrepareError, prepare
+    from cmr_ray.data.tables import TableError
+
+    try:
+        cfg = load_config(config, {"data.image_size": image_size} if image_size else None)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        summary = prepare(dicom_dir, reports, out, labels=labels, cfg=cfg, address=address,
+                          num_cpus=num_cpus)
+    except (PrepareError, TableError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        _shutdown_ray()
+    click.echo(summary.text)
+    if not summary.ok:
+        click.echo("error: no usable study (see the manifest for each file's reason)", err=True)
+        sys.exit(1)
+
+
+@click.command("show")
+@click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write")
+@click.option("--image-size", type=int, default=128, show_default=True, help="tile size in pixels")
+@click.option("--phases", type=int, default=12, show_default=True, help="cine phases shown per view")
+def show_cmd(study_dir, out, image_size, phases):
+    """Montage of one study: every recognised series labelled with its sequence/view.
+
+    \b
+    Example:
+      cmr-ray show cohort/dicom/study-0003 --out study.png
+    """
+    from cmr_ray.viz.montage import show_study
+
+    n = show_study(study_dir, out, size=image_size, phases=phases)
+    if n == 0:
+        raise click.ClickException(f"{study_dir}: no cine or LGE series recognised")
+    click.echo(f"wrote {out} ({n} series)")
+
+
+def _shutdown_ray():
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+COMMANDS = [inspect_cmd, prepare_cmd, show_cmd]

@@ -1,1 +1,91 @@
-COMMANDS = []  # filled by the command's owner
+"""`cmr-ray sweep`, `cmr-ray report`, `cmr-ray ui`: sweeps, their tables, and the MLflow UI."""
+from __future__ import annotations
+
+import click
+
+from cmr_ray.config import ConfigError
+
+
+@click.command("sweep")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+@click.option("--address", default=None, help="Ray cluster to join (default: start a local, loopback-only Ray)")
+@click.option("--resume", is_flag=True, help="continue the interrupted sweep: run only its unfinished trials")
+def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
+    """Train and evaluate every trial of EXPERIMENT.yaml on Ray Tune; log to MLflow."""
+    from cmr_ray.tune import run_sweep
+
+    try:
+        out = run_sweep(experiment, overrides, tracking_uri=tracking_uri, address=address, resume=resume)
+    except (ConfigError, FileNotFoundError, LookupError) as e:
+        raise click.ClickException(str(e)) from None
+    if any(s != "FINISHED" for s in out["status"].values()):
+        raise SystemExit(1)
+
+
+@click.command("report")
+@click.argument("experiment")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+@click.option("--run", "parent_id", default=None, help="a sweep's parent run id (default: the latest sweep)")
+def report_cmd(experiment, tracking_uri, parent_id):
+    """Print the paper-style tables (Table 4, Table 5) of EXPERIMENT's sweep from MLflow, as Markdown.
+
+    EXPERIMENT is the MLflow experiment name (an experiment file's stem, e.g. views) or the file."""
+    from pathlib import Path
+
+    from cmr_ray import tracking
+    from cmr_ray.tune.report import render_report
+
+    name = experiment
+    if experiment.endswith((".yaml", ".yml")):
+        from cmr_ray.config import load_config
+
+        try:
+            name = load_config(experiment)["sweep"]["experiment"]
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    if tracking_uri is None and not Path("mlflow.db").exists():
+        raise click.ClickException(f"no MLflow store here ({tracking.default_tracking_uri()}); run a sweep first or pass --tracking-uri")
+    try:
+        click.echo(render_report(tracking.client(tracking_uri), name, parent_id))
+    except LookupError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.command("ui")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (keep 127.0.0.1 unless you mean it)")
+@click.option("--tracking-uri", default=None, help="backend store (default: sqlite:///<cwd>/mlflow.db)")
+def ui_cmd(port, host, tracking_uri):
+    """Serve the MLflow UI on the sweep's store (bound to 127.0.0.1 by default)."""
+    import os
+    import signal
+    import subprocess
+
+    from cmr_ray import tracking
+
+    args = tracking.ui_command(tracking_uri, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: binding the MLflow UI to {host}: anyone who can reach it sees every run", err=True)
+    click.echo(f"MLflow UI on http://{host}:{port} (store {tracking.resolve_uri(tracking_uri)}); Ctrl-C stops it", err=True)
+    # Own process group: stopping `cmr-ray ui` (Ctrl-C or SIGTERM) stops the server and its workers.
+    proc = subprocess.Popen(args, env=tracking.ui_env(), start_new_session=True)
+
+    def stop(*_):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        raise SystemExit(proc.wait())
+    except KeyboardInterrupt:
+        stop()
+
+COMMANDS = [sweep_cmd, report_cmd, ui_cmd]

@@ -1,1 +1,55 @@
-COMMANDS = []  # filled by the command's owner
+import sys
+
+import click
+
+
+@click.command("train")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
+@click.option("--address", default=None, help="join this Ray cluster (default: start a local, loopback-only Ray)")
+@click.option("--storage-path", default=None, help="Ray Train storage, local dir or s3:// (default: train.storage_path)")
+@click.option("--name", default=None, help="run name (default: train.name); the same name and storage resumes")
+def train_cmd(experiment, overrides, address, storage_path, name):
+    """Contrastive pretraining of the video and text towers on Ray Train.
+
+    \b
+    Examples:
+      cmr-ray train experiments/base.yaml
+      cmr-ray train experiments/base.yaml --set train.epochs=3 --set train.workers=2 --name quick
+    Started again with the same --name and --storage-path, a run continues from its latest
+    checkpoint.
+    """
+    from cmr_ray.config import ConfigError, load_config
+    from cmr_ray.model.text import TextModelError
+    from cmr_ray.train.trainer import TrainingSetupError, run_training
+
+    try:
+        cfg = load_config(experiment, list(overrides))
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    run = name or cfg["train"]["name"]
+    click.echo(f"[cmr-ray train] {cfg['data']['views']} × {cfg['data']['frames']} frames, store "
+               f"{cfg['data']['store']}, {cfg['train']['epochs']} epochs on {cfg['train']['workers']} worker(s); "
+               f"run '{run}' in {storage_path or cfg['train']['storage_path']}")
+    try:
+        result = run_training(cfg, storage_path=storage_path, name=name, address=address)
+    except (TrainingSetupError, TextModelError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    if result.error:
+        click.echo(f"error: training failed: {result.error}", err=True)
+        sys.exit(1)
+    m = result.metrics or {}
+    click.echo(f"[cmr-ray train] done: epoch {m.get('epoch')}  val/rsum {m.get('val/rsum', float('nan')):.1f}  "
+               f"val/loss {m.get('val/loss', float('nan')):.4f}")
+    if result.checkpoint is not None:
+        click.echo(f"[cmr-ray train] latest checkpoint: {result.checkpoint.path}")
+    best = getattr(result, "best_checkpoints", None) or []
+    if best:
+        ckpt, bm = max(best, key=lambda cm: cm[1].get("val/rsum", float("-inf")))
+        click.echo(f"[cmr-ray train] best checkpoint (val/rsum {bm.get('val/rsum', float('nan')):.1f}): {ckpt.path}")
+    click.echo(f"[cmr-ray train] run directory: {result.path}")
+
+
+COMMANDS = [train_cmd]

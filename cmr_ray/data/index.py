@@ -53,6 +53,12 @@ def list_input_files(dicom_dir: str | os.PathLike) -> list[InputFile]:
     return sorted(out, key=lambda f: f.path)
 
 
+def error_reason(e: BaseException) -> str:
+    """One line for the manifest: DicomReadError's bare reason, else the exception text."""
+    msg = getattr(e, "reason", None) or " ".join(str(e).split())
+    return msg if msg else type(e).__name__
+
+
 def read_one(root: str, relpath: str) -> tuple[dict | None, str | None]:
     """(header, None) or (None, one-line error).  Headers only; a bad file never raises."""
     from cmr_ray.dicom.headers import read_header
@@ -60,11 +66,7 @@ def read_one(root: str, relpath: str) -> tuple[dict | None, str | None]:
     try:
         header = read_header(os.path.join(root, relpath))
     except Exception as e:  # DicomReadError and anything a broken file provokes
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return None, msg
-    modality = str(header.get("Modality") or "").upper()
-    if modality and modality != "MR":
-        return None, f"not MR (Modality {modality})"
+        return None, error_reason(e)
     return header, None
 
 

@@ -58,6 +58,15 @@ def patient_key(salt: str, patient_id: str) -> str:
     return "p" + _key(salt, "patient", patient_id)
 
 
+def series_key(salt: str, series_uid: str) -> str:
+    return "r" + _key(salt, "series", series_uid)
+
+
+def accession_key(salt: str, accession: str) -> str:
+    """Lets a re-run notice a changed report without the store holding the accession number."""
+    return "a" + _key(salt, "accession", accession)
+
+
 def assign_split(pkey: str, val_fraction: float, test_fraction: float) -> str:
     """Deterministic per patient: a uniform number from the (already salted) patient key."""
     u = int(hashlib.sha256(f"split:{pkey}".encode()).hexdigest()[:15], 16) / 16**15

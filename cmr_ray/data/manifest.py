@@ -4,13 +4,17 @@
     print(summary_text(manifest_rows, study_rows))
 
 Manifest row: path (relative to the DICOM dir), status (used | ignored | failed), reason,
-study_key, series_uid, sequence, view, plus size and mtime_ns (how a re-run recognises an
-unchanged file).  Study registry row (`STORE/studies.parquet`): study_key, fingerprint of
-the study's input files, status (used | excluded), reason, shard, split.
+study_key, series_key, sequence, view, plus size and mtime_ns (how a re-run recognises an
+unchanged file).  `series_key` is a salted hash of SeriesInstanceUID, not the UID itself:
+real UIDs often embed the acquisition date and time (e.g. '999.999.2.19960619.163000'),
+and no StudyDate may leave `prepare`; `cmr-ray inspect` shows the raw UIDs locally.  Study registry row (`STORE/studies.parquet`): study_key, fingerprint of
+the study's input files and report, status (used | excluded), reason, shard, split,
+accession_key (salted hash; how a re-run notices a changed report).
 """
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 
 import pyarrow as pa
@@ -22,7 +26,7 @@ STATUSES = ("used", "ignored", "failed")
 
 MANIFEST_SCHEMA = pa.schema([
     ("path", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-    ("study_key", pa.string()), ("series_uid", pa.string()),
+    ("study_key", pa.string()), ("series_key", pa.string()),
     ("sequence", pa.string()), ("view", pa.string()),
     ("size", pa.int64()), ("mtime_ns", pa.int64()),
 ])
@@ -30,13 +34,14 @@ MANIFEST_SCHEMA = pa.schema([
 STUDY_SCHEMA = pa.schema([
     ("study_key", pa.string()), ("fingerprint", pa.string()), ("status", pa.string()),
     ("reason", pa.string()), ("shard", pa.string()), ("split", pa.string()),
+    ("accession_key", pa.string()),
 ])
 
 
-def file_row(path, status, reason="", study_key=None, series_uid=None, sequence=None, view=None,
+def file_row(path, status, reason="", study_key=None, series_key=None, sequence=None, view=None,
              size=None, mtime_ns=None) -> dict:
     assert status in STATUSES, status
-    return dict(path=path, status=status, reason=reason, study_key=study_key, series_uid=series_uid,
+    return dict(path=path, status=status, reason=reason, study_key=study_key, series_key=series_key,
                 sequence=sequence, view=view, size=size, mtime_ns=mtime_ns)
 
 
@@ -70,12 +75,14 @@ def summary_text(manifest: list[dict], studies: list[dict]) -> str:
     st = Counter("used" if s["status"] == "used" else f"excluded: {s['reason']}" for s in studies)
     lines += _table("studies", st)
     lines += _table("files", Counter(r["status"] for r in manifest))
-    reasons = Counter(f"{r['status']}: {_short(r['reason'])}" for r in manifest if r["status"] != "used")
+    reasons = Counter(f"{r['status']}: {reason_kind(r['reason'])}" for r in manifest if r["status"] != "used")
     if reasons:
         lines += _table("files not used, by reason", reasons, "not used")
     return "\n".join(lines)
 
 
-def _short(reason: str, n: int = 70) -> str:
-    reason = (reason or "").replace("\n", " ")
-    return reason if len(reason) <= n else reason[: n - 1] + "…"
+def reason_kind(reason: str, n: int = 70) -> str:
+    """A reason without its particulars, to count alike reasons together in the summary:
+    'truncated: pixel data needs 5120 bytes, file has 100' -> '... needs N bytes, file has N'."""
+    kind = re.sub(r"\d+(?:\.\d+)*", "N", (reason or "").split(" (")[0].split(";")[0].replace("\n", " "))
+    return kind if len(kind) <= n else kind[: n - 1] + "…"

@@ -3,7 +3,7 @@
     plan = plan_studies(index_rows, reports, labels, salt, cfg)
     plan.studies   # [StudyPlan]: keys, split, impression, labels, slot -> series grid
     plan.files     # {relpath: manifest row} for every indexed file
-    plan.excluded  # [(study_key, reason)]
+    plan.excluded  # [Excluded(study_key, reason, files, accession_key)]
 
 `index_rows` are `cmr_ray.data.index` rows ({"path", "header", "error"}); headers are
 read with absolute paths, so the grids point at files the decode tasks can open.
@@ -11,7 +11,9 @@ read with absolute paths, so the grids point at files the decode tasks can open.
 Rules (each decision leaves a reason in the manifest):
 - a study is the set of files sharing StudyInstanceUID; its key is a salted hash of it,
   the patient key a salted hash of PatientID (StudyInstanceUID when PatientID is empty);
-- series are classified by `cmr_ray.dicom.classify`; 'other' series are ignored;
+- series are classified by `cmr_ray.dicom.classify.classify_study` (unnamed views take
+  the study's described planes); 'other' series and view 'none' are ignored; a SAX stack
+  written one series per slice is merged (`cmr_ray.dicom.stacks.merge_split_stacks`);
 - several series for one (sequence, view): `cmr_ray.dicom.order.choose_series` picks one
   deterministically; the rest are ignored as repeated acquisitions;
 - the report is joined by AccessionNumber; no report, two different reports, or no
@@ -29,13 +31,12 @@ from cmr_ray.data.manifest import file_row
 from cmr_ray.data.schema import BINARY_LABELS
 from cmr_ray.views import combo_slots
 
-PHI_FIELDS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
-              "StudyDate")
 
 
 @dataclass
 class SlotPlan:
-    series_uid: str
+    series_uid: str     # raw UID, in memory only (the manifest gets series_key)
+    series_key: str
     sequence: str
     view: str
     grid: list          # [slices][phases] of (abs path, frame index)
@@ -51,6 +52,15 @@ class StudyPlan:
     labels: dict
     slots: dict = field(default_factory=dict)   # slot name -> SlotPlan
     files: list = field(default_factory=list)   # every relpath of the study
+    accession_key: str = ""                     # salted; lets a re-run see a changed report
+
+
+@dataclass
+class Excluded:
+    study_key: str
+    reason: str
+    files: list
+    accession_key: str = ""
 
 
 @dataclass
@@ -64,21 +74,20 @@ def _s(v) -> str:
     return "" if v is None else str(v).strip()
 
 
-def phi_values(headers: list[dict]) -> list[str]:
-    """The identity values a study's headers carry (for scrubbing the impression)."""
-    vals = set()
-    for h in headers:
-        for k in PHI_FIELDS:
+def phi_values(headers: list[dict]) -> dict[str, str]:
+    """The identity values a study's headers carry (every `phi_*` key that
+    `cmr_ray.dicom.headers.read_header` fills), keyed by kind for `scrub`; a second distinct
+    value of the same key gets a suffixed key ('phi_patient_name#2')."""
+    out: dict[str, str] = {}
+    for k in sorted({k for h in headers for k in h if k.startswith("phi_")}):
+        seen = []
+        for h in headers:
             v = _s(h.get(k))
-            if v:
-                vals.add(v)
-    return sorted(vals)
-
-
-def _series_paths(series) -> list[str]:
-    from cmr_ray.dicom.series import series_paths
-
-    return series_paths(series)
+            if v and v not in seen:
+                seen.append(v)
+        for i, v in enumerate(seen):
+            out[k if i == 0 else f"{k}#{i + 1}"] = v
+    return out
 
 
 def _report_for(accession: str, reports: dict) -> tuple[str | None, str | None]:
@@ -93,11 +102,12 @@ def _report_for(accession: str, reports: dict) -> tuple[str | None, str | None]:
     return texts[0], None
 
 
-def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str, cfg: dict,
-                 relpath_of=None) -> Plan:
-    from cmr_ray.dicom.classify import classify_series
+def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str,
+                 cfg: dict) -> Plan:
+    from cmr_ray.dicom.classify import classify_study
     from cmr_ray.dicom.order import choose_series, order_series
     from cmr_ray.dicom.series import group_series
+    from cmr_ray.dicom.stacks import merge_split_stacks
     from cmr_ray.text.report import extract_impression, scrub
 
     data = cfg["data"]
@@ -111,7 +121,7 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
         if h is None:
             files[r["path"]] = file_row(r["path"], "failed", r["error"] or "unreadable")
             continue
-        uid = _s(h.get("StudyInstanceUID"))
+        uid = _s(h.get("study_instance_uid"))
         if not uid:
             files[r["path"]] = file_row(r["path"], "failed", "no StudyInstanceUID in the header")
             continue
@@ -123,8 +133,11 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
         rows = by_study[uid]
         headers = [r["header"] for r in rows]
         skey = keys.study_key(salt, uid)
-        pid = next((_s(h.get("PatientID")) for h in headers if _s(h.get("PatientID"))), "")
+        pid = next((_s(h.get("phi_patient_id")) for h in headers if _s(h.get("phi_patient_id"))), "")
         pkey = keys.patient_key(salt, pid or f"study:{uid}")
+        accession = next((_s(h.get("phi_accession_number")) for h in headers
+                          if _s(h.get("phi_accession_number"))), "")
+        akey = keys.accession_key(salt, accession) if accession else ""
         rels = [r["path"] for r in rows]
 
         def mark(paths, status, reason, uid_=None, seq=None, view=None):
@@ -133,26 +146,32 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
 
         # series -> classification -> candidates per slot
         candidates: dict[str, list] = {}
-        try:
-            series_list = group_series(headers)
-        except Exception as e:  # the grouping itself refused the study's headers
-            mark(rels, "failed", f"series grouping failed: {e}")
-            excluded.append((skey, "series grouping failed"))
-            continue
-        for series in series_list:
-            spaths = [rel_of.get(os.path.abspath(p), p) for p in _series_paths(series)]
-            c = classify_series(series)
+        series_list = group_series(headers)  # never raises: problems are on each Series
+        series_list, classes, _ = merge_split_stacks(series_list, classify_study(series_list))
+        for series, c in zip(series_list, classes):
+            suid = keys.series_key(salt, series.series_uid)
+            rel = lambda p: rel_of.get(os.path.abspath(p), p)  # noqa: E731
+            spaths = [rel(h["path"]) for h in series.headers]
             if c.sequence not in ("cine", "lge") or c.view not in ("sax", "2ch", "3ch", "4ch"):
                 mark(spaths, "ignored", f"series classified {c.sequence}/{c.view} ({c.rule})",
-                     series.uid, c.sequence, c.view)
+                     suid, c.sequence, c.view)
                 continue
             try:
                 grid = order_series(series)
             except Exception as e:
-                mark(spaths, "failed", f"series cannot be ordered: {e}", series.uid, c.sequence, c.view)
+                mark(spaths, "failed", f"series unusable: {getattr(e, 'reason', e)}", suid,
+                     c.sequence, c.view)
                 continue
-            mark(spaths, "used", "", series.uid, c.sequence, c.view)
-            candidates.setdefault(f"{c.sequence}_{c.view}", []).append((series, grid, spaths, c))
+            in_grid = {rel(p) for p in grid.paths}
+            mark([p for p in spaths if p in in_grid], "used", "", suid, c.sequence, c.view)
+            leftovers = {rel(p): why for p, why in (getattr(series, "file_problems", None) or {}).items()}
+            leftovers.update({rel(q): why for q, why in grid.dropped.items()})
+            for p in spaths:
+                if p not in in_grid:  # a duplicate is ignored (its twin is used); else failed
+                    why = leftovers.get(p, "not placed in the series grid")
+                    status = "failed" if p in leftovers and not why.startswith("duplicate") else "ignored"
+                    mark([p], status, why, suid, c.sequence, c.view)
+            candidates.setdefault(f"{c.sequence}_{c.view}", []).append((series, grid, sorted(in_grid), c))
 
         slots: dict[str, SlotPlan] = {}
         for slot in sorted(candidates):
@@ -160,12 +179,13 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
             chosen = choose_series([s for s, *_ in cands]) if len(cands) > 1 else cands[0][0]
             for series, grid, spaths, c in cands:
                 if series is chosen:
-                    slots[slot] = SlotPlan(series.uid, c.sequence, c.view, grid, spaths)
+                    slots[slot] = SlotPlan(series.series_uid, keys.series_key(salt, series.series_uid),
+                                           c.sequence, c.view, grid, spaths)
                 else:
-                    mark(spaths, "ignored", f"repeated acquisition of {slot}; chose series {chosen.uid}",
-                         series.uid, c.sequence, c.view)
+                    mark(spaths, "ignored", f"repeated acquisition of {slot}; chose series "
+                         f"{keys.series_key(salt, chosen.series_uid)}", keys.series_key(salt, series.series_uid),
+                         c.sequence, c.view)
 
-        accession = next((_s(h.get("AccessionNumber")) for h in headers if _s(h.get("AccessionNumber"))), "")
         text, reason = _report_for(accession, reports)
         impression = None
         if reason is None:
@@ -180,9 +200,9 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
                 r0 = files.get(p, {})
                 if r0.get("status") == "failed":
                     continue  # its own error stays the more specific reason
-                mark([p], "ignored", f"study excluded: {reason}", r0.get("series_uid"),
+                mark([p], "ignored", f"study excluded: {reason}", r0.get("series_key"),
                      r0.get("sequence"), r0.get("view"))
-            excluded.append((skey, reason))
+            excluded.append(Excluded(skey, reason, rels, akey))
             continue
 
         lab = labels.get(accession) or {}
@@ -192,7 +212,7 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
             study_key=skey, patient_key=pkey,
             split=keys.assign_split(pkey, data["val_fraction"], data["test_fraction"]),
             impression=scrub(impression, phi_values(headers)),
-            labels=study_labels, slots=slots, files=rels,
+            labels=study_labels, slots=slots, files=rels, accession_key=akey,
         ))
         for p in rels:  # files of a kept study that no slot uses
             if files.get(p) is None:

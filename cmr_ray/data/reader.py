@@ -80,5 +80,9 @@ def read_split(store, slots, split: str | None = None):
     fs, paths = shard_paths(store)
     if not paths:
         raise StoreError(f"{store}: the store has no shards")
-    filt = (pc.field("split") == split) if split else None
-    return ray.data.read_parquet(paths, filesystem=fs, columns=columns_for(slots), filter=filt)
+    ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(columns_for(slots))
+    if split:
+        from ray.data.expressions import col
+
+        ds = ds.filter(expr=col("split") == split)  # pushed into the Parquet scan by Ray's optimizer
+    return ds

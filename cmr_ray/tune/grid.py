@@ -49,7 +49,7 @@ def trial_name(cfg: dict, extra: dict | None = None) -> str:
     overridden keys so names stay unique within a sweep."""
     parts = [
         paper_name(cfg["data"]["views"]),
-        f"{cfg['data']['frames']} frames",
+        f"{cfg['data']['frames']} frame{'s' if cfg['data']['frames'] != 1 else ''}",
         f"τ={cfg['model']['temperature']:g}",
         f"seed {cfg['train']['seed']}",
     ]
@@ -105,11 +105,18 @@ def trial_resources(cfg: dict) -> dict:
     return need
 
 
+DATA_CPUS = 1.0  # CPUs left free for Ray Data's read and sampling tasks (they run outside the trials)
+
+
 def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
-    """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1."""
+    """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1.
+    `DATA_CPUS` of the cluster's CPUs stay free: Ray Data tasks feeding the trials need them,
+    and a cluster whose CPUs are all held by trials would starve its own input pipelines."""
     n = cfg["sweep"]["max_concurrent"]
     if n <= 0:
         need = trial_resources(cfg)
-        fits = [math.floor(cluster.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
+        have = dict(cluster)
+        have["CPU"] = max(0.0, have.get("CPU", 0.0) - DATA_CPUS)
+        fits = [math.floor(have.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
         n = min(fits) if fits else n_trials
     return max(1, min(n, n_trials))

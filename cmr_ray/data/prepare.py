@@ -1,0 +1,376 @@
+"""`prepare`: DICOM studies + reports -> the de-identified, decode-once clip store.
+
+    from cmr_ray.data.prepare import prepare
+    summary = prepare("cohort/dicom", "cohort/reports.csv", "store", labels="cohort/labels.csv",
+                      cfg=load_config("exp.yaml"), address=None, num_cpus=2)
+    print(summary.text); summary.ok
+
+Three passes on Ray (`cmr_ray.runtime.init_ray`):
+1. index: the driver lists files, Ray Data reads headers in parallel (no pixels);
+2. plan: plain Python over the small index (`cmr_ray.data.plan`);
+3. decode + write: Ray Data `map_batches` over the plan, one batch of whole studies per
+   task; each task decodes its studies' chosen series and streams them (one row group per
+   study) into one shard `STORE/shards/part-<hash>.parquet`, written under a temp name and
+   renamed into place.  No groupby over pixel data; pixels never pass through the driver.
+
+Incremental and restartable.  `STORE/studies.parquet` (the study registry) is the commit
+point, written after every shard: each study's key, the fingerprint of its input files
+(path, size, mtime) and of its report and labels, and the shard holding it.  A re-run
+indexes only new or changed files (plus the other files of studies they touch), and
+rewrites only studies whose fingerprint changed, so the same input twice is a no-op.  On
+start, temp files and shards the registry does not name (left by an interrupted run) are
+deleted, and a registry entry whose shard lost or lacks the study is redone.
+
+Privacy: study and patient keys are salted hashes (`cmr_ray.data.keys`); the impression is
+scrubbed of the study's PHI values; the manifest holds paths relative to the DICOM dir.
+The store must not be written somewhere the DICOM folder names would leak (real archives
+sometimes name folders after patients): pass a DICOM dir whose sub-folder names are not PHI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cmr_ray.data import keys, storefs
+from cmr_ray.data.index import error_reason, index_ray, list_input_files
+from cmr_ray.data.manifest import (MANIFEST_SCHEMA, STUDY_SCHEMA, file_row, read_rows,
+                                   summary_text, write_table)
+from cmr_ray.data.schema import SCHEMA_VERSION, arrow_schema, encode_view
+from cmr_ray.data.tables import load_labels, load_reports
+from cmr_ray.views import combo_slots
+
+# Settings a store is bound to: a later run with different ones would mix incompatible rows.
+BOUND = ("image_size", "clip_percentiles", "views", "val_fraction", "test_fraction")
+
+
+class PrepareError(RuntimeError):
+    pass
+
+
+@dataclass
+class Summary:
+    store: str
+    studies_used: int = 0
+    studies_written: int = 0          # (re)written in this run
+    studies_excluded: dict = field(default_factory=dict)   # reason -> count
+    files: dict = field(default_factory=dict)              # status -> count
+    input_files: int = 0
+    seconds: float = 0.0
+    phases: dict = field(default_factory=dict)             # index/plan/write -> seconds
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.studies_used > 0
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- decode + write (workers)
+
+def decode_study(plan, image_size: int, percentiles) -> tuple[dict, list]:
+    """One store row for a study, and [(slot, abs path or None, reason)] for slots that failed."""
+    from cmr_ray.dicom.pixels import load_grid, to_uint8
+
+    row = {"study_key": plan.study_key, "patient_key": plan.patient_key, "split": plan.split,
+           "impression": plan.impression, **plan.labels}
+    failures = []
+    for slot, sp in sorted(plan.slots.items()):
+        try:
+            frames = to_uint8(load_grid(sp.grid), image_size, percentiles)
+            row[slot], row[f"{slot}_shape"] = encode_view(frames)
+        except Exception as e:  # a file whose pixels do not decode loses its slot, not the run
+            failures.append((slot, getattr(e, "path", None), error_reason(e)))
+    return row, failures
+
+
+def write_shard_batch(batch: pa.Table, store: str, image_size: int, percentiles, required) -> pa.Table:
+    """Ray Data batch function: plans in, one shard written, one result row per study out."""
+    plans = [pickle.loads(b) for b in batch["plan"].to_pylist()]
+    fs, root = storefs.open_store(store)
+    name = "part-" + keys.fingerprint(p.study_key for p in plans)[:16] + ".parquet"
+    path = storefs.join(root, "shards", name)
+    tmp = f"{path}{storefs.TMP_MARK}{uuid.uuid4().hex[:8]}"
+    schema = arrow_schema()
+    writer, out = None, []
+    try:
+        for p in plans:
+            row, failures = decode_study(p, image_size, percentiles)
+            ok = any(row.get(s) is not None for s in required)
+            if ok:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, schema, filesystem=fs)
+                writer.write_table(pa.Table.from_pylist([row], schema=schema))
+            bad = ", ".join(sorted(f[0] for f in failures))
+            out.append({"study_key": p.study_key, "status": "used" if ok else "excluded",
+                        "reason": "" if ok else f"no required view decodes (failed: {bad or 'none'})",
+                        "shard": name if ok else None, "failures": json.dumps(failures)})
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        fs.move(tmp, path)
+    return pa.Table.from_pylist(out, schema=pa.schema([
+        ("study_key", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+        ("shard", pa.string()), ("failures", pa.string())]))
+
+
+def _write_studies(plans, store: str, cfg: dict, cpus: int, progress: bool) -> list[dict]:
+    import ray
+
+    if not plans:
+        return []
+    data = cfg["data"]
+    # Whole studies per task, several tasks per CPU so a slow study does not idle a core.
+    per_shard = max(1, min(32, -(-len(plans) // (3 * cpus))))
+    ds = ray.data.from_items([{"study_key": p.study_key, "plan": pickle.dumps(p)} for p in plans],
+                             override_num_blocks=-(-len(plans) // per_shard))
+    ds = ds.map_batches(write_shard_batch, batch_size=per_shard, batch_format="pyarrow",
+                        fn_kwargs=dict(store=store, image_size=data["image_size"],
+                                       percentiles=tuple(data["clip_percentiles"]),
+                                       required=combo_slots(data["views"])))
+    results = []
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        results += batch.to_pylist()
+        if progress:
+            print(f"\rstudies written: {len(results)}/{len(plans)}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return results
+
+
+# ---------------------------------------------------------------- store state (driver)
+
+def _check_bound(info: dict, cfg: dict, salt_fp: str, store: str) -> None:
+    if info.get("schema_version") != SCHEMA_VERSION:
+        raise PrepareError(f"{store}: store schema version {info.get('schema_version')} "
+                           f"(this cmr-ray writes {SCHEMA_VERSION}); use a new --out")
+    if info.get("salt_fingerprint") != salt_fp:
+        raise PrepareError(f"{store}: the salt differs from the one this store was written with "
+                           f"(check {keys.SALT_ENV}); use the same salt or a new --out")
+    for k in BOUND:
+        if k in info.get("settings", {}) and info["settings"][k] != cfg["data"][k]:
+            raise PrepareError(f"{store}: written with data.{k}={info['settings'][k]!r}, this "
+                               f"config says {cfg['data'][k]!r}; use a new --out")
+
+
+def _shard_contents(fs, shard_dir: str, progress: bool) -> dict[str, set]:
+    """{shard name: study keys in it}; unreadable shards (a partial file) are deleted."""
+    out = {}
+    for path in storefs.list_files(fs, shard_dir, ".parquet"):
+        name = path.rsplit("/", 1)[-1]
+        try:
+            with fs.open_input_file(path) as f:
+                out[name] = set(pq.read_table(f, columns=["study_key"]).column(0).to_pylist())
+        except Exception as e:
+            _say(f"removing unreadable shard {name} ({error_reason(e)}); its studies are redone", progress)
+            fs.delete_file(path)
+    return out
+
+
+def _remove_from_shards(fs, shard_dir, contents: dict, drop: set) -> None:
+    """Rewrite shards without the studies in `drop` (atomic per shard)."""
+    for name, studies in list(contents.items()):
+        if not studies & drop:
+            continue
+        path = storefs.join(shard_dir, name)
+        keep = studies - drop
+        if not keep:
+            fs.delete_file(path)
+            del contents[name]
+            continue
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f)
+        table = table.filter(pc.is_in(table["study_key"], pa.array(sorted(keep))))
+        tmp = f"{path}{storefs.TMP_MARK}{uuid.uuid4().hex[:8]}"
+        pq.write_table(table, tmp, filesystem=fs, row_group_size=1)
+        fs.move(tmp, path)
+        contents[name] = keep
+
+
+def _report_fps(reports: dict, labels: dict, salt: str) -> dict[str, str]:
+    out = {}
+    for acc in set(reports) | set(labels):
+        items = [f"r:{t}" for t in reports.get(acc, [])]
+        items.append("l:" + json.dumps(labels.get(acc), sort_keys=True))
+        out[keys.accession_key(salt, acc)] = keys.fingerprint(items)
+    return out
+
+
+def _study_fp(stamps: list[str], rfp: str) -> str:
+    return keys.fingerprint(list(stamps) + [f"report:{rfp}"])
+
+
+# ---------------------------------------------------------------- the command
+
+class _HideProgressNote:
+    def filter(self, record):
+        return "Progress bars disabled" not in record.getMessage()
+
+
+def quiet_ray_data() -> None:
+    """Ray Data's console chatter (execution plans, 'progress bars disabled') off; its
+    session log files keep everything.  cmr-ray prints its own progress."""
+    import logging
+
+    for h in logging.getLogger("ray.data").handlers:
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setLevel(max(h.level, logging.WARNING))
+            if not any(isinstance(f, _HideProgressNote) for f in h.filters):
+                h.addFilter(_HideProgressNote())
+
+
+def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cpus=None,
+            progress: bool = True) -> Summary:
+    from cmr_ray.config import load_config
+    from cmr_ray.data.plan import plan_studies
+    from cmr_ray.runtime import init_ray
+
+    t0 = time.time()
+    cfg = cfg or load_config()
+    data = cfg["data"]
+    reports_by_acc = load_reports(reports)
+    labels_by_acc = load_labels(labels) if labels else {}
+    files = list_input_files(dicom_dir)
+    stamp = {f.path: f for f in files}
+    _say(f"{len(files)} files under {dicom_dir}; {len(reports_by_acc)} reports", progress)
+
+    fs, root = storefs.open_store(out)
+    shard_dir = storefs.join(root, "shards")
+    fs.create_dir(shard_dir, recursive=True)
+    for d in (root, shard_dir):
+        storefs.remove_temp_files(fs, d)
+    salt = keys.load_salt(fs, root)
+    salt_fp = keys.salt_fingerprint(salt)
+    info_path = storefs.join(root, "store.json")
+    if storefs.exists(fs, info_path):
+        _check_bound(json.loads(storefs.read_bytes(fs, info_path)), cfg, salt_fp, str(out))
+
+    # -- what the store already holds, and what changed since
+    prev_files = {r["path"]: r for r in read_rows(fs, storefs.join(root, "manifest.parquet"))}
+    prev_studies = {r["study_key"]: r for r in read_rows(fs, storefs.join(root, "studies.parquet"))}
+    contents = _shard_contents(fs, shard_dir, progress)
+    named = {s["shard"] for s in prev_studies.values() if s["shard"]}
+    for name in sorted(set(contents) - named):  # written by an interrupted run, never committed
+        fs.delete_file(storefs.join(shard_dir, name))
+        del contents[name]
+    rfps = _report_fps(reports_by_acc, labels_by_acc, salt)
+    files_of: dict[str, list[str]] = {}
+    for p, r in prev_files.items():
+        if r["study_key"]:
+            files_of.setdefault(r["study_key"], []).append(p)
+
+    def unchanged(p):
+        r, f = prev_files.get(p), stamp.get(p)
+        return r is not None and f is not None and (r["size"], r["mtime_ns"]) == (f.size, f.mtime_ns)
+
+    touched = set()
+    for k, s in prev_studies.items():
+        paths = files_of.get(k, [])
+        fp = _study_fp([stamp[p].stamp for p in paths if p in stamp], rfps.get(s["accession_key"] or "", ""))
+        in_shard = s["status"] != "used" or k in contents.get(s["shard"] or "", set())
+        if not all(unchanged(p) for p in paths) or fp != s["fingerprint"] or not in_shard:
+            touched.add(k)
+    todo = [f for f in files if not unchanged(f.path)]
+
+    t_index = time.time()
+    cpus = num_cpus
+    ray = init_ray(address, num_cpus) if (todo or touched) else None
+    if ray is not None:
+        quiet_ray_data()
+        cpus = int(num_cpus or ray.cluster_resources().get("CPU", 1))
+    idx = index_ray(dicom_dir, todo, cpus, progress=_progress if progress else None)
+    new_keys = {keys.study_key(salt, r["header"]["study_instance_uid"]) for r in idx if r["header"]}
+    touched |= new_keys & set(prev_studies)
+    done = {r["path"] for r in idx}
+    more = [stamp[p] for k in touched for p in files_of.get(k, []) if p in stamp and p not in done]
+    idx += index_ray(dicom_dir, sorted(more, key=lambda f: f.path), cpus,
+                     progress=_progress if progress else None)
+
+    # -- plan the studies that are new or changed
+    t_plan = time.time()
+    plan = plan_studies(idx, reports_by_acc, labels_by_acc, salt, cfg)
+    _remove_from_shards(fs, shard_dir, contents, touched | {s.study_key for s in plan.studies})
+    for k in touched:
+        prev_studies.pop(k, None)
+    t_write = time.time()
+    results = {r["study_key"]: r for r in _write_studies(plan.studies, str(out), cfg, cpus or 1, progress)}
+    phases = {"index": t_plan - t_index, "plan": t_write - t_plan, "write": time.time() - t_write}
+
+    # -- manifest and registry: untouched rows kept, the rest from this run
+    manifest = {p: r for p, r in prev_files.items() if p in stamp and unchanged(p)
+                and (r["study_key"] is None or r["study_key"] not in touched) and p not in done}
+    manifest.update(plan.files)
+    dicom_root = os.path.abspath(dicom_dir)
+    registry = dict(prev_studies)
+    for s in plan.studies:
+        res = results[s.study_key]
+        for slot, path, reason in json.loads(res["failures"]):
+            sp = s.slots[slot]
+            bad = os.path.relpath(path, dicom_root).replace(os.sep, "/") if path else None
+            for p in sp.files:
+                why = reason if (bad is None or p == bad) else f"series not decodable ({bad}: {reason})"
+                manifest[p] = file_row(p, "failed" if (bad is None or p == bad) else "ignored",
+                                       why, s.study_key, sp.series_key, sp.sequence, sp.view)
+        if res["status"] != "used":
+            for p in s.files:
+                if manifest[p]["status"] == "used":
+                    manifest[p] = {**manifest[p], "status": "ignored", "reason": f"study excluded: {res['reason']}"}
+        registry[s.study_key] = dict(study_key=s.study_key, status=res["status"], reason=res["reason"],
+                                     shard=res["shard"], split=s.split, accession_key=s.accession_key,
+                                     fingerprint=_study_fp([stamp[p].stamp for p in s.files],
+                                                           rfps.get(s.accession_key, "")))
+    for e in plan.excluded:
+        registry[e.study_key] = dict(study_key=e.study_key, status="excluded", reason=e.reason, shard=None,
+                                     split=None, accession_key=e.accession_key,
+                                     fingerprint=_study_fp([stamp[p].stamp for p in e.files],
+                                                           rfps.get(e.accession_key, "")))
+    prefix = dicom_root.rstrip(os.sep) + os.sep  # reasons name files relative to the DICOM dir
+    for p, r in manifest.items():
+        r["size"], r["mtime_ns"] = stamp[p].size, stamp[p].mtime_ns
+        if r["reason"] and prefix in r["reason"]:
+            r["reason"] = r["reason"].replace(prefix, "")
+    rows = [manifest[f.path] for f in files]
+    studies = sorted(registry.values(), key=lambda s: s["study_key"])
+
+    # -- commit: registry first (it names the shards), then manifest and store.json
+    write_table(fs, storefs.join(root, "studies.parquet"), studies, STUDY_SCHEMA)
+    write_table(fs, storefs.join(root, "manifest.parquet"), rows, MANIFEST_SCHEMA)
+    used = [s for s in studies if s["status"] == "used"]
+    info = {
+        "schema_version": SCHEMA_VERSION, "image_size": data["image_size"],
+        "salt_fingerprint": salt_fp, "settings": {k: data[k] for k in BOUND},
+        "counts": {"studies": len(used), "excluded": len(studies) - len(used),
+                   "splits": dict(Counter(s["split"] for s in used)),
+                   "files": dict(Counter(r["status"] for r in rows)),
+                   "shards": len(storefs.list_files(fs, shard_dir, ".parquet"))},
+    }
+    storefs.write_bytes_atomic(fs, info_path, json.dumps(info, indent=2).encode())
+
+    summary = Summary(store=str(out), studies_used=len(used),
+                      studies_written=sum(r["status"] == "used" for r in results.values()),
+                      studies_excluded=dict(Counter(s["reason"] for s in studies if s["status"] != "used")),
+                      files=dict(Counter(r["status"] for r in rows)), input_files=len(files),
+                      seconds=time.time() - t0, phases=phases)
+    summary.text = summary_text(rows, studies) + (
+        f"\n{summary.studies_written} studies written this run, {len(used)} in the store "
+        f"({summary.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        + f") -> {out}")
+    return summary
+
+
+def _progress(done: int, total: int, what: str) -> None:
+    print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)

@@ -1,0 +1,176 @@
+"""Evaluate a checkpoint: retrieval, probes, zero-shot prompts, few-shot, baselines, tables, plots.
+
+    from cmr_ray.eval import evaluate
+    metrics = evaluate("ray_results/cmr-clip/checkpoint_000019", "store", "eval_out",
+                       baselines=["zeroshot", "simclr"])
+    metrics["test/rsum"], metrics["probe/hcm_auc"], metrics["baseline/zeroshot/test/rsum"]
+
+Per method (ours = the checkpoint; `zeroshot` = the same config's untrained video tower at
+train.seed; `simclr` = that tower pretrained image-only, `cmr_ray.eval.simclr`) the test
+split is embedded for retrieval and the probes are fitted on train + val studies (patient-
+level splits; C by cross-validation on those studies only) and scored on test.
+Keys (MLflow-safe): `test/t2v_r5` … `test/rsum`, `probe/<task>_<acc|auc|f1>`,
+`fewshot/<task>_<metric>_k<k>`, `zeroshot_prompt/<task>_<metric>` (ours only), and the
+same under `baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and
+.csv per table), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
+`recall_at_k.png`, `confusion_acdc.png`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embeddings
+
+BASELINES = ("zeroshot", "simclr")
+FIT_SPLITS = ("train", "val")
+KEY_RE = re.compile(r"^[/\w.\- ]*$")
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def check_baselines(baselines) -> list[str]:
+    if isinstance(baselines, str):
+        baselines = [b for b in baselines.split(",") if b.strip()]
+    out = [str(b).strip() for b in baselines or []]
+    bad = [b for b in out if b not in BASELINES]
+    if bad:
+        raise ValueError(f"baselines: unknown {bad} (known: {', '.join(BASELINES)})")
+    return list(dict.fromkeys(out))
+
+
+def fresh_model(cfg: dict):
+    """The untrained model of `cfg` (random video tower at train.seed): the zero-shot baseline."""
+    import torch
+
+    from cmr_ray.model import build_model
+
+    torch.manual_seed(int(cfg["train"]["seed"]))
+    return build_model(cfg).eval()
+
+
+def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bool = True):
+    """Metrics (unprefixed keys) and artefacts for one model. Returns (metrics, extras, notes)."""
+    from cmr_ray.eval.embed import embed_split
+    from cmr_ray.eval.probe import few_shot_probes, probe_tasks
+    from cmr_ray.eval.zeroshot import zero_shot_prompts
+
+    ev = cfg["eval"]
+    fit = embed_split(model, store, cfg, FIT_SPLITS, progress=progress)
+    test = embed_split(model, store, cfg, "test", progress=progress)
+    if len(test) == 0:
+        raise ValueError(f"{store}: the test split has no studies with {cfg['data']['views']}")
+    ranks = retrieval_ranks_from_embeddings(test.text, test.video, int(ev["chunk_size"]))
+    metrics = {f"test/{k}": v for k, v in metrics_from_ranks(*ranks).items()}
+    tasks = list(ev["probes"])
+    pats = dict(fit_patients=fit.patient_keys, test_patients=test.patient_keys)
+    probe_m, outcomes, notes = probe_tasks(fit.video, fit.labels, test.video, test.labels, tasks,
+                                           seed=int(cfg["train"]["seed"]), **pats)
+    metrics.update({f"probe/{k}": v for k, v in probe_m.items()})
+    if ev["few_shot"]:
+        few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, tasks,
+                                           ev["few_shot"], int(ev["few_shot_seeds"]), **pats)
+        metrics.update({f"fewshot/{k}": v for k, v in few_m.items()})
+        notes += few_notes
+    if prompts:
+        temp = float(model.logit_scale().reciprocal()) if hasattr(model, "logit_scale") else 0.05
+        zs_m, zs_notes = zero_shot_prompts(model.encode_text, fit.video, fit.labels, test.video,
+                                           test.labels, tasks, temperature=temp)
+        metrics.update({f"zeroshot_prompt/{k}": v for k, v in zs_m.items()})
+        notes += zs_notes
+    extras = {"ranks": ranks, "test": test, "outcomes": outcomes, "n_fit": len(fit)}
+    return metrics, extras, notes
+
+
+def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: bool = True) -> dict:
+    """`evaluate` for a model already in memory (same outputs)."""
+    from cmr_ray.config import to_yaml
+    from cmr_ray.eval import plots
+    from cmr_ray.eval.tables import METHOD_NAMES, build_tables, prefix, write_tables
+
+    baselines = check_baselines(baselines)
+    store = str(store or cfg["data"]["store"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    metrics, extras, notes = {}, {}, []
+    for method in (*baselines, "ours"):
+        _say(f"eval: {METHOD_NAMES[method]}", progress)
+        if method == "ours":
+            m = model
+        elif method == "zeroshot":
+            m = fresh_model(cfg)
+        else:
+            from cmr_ray.eval.simclr import train_simclr
+
+            m = train_simclr(cfg, store, model=fresh_model(cfg).train(), progress=progress)
+        mm, ex, nn = evaluate_method(m, cfg, store, prompts=(method == "ours") and cfg["eval"]["zero_shot_prompts"],
+                                     progress=progress)
+        metrics.update({prefix(method) + k: v for k, v in mm.items()})
+        extras[method] = ex
+        notes += [n if method == "ours" else f"{METHOD_NAMES[method]}: {n}" for n in nn]
+    bad = [k for k in metrics if not KEY_RE.match(k)]
+    assert not bad, f"metric keys not MLflow-safe: {bad}"
+    notes = list(dict.fromkeys(notes))
+    methods = [*baselines, "ours"]
+    tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"])
+    test = extras["ours"]["test"]
+    header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
+              f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
+    text = write_tables(tables, out, notes)
+    (out / "tables.md").write_text(header + "\n\n" + text)
+    (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
+    (out / "metrics.json").write_text(json.dumps(
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}, indent=1))
+    if cfg["eval"]["plots"]:
+        if "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
+            _say("eval: zero-shot embeddings for the t-SNE figure", progress)
+            from cmr_ray.eval.embed import embed_split
+
+            extras["zeroshot"] = {"test": embed_split(fresh_model(cfg), store, cfg, "test", progress=progress)}
+        panels = {METHOD_NAMES[m]: (extras[m]["test"].video, extras[m]["test"].labels["acdc"])
+                  for m in ("zeroshot", "simclr", "ours") if m in extras}
+        plots.tsne_panels(panels, out / "tsne.png", seed=int(cfg["train"]["seed"]))
+        plots.recall_curves({METHOD_NAMES[m]: extras[m]["ranks"] for m in methods}, out / "recall_at_k.png")
+        acdc = extras["ours"]["outcomes"].get("acdc")
+        if acdc is not None and acdc.y_pred is not None:
+            from cmr_ray.data.schema import ACDC_CLASSES
+
+            plots.confusion(acdc.y_true, acdc.y_pred, ACDC_CLASSES, out / "confusion_acdc.png",
+                            title="5-class linear probe, CMR-CLIP (ours), test split")
+    _say(f"eval: tables, plots and metrics written to {out}", progress)
+    return metrics
+
+
+def evaluate(checkpoint, store=None, out_dir="eval_out", cfg=None, baselines=None, overrides=None,
+             progress: bool = True) -> dict:
+    """Load `checkpoint` (`cmr_ray.train.checkpoint.load_checkpoint`) and evaluate it.
+
+    cfg: a full config to use instead of the checkpoint's (its data/model must match the
+    weights); overrides: `--set` style dotted keys applied over it (model.* refused: the
+    weights fix the model).  baselines: None means eval.baselines.
+    """
+    from cmr_ray.config import apply_overrides, parse_override
+    from cmr_ray.train.checkpoint import load_checkpoint
+
+    model, ckpt_cfg = load_checkpoint(checkpoint)
+    cfg = cfg or ckpt_cfg
+    if overrides:
+        if not isinstance(overrides, dict):
+            overrides = dict(parse_override(o) for o in overrides)
+        fixed = [k for k in overrides if k.startswith("model.")]
+        if fixed:
+            raise ValueError(f"--set {fixed[0]}: the checkpoint's weights fix the model; model.* cannot change")
+        cfg = apply_overrides(cfg, overrides)
+    model.eval()
+    if baselines is None:
+        baselines = cfg["eval"]["baselines"]
+    return evaluate_model(model, cfg, store or cfg["data"]["store"], out_dir, baselines, progress)

@@ -1,0 +1,116 @@
+"""Evaluation plots as PNG (matplotlib, Agg backend).
+
+    from cmr_ray.eval import plots
+    plots.tsne_panels({"Zero-shot": (emb0, labels), "CMR-CLIP (ours)": (emb1, labels)}, "tsne.png")
+    plots.recall_curves({"CMR-CLIP (ours)": (t2v_ranks, v2t_ranks)}, "recall_at_k.png")
+    plots.confusion(y_true, y_pred, ACDC_CLASSES, "confusion_acdc.png", title="5-class probe")
+
+t-SNE panels follow the paper's Figures 5 and 6 (test video embeddings coloured by the
+5-class label, zero-shot beside trained); studies with an unknown label are grey.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cmr_ray.data.schema import ACDC_CLASSES
+from cmr_ray.eval.retrieval import recall_at_k_curve
+
+COLOURS = {"NOR": "#2ca02c", "MINF": "#d62728", "DCM": "#1f77b4", "HCM": "#ff7f0e", "RV": "#9467bd"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    n = len(x)
+    if n < 3:
+        return np.zeros((n, 2))
+    perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+    from cmr_ray.eval.probe import single_thread
+
+    with single_thread():  # see single_thread: thread pools crawl on a busy machine
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+
+
+def tsne_panels(panels: dict, path, seed: int = 0, title: str = "t-SNE of test video embeddings") -> str:
+    """One t-SNE panel per {name: (embeddings [N, D], acdc labels)}."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), squeeze=False)
+    for ax, (name, (x, labels)) in zip(axes[0], panels.items()):
+        xy = tsne_2d(np.asarray(x, np.float32), seed)
+        labels = np.asarray(labels, dtype=object)
+        unknown = np.array([lab not in COLOURS for lab in labels], dtype=bool)
+        if unknown.any():
+            ax.scatter(xy[unknown, 0], xy[unknown, 1], s=10, c="#bbbbbb", label="unknown")
+        for cls in ACDC_CLASSES:
+            sel = labels == cls
+            if sel.any():
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=12, c=COLOURS[cls], label=f"{cls} ({int(sel.sum())})")
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(loc="best", fontsize=8, markerscale=1.5)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def recall_curves(ranks: dict, path) -> str:
+    """Recall@k against k (log scale) for {method: (t2v_ranks, v2t_ranks)}, one panel per direction."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for j, (ax, direction) in enumerate(zip(axes, ("Text → video", "Video → text"))):
+        n = 1
+        for name, pair in ranks.items():
+            ks, rec = recall_at_k_curve(pair[j])
+            n = max(n, len(ks))
+            ax.plot(ks, rec, label=name)
+        ax.plot([1, n], [100.0 / n, 100.0], ls=":", c="grey", label="chance")
+        for k in (5, 10, 50):
+            ax.axvline(k, c="#dddddd", lw=0.8, zorder=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("k")
+        ax.set_title(f"{direction} (N = {n})")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Recall@k (%)")
+    axes[0].set_ylim(0, 101)
+    axes[1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def confusion(y_true, y_pred, classes, path, title: str = "Confusion matrix") -> str:
+    """Counts, rows = true class, columns = predicted; each cell annotated."""
+    from sklearn.metrics import confusion_matrix
+
+    plt = _plt()
+    cm = confusion_matrix(list(y_true), list(y_pred), labels=list(classes))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = cm.max() if cm.size else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > top / 2 else "black")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

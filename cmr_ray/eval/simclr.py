@@ -1,0 +1,116 @@
+"""SimCLR baseline: the video tower pretrained image-only, same budget as CMR-CLIP.
+
+    from cmr_ray.eval.simclr import train_simclr, nt_xent
+    model = train_simclr(cfg, "store")          # a CMRClip whose video tower learnt SimCLR
+    emb = embed_split(model, "store", cfg, "test")
+
+Two views of each training clip — each with its own random frame per segment (training
+sampling) and its own `cmr_ray.train.augment.augment_clip` transform (the augmentation
+CMR-CLIP trains with; no left-right flip unless train.hflip) — are pulled together by the
+NT-Xent loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations"): each view's positive is the other view of its clip, the other 2B - 2
+views of the batch are negatives.  The loss is on `encode_video` (tower + projection).
+Same budget as the CLIP run: train.epochs passes over the train split, batch
+train.batch_size x train.workers, AdamW at train.lr with linear warm-up and cosine decay.
+A plain single-process torch loop (CPU, or the GPU when train.use_gpu and one exists).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+DEFAULT_TEMPERATURE = 0.1
+
+
+def nt_xent(z1, z2, temperature: float = DEFAULT_TEMPERATURE):
+    """NT-Xent over two batches of views [B, D] (normalised here); mean over the 2B anchors."""
+    import torch
+    from torch.nn import functional as F
+
+    z = F.normalize(torch.cat([z1, z2]), dim=-1)
+    b = z1.shape[0]
+    logits = z @ z.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    return F.cross_entropy(logits, target)
+
+
+def two_views(rows: list[dict], combo: str, frames: int, rng: np.random.Generator, hflip: bool = False):
+    """Two independently sampled and augmented clips per row: float32 [B, F, H, W] x 2 in [0, 1]."""
+    from cmr_ray.data.clips import make_clip
+    from cmr_ray.train.augment import augment_clip
+
+    a, b = [], []
+    for row in rows:
+        for out in (a, b):
+            out.append(augment_clip(make_clip(row, combo, frames, rng), rng, hflip=hflip))
+    return np.stack(a).astype(np.float32) / 255.0, np.stack(b).astype(np.float32) / 255.0
+
+
+def _schedule(total: int, warmup_fraction: float):
+    warm = int(total * warmup_fraction)
+
+    def f(step):
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+    return f
+
+
+def train_simclr(cfg: dict, store, model=None, temperature: float | None = None, progress: bool = True):
+    """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR."""
+    import torch
+
+    from cmr_ray.data.clips import MissingViewError, assemble
+    from cmr_ray.data.reader import load_table
+    from cmr_ray.model import build_model
+    from cmr_ray.views import combo_slots
+
+    d, t = cfg["data"], cfg["train"]
+    seed = int(t["seed"])
+    temperature = float(temperature or cfg["eval"].get("simclr_temperature", DEFAULT_TEMPERATURE))
+    torch.manual_seed(seed)
+    if model is None:
+        model = build_model(cfg)
+    device = "cuda" if t.get("use_gpu") and torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    table = load_table(store, combo_slots(d["views"]), "train")
+    usable = []
+    for i in range(table.num_rows):  # studies lacking a view of the combo cannot make a clip
+        try:
+            assemble(table.slice(i, 1).to_pylist()[0], d["views"])
+            usable.append(i)
+        except MissingViewError:
+            pass
+    if len(usable) < 2:
+        raise ValueError(f"{store}: SimCLR needs at least 2 training studies with {d['views']}, found {len(usable)}")
+    batch = max(2, min(int(t["batch_size"]) * int(t["workers"]), len(usable)))
+    steps_per_epoch = len(usable) // batch  # drop the last partial batch, as training does
+    epochs = int(t["epochs"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(epochs * steps_per_epoch, float(t["warmup_fraction"])))
+    rng = np.random.default_rng(seed)
+    t0 = time.time()
+    for epoch in range(epochs):
+        order = rng.permutation(usable)
+        total = 0.0
+        for s in range(steps_per_epoch):
+            rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
+            v1, v2 = two_views(rows, d["views"], int(d["frames"]), rng, bool(t.get("hflip", False)))
+            z1 = model.encode_video(torch.from_numpy(v1).to(device))
+            z2 = model.encode_video(torch.from_numpy(v2).to(device))
+            loss = nt_xent(z1, z2, temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        if progress:
+            print(f"simclr epoch {epoch + 1}/{epochs}: loss {total / max(1, steps_per_epoch):.4f} "
+                  f"({time.time() - t0:.0f} s)", file=sys.stderr)
+    model.eval()
+    return model

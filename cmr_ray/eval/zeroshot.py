@@ -1,0 +1,100 @@
+"""Zero-shot classification by text prompts (CLIP-style, as EchoCLIP does).
+
+    from cmr_ray.eval.zeroshot import zero_shot_prompts
+    metrics, notes = zero_shot_prompts(model.encode_text, fit_video, fit_labels,
+                                       test_video, test_labels, ["hcm", "acdc"])
+
+Binary labels: each has a positive and a negative prompt (`PROMPTS`); a study's score is
+sim(video, positive) - sim(video, negative).  The decision threshold is the one that
+maximises balanced accuracy on the fitting (training) split's scores — test labels are
+never looked at before scoring; AUC on test is threshold-free.  The 5-class `acdc` label
+has one prompt per class; the prediction is the most similar prompt and the class
+probabilities are a softmax of similarity / temperature (no training data at all).
+Embeddings are L2-normalised, so similarity is the dot product.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cmr_ray.data.schema import ACDC_CLASSES
+from cmr_ray.eval.probe import METRICS, NAN, check_task, known, score_predictions
+
+PROMPTS: dict[str, tuple[str, str]] = {
+    "nicm": ("Non-ischemic cardiomyopathy with mid-wall late gadolinium enhancement.",
+             "No evidence of non-ischemic cardiomyopathy."),
+    "icm": ("Ischemic cardiomyopathy with subendocardial infarct scar in a coronary territory.",
+            "No evidence of myocardial infarction."),
+    "amyl": ("Cardiac amyloidosis with diffuse subendocardial enhancement.",
+             "No evidence of cardiac amyloidosis."),
+    "hcm": ("Hypertrophic cardiomyopathy with asymmetric septal hypertrophy.",
+            "No evidence of hypertrophic cardiomyopathy."),
+}
+CLASS_PROMPTS: dict[str, str] = {
+    "NOR": "Normal left ventricular size and systolic function. No late gadolinium enhancement.",
+    "MINF": "Prior myocardial infarction with regional wall motion abnormality and infarct scar.",
+    "DCM": "Dilated left ventricle with severely reduced ejection fraction.",
+    "HCM": "Hypertrophic cardiomyopathy with left ventricular hypertrophy.",
+    "RV": "Dilated right ventricle with reduced right ventricular function.",
+}
+
+
+def choose_threshold(scores, y) -> float:
+    """Threshold t (predict positive when score > t) maximising balanced accuracy on (scores, y)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y).astype(bool)
+    if y.all() or (~y).all():
+        raise ValueError("choose_threshold: needs both classes among the fitting scores")
+    u = np.unique(scores)
+    cands = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2, [u[-1] + 1.0]])
+    pred = scores[None, :] > cands[:, None]
+    tpr = (pred & y).sum(1) / y.sum()
+    tnr = (~pred & ~y).sum(1) / (~y).sum()
+    return float(cands[int(np.argmax(tpr + tnr))])
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _embed(encode_text, texts: list[str]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = encode_text(list(texts))
+    return out.float().cpu().numpy() if hasattr(out, "cpu") else np.asarray(out, np.float32)
+
+
+def zero_shot_prompts(encode_text, fit_video, fit_labels, test_video, test_labels, tasks,
+                      temperature: float = 0.05, prompts=None, class_prompts=None):
+    """({'hcm_acc': ..., 'acdc_auc': ...}, notes) for the tasks that have prompts."""
+    prompts = {**PROMPTS, **(prompts or {})}
+    class_prompts = {**CLASS_PROMPTS, **(class_prompts or {})}
+    metrics, notes = {}, []
+    for task in tasks:
+        check_task(task)
+        ti, ty = known(test_labels, task)
+        if len(ti) == 0:
+            metrics.update({f"{task}_{k}": NAN for k in METRICS})
+            notes.append(f"zero-shot {task}: no test study has this label")
+            continue
+        if task == "acdc":
+            emb = _embed(encode_text, [class_prompts[c] for c in ACDC_CLASSES])
+            sims = test_video[ti] @ emb.T
+            pred = np.array([ACDC_CLASSES[j] for j in sims.argmax(1)], dtype=object)
+            m, more = score_predictions(task, ty, pred, _softmax(sims / temperature), list(ACDC_CLASSES))
+        else:
+            pos, neg = _embed(encode_text, list(prompts[task]))
+            fi, fy = known(fit_labels, task)
+            try:
+                thr = choose_threshold(fit_video[fi] @ (pos - neg), fy)
+            except ValueError:
+                metrics.update({f"{task}_{k}": NAN for k in METRICS})
+                notes.append(f"zero-shot {task}: the training split lacks a class; no threshold")
+                continue
+            score = test_video[ti] @ (pos - neg)
+            m, more = score_predictions(task, ty, (score > thr).astype(np.int64), score, [0, 1])
+        notes += [f"zero-shot {n}" for n in more]
+        metrics.update({f"{task}_{k}": v for k, v in m.items()})
+    return metrics, notes

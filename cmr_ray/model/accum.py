@@ -1,0 +1,52 @@
+"""One optimisation step of the contrastive loss, with gradient accumulation that stays exact.
+
+    loss = contrastive_step(model, loss_fn, micro_batches, no_sync=ddp_model.no_sync)
+    optimizer.step()
+
+`micro_batches` is a list of (video [b, F, H, W], texts list[str], impression_ids [b]).
+With one micro-batch this is the plain forward/backward.  With several, plain gradient
+accumulation would be wrong for a contrastive loss (each micro-batch would see only its own
+negatives).  Instead, as open_clip does (`accum_freq`; Cui et al. / GradCache, Gao et al.
+2021): first every micro-batch's embeddings are computed without gradients; then each
+micro-batch is recomputed *with* gradients and the loss of the whole accumulated batch is
+evaluated with that slice live and the others taken from the cache.  The summed gradients
+equal those of one batch of all micro-batches (tested).  The logit scale enters the loss
+directly, so it keeps its gradient in exactly one (the last) recomputation.  `no_sync`
+(DDP's context manager) skips the gradient all-reduce for all but the last backward.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+def contrastive_step(model, loss_fn, micro_batches, no_sync=None, autocast=None) -> float:
+    """Forward + backward over the micro-batches; returns the loss of the whole batch."""
+    autocast = autocast or contextlib.nullcontext
+    if len(micro_batches) == 1:
+        video, texts, ids = micro_batches[0]
+        with autocast():
+            v, t, scale = model(video, texts)
+        loss = loss_fn(v, t, scale, ids)
+        loss.backward()
+        return float(loss.detach())
+    with torch.no_grad():
+        cached = []
+        for video, texts, ids in micro_batches:
+            with autocast():
+                v, t, _ = model(video, texts)
+            cached.append((v.float(), t.float()))
+    all_ids = torch.cat([ids for _, _, ids in micro_batches]) if micro_batches[0][2] is not None else None
+    last = len(micro_batches) - 1
+    loss = None
+    for j, (video, texts, _) in enumerate(micro_batches):
+        ctx = no_sync() if (no_sync is not None and j < last) else contextlib.nullcontext()
+        with ctx:
+            with autocast():
+                v, t, scale = model(video, texts)
+            vs = [v.float() if i == j else c[0] for i, c in enumerate(cached)]
+            ts = [t.float() if i == j else c[1] for i, c in enumerate(cached)]
+            loss = loss_fn(torch.cat(vs), torch.cat(ts), scale if j == last else scale.detach(), all_ids)
+            loss.backward()
+    return float(loss.detach())

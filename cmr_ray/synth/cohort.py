@@ -1,0 +1,207 @@
+"""Generate the synthetic cohort: DICOM studies, reports, labels and the PHI ledger.
+
+    from cmr_ray.synth import generate_cohort
+    summary = generate_cohort("cohort", studies=800, seed=0, preset="small", workers=2)
+
+Each study is made by `generate_study(seed, index, preset, dicom_dir)` from its own random
+streams, seeded by (seed, index), so the output is byte-identical for a seed whatever the
+worker count.  The parent writes reports.csv, labels.csv and phi.json in index order and
+cohort.json last (the marker of a complete cohort: re-running with the same arguments
+returns at once; different arguments over an existing cohort need overwrite=True).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
+from cmr_ray.synth.patients import sample_patient
+from cmr_ray.synth.phantom import Phantom
+from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
+from cmr_ray.synth.report import write_report
+
+FORMAT_VERSION = 1
+LABEL_FIELDS = [
+    "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", "pathology", "comorbidities",
+    "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "transmurality",
+    "wma", "lge_pattern", "rv_scale", "atria_scale", "effusion_mm", "heart_rate", "t_es", "sex", "age",
+    "vendor", "enhanced", "compression", "field_t", "fov_mm", "noise", "yaw_deg", "pitch_deg", "roll_deg",
+    "inplane_deg", "lax_tilt_deg", "ti_ms", "study_dir", "n_files",
+]
+
+
+def measure_lv(areas_mm2: np.ndarray, spacing_mm: float) -> dict:
+    """Disc summation over the SAX stack: areas [slices, phases] -> volumes and EF."""
+    vol = areas_mm2.sum(axis=0) * spacing_mm / 1000.0  # ml per phase
+    edv, esv = float(vol.max()), float(vol.min())
+    return {"lv_edv_ml": edv, "lv_esv_ml": esv, "ef_exact": 100.0 * (1.0 - esv / edv)}
+
+
+def _to_stored(real: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    return np.clip(np.rint((real - intercept) / slope), 0, 4095).astype(np.uint16)
+
+
+def _render_series(spec, p, ph, rng, rr_ms, gains):
+    """Frames (plane, slice, phase, trigger_ms, stored) of one series; LV areas for cine SAX."""
+    frames, areas = [], None
+    if spec.key == "cine_sax":
+        areas = np.zeros((len(spec.planes), spec.phases))
+    for s, plane in enumerate(spec.planes):
+        for t in range(spec.phases):
+            frac = t / spec.phases
+            if spec.sequence in ("cine", "loc"):
+                img, masks = ph.render(plane, "cine", frac, masks=areas is not None)
+                if areas is not None:
+                    areas[s, t] = masks["lv_cavity"].sum() * plane.spacing[0] * plane.spacing[1]
+                real = ph.noisy(img, plane, rng) * gains["cine"]
+                trig = frac * rr_ms if spec.sequence == "cine" else 0.0
+            elif spec.sequence == "lge":
+                img, _ = ph.render(plane, "lge")
+                real, trig = ph.noisy(img, plane, rng) * gains["lge"], 0.7 * rr_ms
+            elif spec.sequence == "t1":
+                img, _ = ph.render(plane, "t1")
+                real, trig = ph.noisy(img / 1600.0, plane, rng, scale=0.5) * 1600.0, 0.75 * rr_ms
+            elif spec.sequence == "flow":
+                real, trig = ph.velocity(plane, frac, rng, spec.extra["venc"]), frac * rr_ms
+            else:
+                raise ValueError(f"unknown sequence {spec.sequence!r}")
+            frames.append((plane, s, t, round(trig, 1), _to_stored(real, spec.slope, spec.intercept)))
+    return frames, areas
+
+
+def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) -> dict:
+    """Write study `index` under dicom_dir/<index>/ and return its labels, report and PHI.
+    `patient` (default: sample_patient(seed, index)) lets tests pin a pathology or format."""
+    p = patient or sample_patient(seed, index)
+    ph = Phantom(p)
+    rng = np.random.default_rng([seed, index, 3])
+    specs = study_protocol(p, ph, preset, rng)
+    uid = uid_maker(seed, index)
+    manufacturer, models = EQUIPMENT[p.vendor]
+    model = models[int(rng.integers(len(models)))]
+    study = study_attributes(p, manufacturer, model, uid("study"), uid("frame-of-reference"))
+    rr_ms = 60000.0 / p.heart_rate
+    gains = {"cine": rng.uniform(900, 1500), "lge": rng.uniform(1200, 2000)}
+    study_dir = Path(dicom_dir) / f"{index:05d}"
+    n_files, measured = 0, None
+    hh, mm = int(p.phi["study_time"][:2]), int(p.phi["study_time"][2:4])
+    for k, spec in enumerate(specs):
+        frames, areas = _render_series(spec, p, ph, rng, rr_ms, gains)
+        if areas is not None:
+            measured = measure_lv(areas, spec.spacing_between)
+        minutes = hh * 60 + mm + 2 * k
+        stamp = f"{minutes // 60 % 24:02d}{minutes % 60:02d}{p.phi['study_time'][4:6]}"
+        n_files += write_series(study_dir / f"SE{spec.number:04d}", spec, frames, study, uid, rr_ms, stamp, p.compression)
+    measured.update(ef=int(round(measured["ef_exact"])), lv_edd_mm=round(p.lv_edd_mm, 1),
+                    wall_mm=round(max(p.wall_mm, p.septal_mm), 1))
+    text, mentions = write_report(p, measured, np.random.default_rng([seed, index, 4]))
+    labels = p.labels()
+    row = {
+        "accession_number": p.phi["accession_number"], **labels, "pathology": p.pathology,
+        "comorbidities": ";".join(p.comorbidities), "ef": measured["ef"], "ef_target": round(p.ef_target, 1),
+        "lv_edv_ml": round(measured["lv_edv_ml"], 1), "lv_esv_ml": round(measured["lv_esv_ml"], 1),
+        "lv_edd_mm": measured["lv_edd_mm"], "wall_mm": measured["wall_mm"], "septal_mm": round(p.septal_mm, 1),
+        "territory": p.territory, "transmurality": round(p.transmurality, 3), "wma": round(p.wma, 3),
+        "lge_pattern": p.lge_pattern, "rv_scale": round(p.rv_scale, 3), "atria_scale": round(p.atria_scale, 3),
+        "effusion_mm": round(p.effusion_mm, 1), "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
+        "sex": p.sex, "age": p.age, "vendor": p.vendor, "enhanced": int(p.enhanced), "compression": p.compression,
+        "field_t": p.field_t, "fov_mm": round(p.fov_mm * PRESETS[preset]["fov_scale"], 1), "noise": round(p.noise, 4),
+        "yaw_deg": round(p.yaw, 2), "pitch_deg": round(p.pitch, 2), "roll_deg": round(p.roll, 2),
+        "inplane_deg": round(p.inplane, 2), "lax_tilt_deg": round(p.lax_tilt, 2), "ti_ms": p.ti_ms,
+        "study_dir": f"dicom/{index:05d}", "n_files": n_files,
+    }
+    phi = {k: p.phi[k] for k in ("accession_number", "patient_name", "patient_id", "birth_date", "study_date",
+                                 "institution", "referring_physician")}
+    phi["report_mentions"] = mentions
+    return {"index": index, "labels": row, "report": text, "phi": phi}
+
+
+def _work(args):
+    seed, index = args[0], args[1]
+    try:
+        return generate_study(*args)
+    except Exception as e:  # one line naming the study; the cause stays chained
+        raise RuntimeError(f"synth: study {index} (seed {seed}) failed: {type(e).__name__}: {e}") from e
+
+
+def _marker(studies, seed, preset) -> dict:
+    return {"format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "preset": preset}
+
+
+def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers: int | None = None,
+                    progress: bool = True, overwrite: bool = False) -> dict:
+    """Write the cohort into `out`; returns the summary also saved as out/cohort.json."""
+    if studies < 1:
+        raise ValueError(f"studies must be >= 1, got {studies}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    out = Path(out)
+    marker = out / "cohort.json"
+    if marker.exists() and not overwrite:
+        done = json.loads(marker.read_text())
+        if {k: done.get(k) for k in _marker(0, 0, "")} == _marker(studies, seed, preset):
+            if progress:
+                print(f"synth: {out} already holds this cohort ({studies} studies, seed {seed}, {preset})", file=sys.stderr)
+            return done
+        raise FileExistsError(f"{out}: holds a different cohort ({marker}); pass overwrite=True (--overwrite) to replace it")
+    dicom = out / "dicom"
+    if dicom.exists():
+        if not overwrite and any(dicom.iterdir()):
+            raise FileExistsError(f"{dicom}: not empty and no cohort.json; pass overwrite=True (--overwrite) to replace it")
+        shutil.rmtree(dicom)
+        marker.unlink(missing_ok=True)
+    dicom.mkdir(parents=True)
+    workers = max(1, min(workers or os.cpu_count() or 1, studies))
+    jobs = [(seed, i, preset, str(dicom)) for i in range(studies)]
+    results = [None] * studies
+    t0, step = time.perf_counter(), max(1, studies // 20)
+
+    def note(done):
+        if progress and (done % step == 0 or done == studies):
+            el = time.perf_counter() - t0
+            print(f"synth: {done}/{studies} studies, {el:.1f} s elapsed, ~{el / done * (studies - done):.0f} s left",
+                  file=sys.stderr, flush=True)
+
+    if workers == 1:
+        for n, job in enumerate(jobs, start=1):
+            r = _work(job)
+            results[r["index"]] = r
+            note(n)
+    else:
+        with mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers) as pool:
+            for n, r in enumerate(pool.imap_unordered(_work, jobs, chunksize=2), start=1):
+                results[r["index"]] = r
+                note(n)
+    with open(out / "reports.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["accession_number", "report_text"])
+        for r in results:
+            w.writerow([r["labels"]["accession_number"], r["report"]])
+    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=LABEL_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for r in results:
+            w.writerow(r["labels"])
+    phi = [r["phi"] for r in results]
+    values = sorted({v for d in phi for k, v in d.items() if k != "report_mentions"} |
+                    {m for d in phi for m in d["report_mentions"]} |
+                    {d["patient_name"].replace("^", " ") for d in phi})
+    (out / "phi.json").write_text(json.dumps({"studies": phi, "values": values}, indent=1) + "\n", encoding="utf-8")
+    counts = {}
+    for r in results:
+        counts[r["labels"]["pathology"]] = counts.get(r["labels"]["pathology"], 0) + 1
+    n_files = sum(r["labels"]["n_files"] for r in results)
+    summary = {**_marker(studies, seed, preset), "files": n_files, "pathologies": dict(sorted(counts.items())),
+               "dicom": "dicom", "reports": "reports.csv", "labels": "labels.csv", "phi": "phi.json"}
+    marker.write_text(json.dumps(summary, indent=1) + "\n")
+    if progress:
+        print(f"synth: wrote {studies} studies ({n_files} files) to {out} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return summary

@@ -1,0 +1,183 @@
+"""Report text for one study, in a cardiologist's voice, agreeing with the images.
+
+    text, mentions = write_report(patient, measured, rng)
+
+`measured` holds what a reader measured on the images (ef, lv_edv_ml, lv_edd_mm, wall_mm,
+from the cine SAX stack; see cohort.measure_lv).  The report has history, technique,
+findings and an impression of numbered findings; headings, phrasing, negations and order
+vary.  Some reports name the patient, the referring physician or a date (`mentions` lists
+every such string, for de-identification tests).  The impression always gives the EF.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from cmr_ray.synth.patients import Patient
+
+TERRITORY_WALLS = {
+    "LAD": "mid-to-apical anterior wall, anteroseptum and apex",
+    "LCx": "basal to mid anterolateral and inferolateral walls",
+    "RCA": "basal to mid inferior wall and inferoseptum",
+}
+INDICATION = {
+    "normal": ["atypical chest pain", "palpitations", "abnormal ECG", "exertional dyspnea", "family history of cardiomyopathy"],
+    "dcm": ["reduced ejection fraction on echocardiography", "new heart failure", "exertional dyspnea"],
+    "nicm": ["reduced ejection fraction on echocardiography", "new heart failure", "ventricular ectopy"],
+    "icm": ["known coronary artery disease, viability assessment", "prior myocardial infarction", "reduced ejection fraction on echocardiography"],
+    "hcm": ["murmur and abnormal ECG", "family history of hypertrophic cardiomyopathy", "left ventricular hypertrophy on echocardiography"],
+    "amyloid": ["heart failure with preserved ejection fraction, ?infiltrative cardiomyopathy", "left ventricular hypertrophy with low-voltage ECG"],
+    "rv": ["right ventricular dilation on echocardiography", "palpitations", "evaluate for shunt"],
+}
+
+
+def _pick(rng, items):
+    return items[int(rng.integers(len(items)))]
+
+
+def _date(yyyymmdd: str, rng) -> str:
+    d = dt.datetime.strptime(yyyymmdd, "%Y%m%d")
+    return d.strftime(_pick(rng, ["%m/%d/%Y", "%d %B %Y", "%Y-%m-%d"]))
+
+
+def lv_size(edd: float, sex: str) -> str:
+    upper = 57 if sex == "M" else 53
+    if edd <= upper:
+        return "normal"
+    return "mildly dilated" if edd <= upper + 6 else "moderately dilated" if edd <= upper + 12 else "severely dilated"
+
+
+def ef_grade(ef: int) -> str:
+    if ef >= 73:
+        return "hyperdynamic"
+    if ef >= 55:
+        return "normal"
+    return "mildly reduced" if ef >= 45 else "moderately reduced" if ef >= 35 else "severely reduced"
+
+
+def _rv_grade(scale: float) -> str:
+    return "mildly" if scale < 1.35 else "moderately" if scale < 1.5 else "severely"
+
+
+def _lge_findings(p: Patient, rng) -> tuple[str, str | None]:
+    """(findings sentence, impression sentence or None)."""
+    pat = p.lge_pattern
+    if pat in ("subendocardial", "transmural"):
+        walls = TERRITORY_WALLS[p.territory]
+        depth = "transmural (>75%)" if pat == "transmural" else "subendocardial (<50%)" if p.transmurality < 0.55 else "subendocardial (50-75%)"
+        viable = "non-viable" if pat == "transmural" else "likely viable"
+        return (f"There is {depth} late gadolinium enhancement of the {walls}, in the {p.territory} territory, "
+                f"consistent with prior infarction; the affected segments are {viable}.",
+                f"{'Transmural' if pat == 'transmural' else 'Subendocardial'} infarct scar in the {p.territory} territory "
+                f"({walls}), {viable}, consistent with ischemic cardiomyopathy.")
+    if pat == "midwall":
+        where = "basal to mid septum" + (" and inferolateral wall" if "inferolateral" in p.lge["regions"] else "")
+        return (f"There is linear mid-wall late gadolinium enhancement in the {where}, sparing the subendocardium "
+                f"(non-ischemic pattern).",
+                f"Mid-wall fibrosis of the {where}, a non-ischemic pattern, consistent with non-ischemic cardiomyopathy.")
+    if pat == "rv_insertion":
+        return ("Patchy late gadolinium enhancement at the anterior and inferior right ventricular insertion points.",
+                "Patchy LGE at the RV insertion points, as seen in hypertrophic cardiomyopathy.")
+    if pat == "diffuse_subendocardial":
+        return ("Diffuse circumferential subendocardial late gadolinium enhancement with difficulty nulling the "
+                "myocardium and a dark blood pool.",
+                "Diffuse subendocardial LGE with abnormal myocardial nulling and dark blood pool, highly suggestive of cardiac amyloidosis.")
+    none = _pick(rng, ["No late gadolinium enhancement to suggest myocardial scar or fibrosis.",
+                       "There is no myocardial late gadolinium enhancement.",
+                       "No evidence of infarction or fibrosis on late gadolinium enhancement imaging."])
+    return none, None
+
+
+def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
+    phi, mentions = p.phi, []
+    ef, edd, wall = int(m["ef"]), m["lv_edd_mm"], m["wall_mm"]
+    size, grade = lv_size(edd, p.sex), ef_grade(ef)
+    man = "man" if p.sex == "M" else "woman"
+    indication = _pick(rng, INDICATION[p.pathology])
+
+    history = f"{p.age}-year-old {man} with {indication}."
+    if rng.random() < 0.3:
+        name = _pick(rng, [f"{phi['first_name']} {phi['last_name']}", f"{'Mr.' if p.sex == 'M' else 'Ms.'} {phi['last_name']}"])
+        mentions.append(name)
+        history = f"{name} is a {p.age}-year-old {man} referred with {indication}."
+    if rng.random() < 0.15:
+        dob = _date(phi["birth_date"], rng)
+        mentions.append(dob)
+        history += f" DOB {dob}."
+    head = _pick(rng, ["CARDIAC MRI REPORT", "CMR WITH AND WITHOUT CONTRAST", "MRI HEART FUNCTION AND MORPHOLOGY WITH GADOLINIUM"])
+    if rng.random() < 0.3:
+        when = _date(phi["study_date"], rng)
+        mentions.append(when)
+        head += f"\nDate of exam: {when}"
+
+    technique = (f"{p.field_t:g}T CMR. Cine SSFP imaging in short-axis and 2-, 3- and 4-chamber views. "
+                 f"Native T1 mapping. Aortic phase-contrast flow. Late gadolinium enhancement imaging "
+                 f"10 minutes after 0.15 mmol/kg gadobutrol (TI {p.ti_ms} ms).")
+
+    lv = [f"The left ventricle is {'normal in size' if size == 'normal' else size} (LVEDD {edd:.0f} mm, LVEDV {m['lv_edv_ml']:.0f} ml)."]
+    if p.pathology == "hcm":
+        lv.append(f"There is asymmetric septal hypertrophy with a maximal wall thickness of {wall:.0f} mm in the basal to mid anteroseptum.")
+    elif wall >= 13:
+        lv.append(f"There is concentric left ventricular hypertrophy (maximal wall thickness {wall:.0f} mm).")
+    else:
+        lv.append(_pick(rng, [f"Wall thickness is normal (maximal {wall:.0f} mm).", f"Normal wall thickness, {wall:.0f} mm."]))
+    if p.territory:
+        motion = "akinesis" if p.wma < 0.25 else "hypokinesis"
+        lv.append(f"There is {motion} of the {TERRITORY_WALLS[p.territory]}.")
+    elif ef < 50:
+        lv.append("There is global hypokinesis without a regional wall motion abnormality.")
+    else:
+        lv.append(_pick(rng, ["No regional wall motion abnormality.", "Regional wall motion is normal."]))
+    lv.append(f"Global systolic function is {grade}, with an ejection fraction of {ef}%.")
+
+    rv_dilated = p.rv_scale > 1.01
+    if rv_dilated:
+        rv = f"The right ventricle is {_rv_grade(p.rv_scale)} dilated with {'mildly ' if p.rv_contraction > 0.1 else ''}reduced systolic function."
+    else:
+        rv = _pick(rng, ["The right ventricle is normal in size and function.", "Normal right ventricular size and systolic function."])
+    atria = ("Both atria are enlarged." if p.atria_scale > 1.2 else "The left atrium is mildly enlarged." if p.atria_scale > 1.04
+             else _pick(rng, ["The atria are normal in size.", "Normal atrial size."]))
+    peri = (f"There is a {'small' if p.effusion_mm < 5 else 'moderate'} pericardial effusion ({p.effusion_mm:.0f} mm)."
+            if p.effusion_mm > 0 else _pick(rng, ["No pericardial effusion.", "The pericardium is normal."]))
+    t1 = "Native myocardial T1 is elevated." if p.pathology == "amyloid" else "Native myocardial T1 is within normal limits."
+    lge_find, lge_imp = _lge_findings(p, rng)
+
+    # impression: LV first, then disease findings in varying order
+    if size == "normal" and grade == "normal" and wall < 13:
+        first = _pick(rng, [f"Normal left ventricular size, wall thickness and systolic function, EF {ef}%.",
+                            f"The left ventricle is normal in size with normal systolic function (LVEF {ef}%)."])
+    else:
+        hyper = (" with asymmetric septal hypertrophy" if p.pathology == "hcm" else " with concentric hypertrophy" if wall >= 13 else "")
+        desc = "normal in size" if size == "normal" else size
+        first = _pick(rng, [f"The left ventricle is {desc}{hyper} and has {grade} systolic function, EF {ef}%.",
+                            f"{desc.capitalize()} left ventricle{hyper}; {grade} systolic function (LVEF {ef}%)."])
+    items = []
+    if lge_imp:
+        items.append(lge_imp)
+    elif p.pathology == "dcm":
+        items.append("No myocardial scar or fibrosis; findings are consistent with idiopathic dilated cardiomyopathy.")
+    elif p.pathology == "hcm":
+        items.append(f"Asymmetric septal hypertrophy (maximal {wall:.0f} mm) consistent with hypertrophic cardiomyopathy, without LGE.")
+    if rv_dilated:
+        items.append(rv.replace("The right ventricle is", "Right ventricle").rstrip("."))
+    if p.effusion_mm > 0:
+        items.append(peri.rstrip("."))
+    if p.pathology == "normal" or (not lge_imp and rng.random() < 0.5):
+        items.append(_pick(rng, ["No late gadolinium enhancement", "No evidence of myocardial infarction, infiltration or fibrosis"]))
+    order = list(rng.permutation(len(items)))
+    items = [first] + [items[i] for i in order]
+    if rng.random() < 0.15:
+        doc = phi["referring_physician"].split("^")[0]
+        mentions.append(doc)
+        items.append(f"Findings discussed with Dr. {doc}")
+    style = int(rng.integers(3))
+    heading = ["IMPRESSION:", "Impression:", "IMPRESSION"][style]
+    numbered = "\n".join(f"{k}{'.' if rng.random() < 0.85 else ')'} {s.rstrip('.')}." for k, s in enumerate(items, start=1))
+
+    findings = [" ".join(lv), rv, atria, peri, t1, lge_find]
+    if rng.random() < 0.5:  # some readers report LGE before the chambers
+        findings = [findings[-1]] + findings[:-1]
+    h_hist, h_tech, h_find = _pick(rng, [("CLINICAL HISTORY:", "TECHNIQUE:", "FINDINGS:"), ("Indication:", "Technique:", "Findings:"),
+                                         ("HISTORY:", "PROTOCOL:", "FINDINGS:")])
+    text = (f"{head}\n\n{h_hist} {history}\n\n{h_tech} {technique}\n\n{h_find}\n" + "\n".join(findings)
+            + f"\n\n{heading}\n{numbered}\n")
+    return text, mentions

@@ -1,0 +1,118 @@
+"""The training data pipeline: store -> pruned columns -> sampled, augmented clips (Ray Data).
+
+    clock = EpochClock.remote()
+    ds = clip_dataset(cfg, "train", clock)          # rows: video uint8 [F, H, W], impression, iid
+    for batch in iter_clip_batches(ds_or_shard, batch_size=64, train=True, seed=0, epoch=3):
+        batch["video"]    # uint8 tensor [B, F, H, W]; to_unit(batch["video"], device) -> float in [0, 1]
+        batch["texts"]    # list[str];  batch["iid"]: int64 tensor of impression ids
+
+Only the columns of the experiment's views are read (`cmr_ray.data.reader.read_split`,
+column pruning and the split filter pushed into the Parquet scan).  Frame sampling runs
+in Ray Data tasks (`cmr_ray.data.clips.make_clip`): a random frame per segment for
+training, segment midpoints for val/test; training clips are then augmented
+(`cmr_ray.train.augment`).  Randomness is a function of (train.seed, epoch, study), so a
+run is reproducible whatever order or process a row lands in; the tasks learn the epoch
+from a tiny `EpochClock` actor that every worker sets before it starts an epoch (Ray
+Data's streaming split starts an epoch only once every worker has asked for it).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+
+from cmr_ray.data.clips import make_clip
+from cmr_ray.data.reader import read_split, shard_paths, store_info
+from cmr_ray.model.ids import impression_id
+from cmr_ray.train.augment import augment_clip
+from cmr_ray.views import combo_slots
+
+
+@ray.remote(num_cpus=0)
+class EpochClock:
+    """Holds the current epoch for the data tasks of one training run."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set(self, epoch: int) -> int:
+        self.epoch = int(epoch)
+        return self.epoch
+
+    def get(self) -> int:
+        return self.epoch
+
+
+def study_rng(seed: int, epoch: int, study_key: str) -> np.random.Generator:
+    h = int.from_bytes(hashlib.blake2b(study_key.encode(), digest_size=8).digest(), "little")
+    return np.random.default_rng([int(seed), int(epoch), h])
+
+
+def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, clock=None,
+                augment: bool = True, hflip: bool = False) -> dict:
+    """A pyarrow batch of store rows -> {'video': uint8 [n, F, H, W], 'impression', 'iid'}."""
+    epoch = ray.get(clock.get.remote()) if (train and clock is not None) else 0
+    videos, texts, ids, keys = [], [], [], []
+    for row in batch.to_pylist():
+        rng = study_rng(seed, epoch, row["study_key"]) if train else None
+        clip = make_clip(row, combo, frames, rng)
+        if train and augment:
+            clip = augment_clip(clip, rng, hflip=hflip)
+        videos.append(clip)
+        texts.append(row["impression"])
+        ids.append(impression_id(row["impression"]))
+        keys.append(row["study_key"])
+    return {"video": np.stack(videos), "impression": np.array(texts, dtype=object),
+            "iid": np.array(ids, dtype=np.int64), "study_key": np.array(keys, dtype=object)}
+
+
+def count_split(store: str, split: str) -> int:
+    """Rows of one split, reading only the `split` column."""
+    store_info(store)
+    fs, paths = shard_paths(store)
+    if not paths:
+        return 0
+    col = pq.ParquetDataset(paths, filesystem=fs).read(columns=["split"])["split"]
+    return int(pc.sum(pc.equal(col, split)).as_py() or 0)
+
+
+def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 16):
+    """The Ray Dataset of sampled clips for one split of the config's store and views."""
+    d, t = cfg["data"], cfg["train"]
+    combo = d["views"]
+    ds = read_split(d["store"], combo_slots(combo), split)
+    train = split == "train"
+    return ds.map_batches(
+        sample_rows, batch_format="pyarrow", batch_size=rows_per_task, zero_copy_batch=True,
+        fn_kwargs=dict(combo=combo, frames=int(d["frames"]), train=train, seed=int(t["seed"]),
+                       clock=clock, augment=bool(t["augment"]), hflip=bool(t["hflip"])),
+    )
+
+
+def _to_torch(batch: dict) -> dict:
+    import torch
+
+    video = torch.from_numpy(np.array(batch["video"], dtype=np.uint8))
+    return {"video": video, "texts": [str(s) for s in batch["impression"]],
+            "iid": torch.from_numpy(np.array(batch["iid"], dtype=np.int64)),
+            "study_key": [str(s) for s in batch["study_key"]]}
+
+
+def iter_clip_batches(it, batch_size: int, train: bool, seed: int = 0, epoch: int = 0):
+    """Torch batches from a Dataset or a Train shard; training batches are shuffled
+    (seeded per epoch) and the last partial batch is dropped (every worker then runs the
+    same number of steps, which the gathered loss needs)."""
+    kw = dict(batch_size=batch_size, batch_format="numpy", drop_last=train, prefetch_batches=2)
+    if train:
+        kw.update(local_shuffle_buffer_size=max(4 * batch_size, 256),
+                  local_shuffle_seed=int(seed) * 100_003 + int(epoch))
+    for batch in it.iter_batches(**kw):
+        yield _to_torch(batch)
+
+
+def to_unit(video, device):
+    """uint8 [B, F, H, W] -> float32 in [0, 1] on `device` (the copy moves the small dtype)."""
+    return video.to(device, non_blocking=True).float().div_(255.0)

@@ -1,0 +1,118 @@
+"""Contrastive pretraining on Ray Train: `run_training(cfg) -> ray.train.Result`.
+
+    from cmr_ray.config import load_config
+    from cmr_ray.train import run_training
+    result = run_training(load_config("experiments/base.yaml"), storage_path="ray_results", name="demo")
+    result.checkpoint.path        # the latest checkpoint (model.pt + config.yaml)
+    result.metrics["val/rsum"]
+
+One `TorchTrainer` (Ray Train V2): `train.workers` workers with `train.cpus_per_worker`
+CPUs (and a GPU each when `train.use_gpu`), the store's train and val splits as Ray
+Datasets (train split across workers, val whole for rank 0), checkpoints kept by
+`val/rsum` (`train.keep_checkpoints`), `train.max_failures` worker failures survived by
+restarting from the last checkpoint.  Starting a run again with the same name and storage
+path continues from its latest checkpoint (Ray Train keeps a snapshot of the reported
+checkpoints under STORAGE/NAME).  Joins a running Ray, or starts a loopback-only one.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from cmr_ray.runtime import init_ray
+from cmr_ray.views import combo_slots
+
+
+class TrainingSetupError(ValueError):
+    pass
+
+
+def _storage(path: str) -> str:
+    return path if "://" in str(path) else os.path.abspath(os.path.expanduser(str(path)))
+
+
+def _progress_callback(epochs: int):
+    from ray.train import UserCallback
+
+    class Progress(UserCallback):
+        """Prints one line per epoch on the driver's console (runs in Train's controller)."""
+
+        def __init__(self):
+            self.t0 = time.time()
+
+        def after_report(self, run_context, metrics, checkpoint):
+            m = metrics[0] if metrics else {}
+            if "val/rsum" not in m:
+                return
+            where = f" -> {checkpoint.path}" if checkpoint is not None else ""
+            print(f"[cmr-ray train] epoch {m['epoch']}/{epochs}  train/loss {m['train/loss']:.4f}  "
+                  f"val/loss {m['val/loss']:.4f}  val/rsum {m['val/rsum']:.1f}  "
+                  f"{m['train/samples_per_s']:.0f} samples/s  {time.time() - self.t0:.0f}s{where}", flush=True)
+
+    return Progress()
+
+
+def check_inputs(cfg: dict) -> tuple[int, int]:
+    """Rows of the train and val splits; one clear line when training cannot start."""
+    from cmr_ray.data.reader import StoreError
+    from cmr_ray.train.data import count_split
+
+    store = cfg["data"]["store"]
+    try:
+        n_train, n_val = count_split(store, "train"), count_split(store, "val")
+    except StoreError as e:
+        raise TrainingSetupError(f"data.store: {e}") from None
+    tr = cfg["train"]
+    need = tr["workers"] * tr["batch_size"] * tr["accum_steps"]
+    if n_train < need:
+        raise TrainingSetupError(
+            f"data.store {store}: the train split has {n_train} studies, fewer than train.workers × "
+            f"train.batch_size × train.accum_steps = {need}")
+    if n_val < 2:
+        raise TrainingSetupError(f"data.store {store}: the val split has {n_val} studies; validation "
+                                 "needs at least 2 (raise data.val_fraction when preparing the store)")
+    return n_train, n_val
+
+
+def run_training(cfg: dict, storage_path: str | None = None, name: str | None = None,
+                 callbacks: list | None = None, progress: bool = True, address: str | None = None,
+                 fault_hook: dict | None = None):
+    """Train (or resume) the run STORAGE/NAME; returns Ray Train's `Result`."""
+    n_train, _ = check_inputs(cfg)
+    init_ray(address=address)
+    import ray.data
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from cmr_ray.model.text import load_text_encoder
+    from cmr_ray.train.data import EpochClock, clip_dataset
+    from cmr_ray.train.loop import train_loop_per_worker
+
+    load_text_encoder(cfg["model"]["text_model"])  # fail here, in one line, if it is missing
+    tr = cfg["train"]
+    combo_slots(cfg["data"]["views"])
+    clock = EpochClock.remote()
+    datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}
+    exec_opts = DataConfig.default_ingest_options()
+    exec_opts.preserve_order = True  # with the seeded shuffle: the same batches on every run
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg, "n_train": n_train, "clock": clock, "fault_hook": fault_hook},
+        scaling_config=ScalingConfig(num_workers=int(tr["workers"]), use_gpu=bool(tr["use_gpu"]),
+                                     resources_per_worker={"CPU": float(tr["cpus_per_worker"])}),
+        run_config=RunConfig(
+            name=name or tr["name"],
+            storage_path=_storage(storage_path or tr["storage_path"]),
+            checkpoint_config=CheckpointConfig(num_to_keep=int(tr["keep_checkpoints"]),
+                                               checkpoint_score_attribute="val/rsum",
+                                               checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=int(tr["max_failures"])),
+            callbacks=([_progress_callback(int(tr["epochs"]))] if progress else []) + list(callbacks or []),
+        ),
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["train"], execution_options={"train": exec_opts}),
+    )
+    try:
+        return trainer.fit()
+    finally:
+        ray.kill(clock)

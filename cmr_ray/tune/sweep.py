@@ -1,0 +1,252 @@
+"""`run_sweep`: train and evaluate every trial of an experiment file on Ray Tune, log to MLflow.
+
+    from cmr_ray.tune import run_sweep
+    out = run_sweep("experiments/smoke.yaml", overrides=["train.epochs=1"])
+    out = run_sweep("experiments/smoke.yaml", resume=True)   # after an interrupted sweep
+
+Flow: load and expand the experiment (`grid.expand_trials`); start or join Ray
+(loopback-only when local); make sure the clip store exists (generating and preparing the
+synthetic cohort when `data.source` is synthetic); open the MLflow experiment and the
+sweep's parent run, with one SCHEDULED child run per trial; run the trials that are not
+FINISHED yet as a Tune grid (`max_concurrent` from the cluster, optional ASHA); log the
+best trial's model and register it; close the parent run.
+
+`--resume` finds the latest parent run of the same sweep (same trial keys) and runs only
+the trials whose child run is not FINISHED, reusing those runs (so each trial has exactly
+one child run) and the Train run of the interrupted attempt (same name and storage, so
+training continues from its last checkpoint).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+from cmr_ray import tracking
+from cmr_ray.config import load_config, to_yaml
+from cmr_ray.tune.grid import expand_trials, max_concurrent, sweep_key, trial_resources
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+PATH_KEYS = (("data", "store"), ("data", "dicom_dir"), ("data", "reports"), ("data", "labels"), ("train", "storage_path"))
+
+
+def absolute_paths(cfg: dict) -> dict:
+    """A copy with local paths made absolute (Tune runs trials in their own directories)."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    for section, key in PATH_KEYS:
+        v = cfg[section].get(key)
+        if v and "://" not in v:
+            cfg[section][key] = os.path.abspath(v)
+    return cfg
+
+
+def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
+    """The store directory, built first when missing (synthetic cohort or DICOM source)."""
+    from cmr_ray.data import storefs
+
+    data = cfg["data"]
+    store = data["store"]
+    fs, root = storefs.open_store(store)
+    if storefs.exists(fs, storefs.join(root, "store.json")):
+        return store
+    from cmr_ray.data.prepare import prepare
+
+    if data["source"] == "synthetic":
+        from cmr_ray.synth import generate_cohort
+
+        local = store if "://" not in store else os.path.join("cmr_store", Path(root).name)
+        cohort = Path(f"{local.rstrip('/')}-cohort").resolve()
+        if not (cohort / "reports.csv").exists():
+            echo(f"store {store} is missing: generating the synthetic cohort "
+                 f"({data['synth_studies']} studies, preset {data['synth_preset']}, seed {data['synth_seed']}) into {cohort}")
+            generate_cohort(str(cohort), data["synth_studies"], data["synth_seed"], preset=data["synth_preset"])
+        echo(f"preparing the clip store {store} from {cohort}")
+        prepare(str(cohort / "dicom"), str(cohort / "reports.csv"), store,
+                labels=str(cohort / "labels.csv"), cfg=cfg, address=address)
+    elif data.get("dicom_dir") and data.get("reports"):
+        echo(f"store {store} is missing: preparing it from {data['dicom_dir']}")
+        prepare(data["dicom_dir"], data["reports"], store, labels=data.get("labels"), cfg=cfg, address=address)
+    else:
+        raise FileNotFoundError(f"data.store {store}: no store.json there, and data.dicom_dir/data.reports are not set to build it")
+    return store
+
+
+def _scheduler(cfg: dict):
+    if cfg["sweep"]["scheduler"] != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = cfg["train"]["epochs"]
+    return ASHAScheduler(
+        metric=cfg["sweep"]["metric"], mode="max", time_attr="training_iteration",
+        max_t=epochs + 1,  # +1: the final (evaluation) report must not be cut off
+        grace_period=max(1, epochs // 3), reduction_factor=2,
+    )
+
+
+def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, echo) -> str | None:
+    """Log (and register) the model of the finished trial with the best `best/<metric>`."""
+    import mlflow
+
+    key = f"best/{cfg['sweep']['metric']}"
+    runs = [r for r in tracking.child_runs(c, exp_id, parent_id).values()
+            if r.info.status == "FINISHED" and key in r.data.metrics and r.data.tags.get("cmr.checkpoint_path")]
+    if not runs:
+        return None
+    best = max(runs, key=lambda r: r.data.metrics[key])
+    c.set_tag(parent_id, "cmr.best_run_id", best.info.run_id)
+    if best.data.tags.get("cmr.model_logged") == "1":
+        return best.info.run_id
+    if model_loader is None:
+        from cmr_ray.train.checkpoint import load_checkpoint as model_loader
+    import tempfile
+
+    from cmr_ray.tune.trainable import check_no_report_text, store_impressions
+
+    ckpt = best.data.tags["cmr.checkpoint_path"]
+    model, _ = model_loader(ckpt)
+    name = cfg["sweep"]["register_model"] or None
+    with tempfile.TemporaryDirectory() as tmp:
+        # Saved locally first so every byte is checked for report text before it is logged.
+        mlflow.pytorch.save_model(model, f"{tmp}/model", serialization_format="pickle")
+        impressions = store_impressions(absolute_paths(cfg)["data"]["store"])
+        check_no_report_text(tmp, impressions, binary=True)
+        c.log_artifacts(best.info.run_id, f"{tmp}/model", artifact_path="model")
+    if "://" not in ckpt:  # the Ray checkpoint too, so `cmr-ray evaluate` can start from MLflow
+        check_no_report_text(ckpt, impressions, binary=True)
+        c.log_artifacts(best.info.run_id, ckpt, artifact_path="checkpoint")
+    if name:
+        mlflow.register_model(f"runs:/{best.info.run_id}/model", name)
+    c.set_tag(best.info.run_id, "cmr.model_logged", "1")
+    echo(f"best trial: {best.info.run_name} ({key}={best.data.metrics[key]:.3f}); model logged"
+         + (f" and registered as '{name}'" if name else ""))
+    return best.info.run_id
+
+
+def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
+              train_fn=None, eval_fn=None, model_loader=None, num_cpus=None, echo=say) -> dict:
+    """Run (or resume) the sweep in experiment file `path`.  Returns a summary dict:
+    experiment_id, parent_run_id, runs {trial key: run id}, status {trial key: MLflow status},
+    best_run_id.  `train_fn`, `eval_fn`, `model_loader` replace the real training, evaluation
+    and checkpoint loading (tests)."""
+    cfg = load_config(path, list(overrides))
+    trials = expand_trials(cfg, src=str(path))
+    uri = tracking.resolve_uri(tracking_uri)
+    echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
+
+    from cmr_ray.runtime import init_ray
+
+    started_ray = False
+    import ray
+
+    if not ray.is_initialized():
+        started_ray = True
+    init_ray(address, num_cpus=num_cpus)
+    try:
+        return _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
+    import ray
+    from ray import tune
+
+    from cmr_ray.tune.callback import MlflowTrialCallback
+    from cmr_ray.tune.trainable import run_trial
+
+    ensure_store(absolute_paths(cfg), address, echo=echo)
+    c = tracking.client(uri)
+    exp_id = tracking.ensure_experiment(c, cfg["sweep"]["experiment"])
+    skey = sweep_key(trials)
+    parent = tracking.find_parent(c, exp_id, skey) if resume else None
+    if resume and parent is None:
+        echo("--resume: no earlier run of this sweep in MLflow; starting it from the beginning")
+    if parent is None:
+        params = {f"sweep.{k}": v for k, v in cfg["sweep"].items() if k not in ("grid", "trials")}
+        params["sweep.trials"] = len(trials)
+        parent_id = tracking.start_parent(c, exp_id, skey, cfg["sweep"]["experiment"], params,
+                                          tags={"cmr.experiment_file": str(path)})
+        c.log_text(parent_id, to_yaml(cfg), "config.yaml")
+    else:
+        parent_id = parent.info.run_id
+        tracking.set_status(c, parent_id, "RUNNING")
+    existing = tracking.child_runs(c, exp_id, parent_id)
+    done = {k for k, r in existing.items() if r.info.status == "FINISHED"}
+    if resume and parent is not None:
+        echo(f"--resume: {len(done)} of {len(trials)} trial(s) already finished; running the other {len(trials) - len(done)}")
+
+    payloads, skip = {}, {}
+    for t in trials:
+        run_id = tracking.ensure_child(c, exp_id, parent_id, t, existing)
+        if t.key in done:
+            continue
+        if t.key in existing:  # interrupted or failed before: reuse the run, re-queue it
+            skip[t.key] = tracking.max_step(c, run_id, "train/loss")
+            tracking.set_status(c, run_id, "SCHEDULED", outcome="requeued")
+        storage = absolute_paths(t.cfg)["train"]["storage_path"]
+        payloads[t.key] = dict(
+            key=t.key, index=t.index, name=t.name, run_id=run_id, tracking_uri=uri,
+            cfg=absolute_paths(t.cfg), params_cfg=t.cfg, metric=cfg["sweep"]["metric"],
+            storage_path=storage, train_name=f"{cfg['sweep']['experiment']}-{t.key}",
+        )
+
+    status = "FINISHED"
+    if payloads:
+        n = max_concurrent(cfg, ray.cluster_resources(), len(payloads))
+        need = trial_resources(cfg)
+        echo(f"running {len(payloads)} trial(s), {n} at a time (each holds {need}); "
+             f"Ray cluster has {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, payloads=payloads, train_fn=train_fn, eval_fn=eval_fn),
+            {"cpu": cfg["sweep"]["trial_cpus"]},
+        )
+        callback = MlflowTrialCallback(c, payloads, len(trials), skip, echo=echo)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"key": tune.grid_search(list(payloads))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=n, scheduler=_scheduler(cfg), reuse_actors=False,
+                trial_name_creator=lambda tr: f"trial-{tr.config['key']}",
+                trial_dirname_creator=lambda tr: f"trial-{tr.config['key']}",
+            ),
+            run_config=tune.RunConfig(
+                name=f"sweep-{cfg['sweep']['experiment']}-{parent_id[:8]}-{int(time.time())}",
+                storage_path=absolute_paths(cfg)["train"]["storage_path"],
+                callbacks=[callback], verbose=0,
+            ),
+        )
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            for key, p in payloads.items():  # never leave a run RUNNING/SCHEDULED behind
+                run = c.get_run(p["run_id"])
+                if run.info.status in tracking.ACTIVE_STATES:
+                    tracking.set_status(c, p["run_id"], status if status == "KILLED" else "FAILED",
+                                        outcome="interrupted" if status == "KILLED" else "not_run")
+            if status == "KILLED":
+                tracking.set_status(c, parent_id, "KILLED")
+
+    runs = tracking.child_runs(c, exp_id, parent_id)
+    statuses = {k: r.info.status for k, r in runs.items()}
+    best = _log_best_model(c, exp_id, parent_id, cfg, model_loader, echo)
+    failed = [k for k, s in statuses.items() if s != "FINISHED"]
+    tracking.set_status(c, parent_id, "FAILED" if failed else "FINISHED")
+    from cmr_ray.tune.report import render_report
+
+    echo(render_report(c, cfg["sweep"]["experiment"]))
+    echo(f"sweep {'finished' if not failed else f'ended with {len(failed)} failed trial(s) (rerun with --resume)'}: "
+         f"MLflow experiment '{cfg['sweep']['experiment']}' (id {exp_id}), parent run {parent_id} in {uri}; "
+         f"browse with: cmr-ray ui")
+    return dict(experiment_id=exp_id, parent_run_id=parent_id, best_run_id=best,
+                runs={k: r.info.run_id for k, r in runs.items()}, status=statuses)

@@ -1,0 +1,122 @@
+"""One sweep trial, as a Ray Tune function trainable (the Ray 2.60 Train V2 pattern).
+
+    tune.with_resources(tune.with_parameters(run_trial, payloads={key: payload}, train_fn=None, eval_fn=None),
+                        {"cpu": 0.1})     # param_space={"key": tune.grid_search([key, ...])}
+
+The trial runs a `TorchTrainer` through `train_fn` (default `cmr_ray.train.run_training`)
+with Ray's `TuneReportCallback` in the Train run config, so every epoch's metrics reach
+Tune as they happen and a scheduler such as ASHA can stop a weak trial (its Train
+controller and workers are owned by this trial's actor and are released with it).  Then
+it evaluates the best checkpoint (by `sweep.metric`) with `eval_fn` (default
+`cmr_ray.eval.evaluate`), logs the eval tables/plots and the resolved config as the
+trial's MLflow artifacts (after checking they hold no report text), and reports the
+final metrics with `final=1`.  The driver's MLflow callback logs every metric.
+"""
+from __future__ import annotations
+
+import inspect
+import shutil
+import tempfile
+from pathlib import Path
+
+FINAL = "final"  # result key marking a trial's last report (evaluation done)
+TEXT_SUFFIXES = (".md", ".csv", ".json", ".txt", ".yaml", ".yml", ".html", ".svg", ".tsv")
+
+
+def _default_train():
+    from cmr_ray.train import run_training
+
+    return run_training
+
+
+def _default_eval():
+    from cmr_ray.eval import evaluate
+
+    return evaluate
+
+
+def _accepts(fn, name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def best_checkpoint(result, metric: str):
+    """(checkpoint, its metrics) with the highest `metric`; the last checkpoint otherwise."""
+    ranked = [(c, m) for c, m in (getattr(result, "best_checkpoints", None) or []) if metric in m]
+    if ranked:
+        return max(ranked, key=lambda cm: cm[1][metric])
+    if result.checkpoint is None:
+        raise RuntimeError("training produced no checkpoint to evaluate")
+    return result.checkpoint, dict(result.metrics or {})
+
+
+def store_impressions(store: str, min_len: int = 24) -> list[str]:
+    """Every impression text in the store (long enough to be distinctive)."""
+    import pyarrow.parquet as pq
+
+    from cmr_ray.data import storefs
+
+    fs, root = storefs.open_store(store)
+    texts: set[str] = set()
+    for path in storefs.list_files(fs, storefs.join(root, "shards"), ".parquet"):
+        with fs.open_input_file(path) as f:
+            col = pq.read_table(f, columns=["impression"]).column("impression")
+        texts.update(t for t in col.to_pylist() if t and len(t) >= min_len)
+    return sorted(texts)
+
+
+def check_no_report_text(out_dir: str | Path, impressions: list[str], binary: bool = False) -> None:
+    """Raise if an artifact under `out_dir` contains a report impression: text files
+    (by suffix), or every file's bytes when `binary` (e.g. a pickled model)."""
+    needles = [t.encode() for t in impressions]
+    for path in sorted(Path(out_dir).rglob("*")):
+        if not path.is_file() or not (binary or path.suffix.lower() in TEXT_SUFFIXES):
+            continue
+        content = path.read_bytes()
+        if any(n in content for n in needles):
+            raise RuntimeError(f"{path.name}: contains report text; refusing to log it to MLflow")
+
+
+def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None:
+    """Train, evaluate the best checkpoint, log artifacts, report final metrics to Tune."""
+    import yaml
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from cmr_ray import tracking
+
+    t = payloads[config["key"]]
+    cfg, metric = t["cfg"], t["metric"]
+    train_fn = train_fn or _default_train()
+    eval_fn = eval_fn or _default_eval()
+
+    kwargs = dict(storage_path=t["storage_path"], name=t["train_name"])
+    forwarded = _accepts(train_fn, "callbacks")
+    if forwarded:
+        kwargs["callbacks"] = [TuneReportCallback()]
+    result = train_fn(cfg, **kwargs)
+    if getattr(result, "error", None):
+        raise result.error
+    if not forwarded:  # per-epoch metrics only after the fact: no early stopping possible
+        df = result.metrics_dataframe
+        for row in ([] if df is None else df.to_dict("records")):
+            tune.report(row)
+
+    ckpt, best = best_checkpoint(result, metric)
+    out = Path(tempfile.mkdtemp(prefix=f"cmr-eval-{t['key']}-"))
+    try:
+        final = dict(eval_fn(ckpt.path, cfg["data"]["store"], str(out), cfg=cfg) or {})
+        (out / "config.yaml").write_text(yaml.safe_dump(t["params_cfg"], sort_keys=False))
+        check_no_report_text(out, store_impressions(cfg["data"]["store"]))
+        c = tracking.client(t["tracking_uri"])
+        c.log_artifact(t["run_id"], str(out / "config.yaml"))
+        (out / "config.yaml").unlink()
+        if any(out.iterdir()):
+            c.log_artifacts(t["run_id"], str(out), artifact_path="eval")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    final[f"best/{metric}"] = best.get(metric, float("nan"))
+    final["best/epoch"] = best.get("epoch", -1)
+    final["checkpoint_path"] = ckpt.path
+    final[FINAL] = 1
+    tune.report(final)

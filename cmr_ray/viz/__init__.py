@@ -1,0 +1,1 @@
+"""Pictures of the data: `montage.show_study` draws one study's recognised series."""

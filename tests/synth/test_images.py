@@ -1,0 +1,144 @@
+"""The pixels agree with the labels: EF measured on the cine SAX stack, LGE where the mask says.
+
+EF is measured from the written pixels alone, apart from where to start: the LV blood
+pool of each slice and phase is the connected region brighter than 0.6 x that slice's
+end-diastolic blood signal, grown from the point where the LV long axis (a generating
+parameter) crosses the slice; volumes are disc sums over the stack.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmr_ray.synth.phantom import TERRITORY, Phantom
+from tests.synth.conftest import ZOO_FORMATS, frames, pixels_of, plane_of, read_study, series_by_key
+
+LGE_VIEWS = ("lge_sax", "lge_2ch", "lge_3ch", "lge_4ch")
+
+
+def _grow(mask: np.ndarray, seed) -> np.ndarray:
+    region = np.zeros_like(mask)
+    i, j = seed
+    if not mask[i, j]:
+        return region
+    region[i, j] = True
+    while True:
+        g = region.copy()
+        g[1:] |= region[:-1]
+        g[:-1] |= region[1:]
+        g[:, 1:] |= region[:, :-1]
+        g[:, :-1] |= region[:, 1:]
+        g &= mask
+        if (g == region).all():
+            return region
+        region = g
+
+
+def _axis_pixel(frame, plane):
+    """Where the LV long axis crosses the plane, as (row, column)."""
+    n = plane.normal
+    lam = n @ (plane.origin - frame.origin) / (n @ frame.u)
+    r, c = plane.project(frame.origin + lam * frame.u)
+    return int(round(r)), int(round(c))
+
+
+def measured_ef(p, study_dir) -> float:
+    ph = Phantom(p)
+    frs = frames(series_by_key(read_study(study_dir, pixels=True), p)["cine_sax"])
+    n = plane_of(frs[0]).normal
+    levels = sorted({round(float(f["ipp"] @ n), 3) for f in frs})
+    spacing = abs(levels[1] - levels[0])
+    volume = {}
+    blood = {}
+    for f in sorted(frs, key=lambda f: f["trigger"]):
+        plane, img = plane_of(f), pixels_of(f)
+        level = round(float(f["ipp"] @ n), 3)
+        seed = _axis_pixel(ph.frame, plane)
+        if level not in blood:  # first (end-diastolic) phase of this slice
+            blood[level] = float(np.median(img[seed[0] - 1:seed[0] + 2, seed[1] - 1:seed[1] + 2]))
+        area = _grow(img > 0.6 * blood[level], seed).sum() * f["spacing"][0] * f["spacing"][1]
+        volume[f["trigger"]] = volume.get(f["trigger"], 0.0) + area * spacing
+    v = np.array(list(volume.values()))
+    return 100.0 * (1.0 - v.min() / v.max())
+
+
+@pytest.mark.parametrize("pathology", sorted(ZOO_FORMATS))
+def test_ef_from_pixels_matches_the_report(zoo, pathology):
+    p, r, study_dir = zoo[pathology]
+    ef = measured_ef(p, study_dir)
+    assert abs(ef - r["labels"]["ef"]) <= 5.0, (pathology, ef, r["labels"]["ef"])
+    assert f"{r['labels']['ef']}%" in r["report"]
+
+
+def test_ef_spans_the_diseases(zoo):
+    ef = {k: v[1]["labels"]["ef"] for k, v in zoo.items()}
+    assert ef["dcm"] < 45 and ef["nicm"] < 50 and ef["hcm"] > 55 and ef["normal"] >= 50
+
+
+def _lge_stats(p, study_dir, factor: int = 1):
+    """Mean LGE signal inside the scar mask, in remote myocardium and in the LV blood pool,
+    over every LGE image (optionally after factor x factor block averaging)."""
+    ph = Phantom(p)
+    by_key = series_by_key(read_study(study_dir, pixels=True), p)
+    acc = {"scar": [], "remote": [], "blood": [], "myo": []}
+    for key in LGE_VIEWS:
+        for f in frames(by_key[key]):
+            plane, img = plane_of(f), pixels_of(f)
+            _, m = ph.render(plane, "lge", masks=True)
+            if factor > 1:
+                h = img.shape[0] // factor * factor
+                down = lambda a: a[:h, :h].reshape(h // factor, factor, h // factor, factor).mean(axis=(1, 3))  # noqa: E731
+                img, m = down(img), {k: down(v) for k, v in m.items()}
+            acc["scar"].append(img[m["scar"] > 0.5])
+            acc["remote"].append(img[m["remote"] > 0.9])
+            acc["blood"].append(img[m["lv_cavity"] > 0.99])
+            acc["myo"].append(img[m["lv_myo"] > 0.9])
+    return {k: np.concatenate(v) for k, v in acc.items()}
+
+
+@pytest.mark.parametrize("pathology", ["icm", "nicm", "hcm", "amyloid"])
+def test_lge_pattern_is_where_the_mask_says(zoo, pathology):
+    p, r, study_dir = zoo[pathology]
+    assert p.lge_pattern != "none"
+    s = _lge_stats(p, study_dir)
+    assert s["scar"].size >= 15, "scar too small to see"
+    assert s["scar"].mean() > 2.5 * s["remote"].mean(), (s["scar"].mean(), s["remote"].mean())
+    assert s["scar"].mean() > s["blood"].mean()
+    # still visible after halving the resolution (96 -> 48 px, coarser than the 64 px store)
+    d = _lge_stats(p, study_dir, factor=2)
+    assert d["scar"].size >= 4 and d["scar"].mean() > 2.0 * d["remote"].mean()
+    if pathology == "amyloid":  # dark blood pool, poorly nulled myocardium
+        assert s["blood"].mean() < 0.5 * s["scar"].mean() and s["remote"].mean() > 0.1 * s["scar"].mean()
+    assert "enhancement" in r["report"] or "LGE" in r["report"]
+
+
+@pytest.mark.parametrize("pathology", ["normal", "dcm", "rv"])
+def test_no_lge_means_nulled_myocardium(zoo, pathology):
+    p, r, study_dir = zoo[pathology]
+    s = _lge_stats(p, study_dir)
+    assert s["scar"].size == 0
+    assert s["myo"].mean() < 0.35 * s["blood"].mean()
+    assert "no late gadolinium enhancement" in r["report"].lower() or "no myocardial late gadolinium" in r["report"].lower() \
+        or "no evidence of infarction or fibrosis" in r["report"].lower()
+
+
+def test_icm_scar_lies_in_its_territory(zoo):
+    p, r, study_dir = zoo["icm"]
+    ph = Phantom(p)
+    centre, half, _, _ = TERRITORY[p.territory]
+    by_key = series_by_key(read_study(study_dir, pixels=True), p)
+    vals, angles = [], []
+    for f in frames(by_key["lge_sax"]):
+        plane, img = plane_of(f), pixels_of(f)
+        h = ph.frame.to_heart(plane.points().reshape(-1, 3))
+        if h[0, 2] / ph.L0 < -0.65:  # apical cap: the whole ring belongs to the LAD
+            continue
+        _, m = ph.render(plane, "lge", masks=True)
+        myo = (m["lv_myo"] > 0.9).ravel()
+        vals.append(img.ravel()[myo])
+        angles.append(np.degrees(np.arctan2(h[myo, 1], h[myo, 0])) % 360)
+    v, a = np.concatenate(vals), np.concatenate(angles)
+    a = a[v > 0.5 * v.max()]  # bright myocardium
+    off = np.abs((a - centre + 180) % 360 - 180)
+    assert a.size > 10 and np.mean(off <= half + 15) > 0.9
+    assert p.territory in r["report"]
