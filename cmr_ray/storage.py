@@ -78,8 +78,9 @@ def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
 def filesystem(uri) -> tuple[pafs.FileSystem, str]:
     """(pyarrow FileSystem, path inside it) for a local path or a URI.
 
-    Local paths are made absolute.  `s3://bucket/key` gives an S3FileSystem that honours
-    `AWS_ENDPOINT_URL[_S3]` and `AWS_REGION`/`AWS_DEFAULT_REGION`, and the path `bucket/key`.
+    Local paths are made absolute.  `s3://bucket/key` gives the path `bucket/key` and an
+    S3FileSystem: pointed at `AWS_ENDPOINT_URL[_S3]` (region from `AWS_REGION` or
+    `AWS_DEFAULT_REGION`) when one is set, else AWS with the bucket's own region.
     """
     uri = _text(uri)
     s = scheme(uri)
@@ -91,13 +92,15 @@ def filesystem(uri) -> tuple[pafs.FileSystem, str]:
         bucket = rest.split("/", 1)[0]
         if len(bucket) < 3:
             raise StorageError(f"storage path {uri!r}: bucket name must have at least 3 characters")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        return _s3(s3_endpoint(), region), rest.rstrip("/")
+        if s3_endpoint():  # an S3-compatible server: address it explicitly
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            return _s3(s3_endpoint(), region), rest.rstrip("/")
+        uri = "s3://" + rest  # AWS itself: pyarrow finds the bucket's region
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as e:  # unknown scheme, bad URI
         raise StorageError(f"storage path {uri!r}: {e}") from None
-    return fs, path
+    return fs, path.rstrip("/") or path
 
 
 def join(uri, *parts: str) -> str:

@@ -198,8 +198,8 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
         if reason is not None:
             for p in rels:
                 r0 = files.get(p, {})
-                if r0.get("status") == "failed":
-                    continue  # its own error stays the more specific reason
+                if r0.get("status") in ("failed", "ignored"):
+                    continue  # its own reason (an error, 'classified other') is more specific
                 mark([p], "ignored", f"study excluded: {reason}", r0.get("series_key"),
                      r0.get("sequence"), r0.get("view"))
             excluded.append(Excluded(skey, reason, rels, akey))

@@ -159,8 +159,14 @@ def evaluate(checkpoint, store=None, out_dir="eval_out", cfg=None, baselines=Non
     weights fix the model).  baselines: None means eval.baselines.
     """
     from cmr_ray.config import apply_overrides, parse_override
-    from cmr_ray.train.checkpoint import load_checkpoint
+    from cmr_ray.train.checkpoint import MODEL_FILE, latest_checkpoint_dir, load_checkpoint
 
+    local = Path(str(checkpoint))
+    if "://" not in str(checkpoint) and local.is_dir() and not (local / MODEL_FILE).exists():
+        newest = latest_checkpoint_dir(local)  # a Ray Train run directory
+        if newest:
+            _say(f"eval: {checkpoint} is a run directory; using its newest checkpoint {newest}", progress)
+            checkpoint = newest
     model, ckpt_cfg = load_checkpoint(checkpoint)
     cfg = cfg or ckpt_cfg
     if overrides:

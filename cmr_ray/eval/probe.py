@@ -77,30 +77,31 @@ def check_disjoint(fit_patients, test_patients) -> None:
                          "(splits must be patient-level)")
 
 
-def make_probe(C: float = 1.0, seed: int = 0):
-    from sklearn.linear_model import LogisticRegression
+def make_probe(C: float = 1.0, seed: int = 0, cv=None):
+    """StandardScaler + logistic regression (balanced class weights); with `cv`, C by CV."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return Pipeline([
-        ("scale", StandardScaler()),
-        ("lr", LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)),
-    ])
+    if cv is None:
+        lr = LogisticRegression(C=C, class_weight="balanced", max_iter=3000, random_state=seed)
+    else:
+        lr = LogisticRegressionCV(Cs=list(CS), l1_ratios=(0.0,), cv=cv, scoring="neg_log_loss",
+                                  class_weight="balanced", max_iter=3000, random_state=seed,
+                                  use_legacy_attributes=False)
+    return Pipeline([("scale", StandardScaler()), ("lr", lr)])
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, seed: int = 0):
-    """Fit the probe on (x, y) only; C by stratified CV when every class has >= 2 examples."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    """Fit the probe on (x, y) only; C by stratified k-fold CV (log-loss) over `CS` when every
+    class has >= 2 examples, else C = 1."""
+    from sklearn.model_selection import StratifiedKFold
 
     _, counts = np.unique(y, return_counts=True)
     folds = min(CV_FOLDS, int(counts.min()))
     if folds < 2:
         return make_probe(1.0, seed).fit(x, y)
-    search = GridSearchCV(
-        make_probe(1.0, seed), {"lr__C": list(CS)}, scoring="neg_log_loss",
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=1, error_score="raise",
-    )
-    return search.fit(x, y).best_estimator_
+    return make_probe(seed=seed, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)).fit(x, y)
 
 
 def score_predictions(task: str, y_true, y_pred, score, classes) -> tuple[dict, list]:
@@ -157,7 +158,8 @@ def run_probe(task, x_fit, y_fit, x_test, y_test, seed: int = 0, fit_fn=fit_prob
     fitted = list(model.classes_)
     score = proba[:, fitted.index(1)] if task != "acdc" else proba
     m, more = score_predictions(task, y_test, y_pred, score, fitted)
-    C = getattr(getattr(model, "named_steps", {}).get("lr"), "C", None)
+    lr = getattr(model, "named_steps", {}).get("lr")
+    C = getattr(lr, "C_", getattr(lr, "C", None))
     return ProbeOutcome(task, m, notes + more, fitted, y_test, y_pred, score, C)
 
 

@@ -105,13 +105,15 @@ def trial_resources(cfg: dict) -> dict:
     return need
 
 
-DATA_CPUS = 1.0  # CPUs left free for Ray Data's read and sampling tasks (they run outside the trials)
+DATA_CPUS = 2.0  # CPUs left free for Ray Data's list/read/sample tasks (they run outside the trials;
+                 # with one free CPU, a streaming list-files task holds it and the read waits forever)
 
 
 def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
     """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1.
     `DATA_CPUS` of the cluster's CPUs stay free: Ray Data tasks feeding the trials need them,
-    and a cluster whose CPUs are all held by trials would starve its own input pipelines."""
+    and a cluster whose CPUs are all held by trials would starve its own input pipelines
+    (a local Ray started by the sweep adds that many logical CPUs: `local_cpus`)."""
     n = cfg["sweep"]["max_concurrent"]
     if n <= 0:
         need = trial_resources(cfg)
@@ -120,3 +122,11 @@ def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
         fits = [math.floor(have.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
         n = min(fits) if fits else n_trials
     return max(1, min(n, n_trials))
+
+
+def local_cpus(physical: int | None = None) -> int:
+    """Logical CPUs for a local Ray started by the sweep: the machine's cores for the trials,
+    plus `DATA_CPUS` scheduling slots for Ray Data's (mostly I/O-bound) tasks."""
+    import os
+
+    return int(physical or os.cpu_count() or 1) + int(DATA_CPUS)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cmr_ray import tracking
 from cmr_ray.config import load_config, to_yaml
-from cmr_ray.tune.grid import expand_trials, max_concurrent, sweep_key, trial_resources
+from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
 
 def say(line: str) -> None:
     print(line, flush=True)
@@ -147,6 +147,8 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
 
     if not ray.is_initialized():
         started_ray = True
+    if not ray.is_initialized() and not (address or os.environ.get("RAY_ADDRESS")):
+        num_cpus = num_cpus or local_cpus()
     init_ray(address, num_cpus=num_cpus)
     try:
         return _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo)

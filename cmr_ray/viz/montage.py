@@ -47,7 +47,8 @@ def study_strips(study_dir, size: int = 128, phases: int = 12):
             skipped.append(f"{label}: {getattr(e, 'reason', e)}")
             continue
         rank = (SEQUENCES.index(c.sequence), VIEWS.index(c.view), s.series_number or 0)
-        shown.append((rank, f"{label}  [{vol.shape[0]} slices x {vol.shape[1]} phases]",
+        what = "phases of the middle slice" if c.sequence == "cine" else "slices"
+        shown.append((rank, f"{label}  [{vol.shape[0]} slices x {vol.shape[1]} phases; showing {what}]",
                       _strip(vol, c.sequence, phases)))
     shown.sort(key=lambda t: t[0])
     return [(label, strip) for _, label, strip in shown], skipped
@@ -67,9 +68,11 @@ def show_study(study_dir, out, size: int = 128, phases: int = 12) -> int:
     fig, axes = plt.subplots(len(strips), 1, squeeze=False,
                              figsize=(inch * width / size, inch * 1.22 * len(strips) + 0.25 * len(skipped) + 0.4))
     for ax, (label, strip) in zip(axes[:, 0], strips):
-        canvas = np.zeros((strip.shape[0], width), np.uint8)
+        canvas = np.full((strip.shape[0], width), np.nan, np.float32)  # unfilled: background
         canvas[:, : strip.shape[1]] = strip
-        ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        cmap = plt.get_cmap("gray").copy()
+        cmap.set_bad("white")
+        ax.imshow(canvas, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(label, loc="left", fontsize=9)
         ax.set_axis_off()
     if skipped:

@@ -117,7 +117,10 @@ def test_every_node_installs_the_project_at_the_pinned_versions(path):
     mounts = cfg["file_mounts"]
     for needed in ("pyproject.toml", "constraints.txt", "cmr_ray"):
         assert mounts.get(f"~/cmr-ray/{needed}") == f"./{needed}"
-    assert all(not local.startswith(("/", "..")) and ".venv" not in local for local in mounts.values())
+    for local in mounts.values():  # relative to the repository root, where `ray up` runs
+        assert not local.startswith(("/", "..")) and ".venv" not in local, local
+        assert (ROOT / local).exists(), f"file_mounts: {local} is missing; `ray up` would fail"
+    assert "sudo chown" in cfg["setup_commands"][0], "the install needs a writable ~/cmr-ray"
     image = cfg["docker"]["image"]
     assert f":{ray.__version__}-py311-" in image, f"{image}: not Ray {ray.__version__} on Python 3.11"
     constraints = ROOT / "constraints.txt"

@@ -10,6 +10,8 @@ import os
 
 import pytest
 
+from tests.netutil import is_loopback, listening_sockets_of_tree
+
 pytestmark = pytest.mark.integration
 
 
@@ -28,8 +30,10 @@ def test_ray_data_job_runs_on_both_nodes(two_node_cluster):
     try:
         alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
         assert alive == set(two_node_cluster["nodes"].values())
-        for n in ray.nodes():  # both nodes are on loopback
+        for n in ray.nodes():  # both nodes are on loopback, and nothing listens beyond it
             assert n["NodeManagerAddress"] == "127.0.0.1"
+        socks = listening_sockets_of_tree(os.getpid())
+        assert socks and all(is_loopback(ip) for ip, _ in socks), socks
 
         rows = ray.data.range(8, override_num_blocks=8).map_batches(_tag_node, batch_size=None).take_all()
         assert sorted(r["id"] for r in rows) == list(range(8))

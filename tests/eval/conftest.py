@@ -67,7 +67,8 @@ def tiny_cfg(**extra):
         "data.views": "cine:sax|lge:sax", "data.frames": 4, "data.image_size": SIZE,
         "model.hidden_size": 16, "model.layers": 1, "model.heads": 2, "model.patch_size": 8,
         "model.embed_dim": 16, "train.epochs": 1, "train.batch_size": 16,
-        "eval.few_shot": [1, 2], "eval.few_shot_seeds": 2, "eval.chunk_size": 7,
+        "eval.probes": ["nicm", "hcm", "acdc"], "eval.few_shot": [1, 2], "eval.few_shot_seeds": 2,
+        "eval.chunk_size": 7,
     }
     over.update(extra)
     return load_config(None, over)

@@ -55,7 +55,8 @@ def test_fit_probe_learns_and_balances():
     metrics, outcomes, notes = probe_tasks(x, lab, xt, labt, ["hcm", "acdc"])
     assert metrics["hcm_auc"] > 0.9 and metrics["acdc_acc"] > 0.7
     lr = fit_probe(x, lab["hcm"].astype(int)).named_steps["lr"]
-    assert lr.class_weight == "balanced" and lr.C in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    assert lr.class_weight == "balanced" and float(lr.C_) in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    assert outcomes["hcm"].C in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
     assert sorted(outcomes["acdc"].classes) == sorted(ACDC_CLASSES)
 
 

@@ -44,8 +44,9 @@ def test_slices_step_along_the_normal_and_phases_match(zoo, pathology):
             assert all(abs(float(f["ds"].SliceLocation) - f["ipp"] @ n) < 1e-3 for f in frs)
     assert int(by_key["cine_sax"][0].CardiacNumberOfImages) >= 12
     assert len({round(f["ipp"] @ _normal(f["iop"]), 3) for f in frames(by_key["cine_sax"])}) >= 6
-    assert float(by_key["lge_sax"][0].get("InversionTime", 0) or
-                 by_key["lge_sax"][0].SharedFunctionalGroupsSequence[0].MRModifierSequence[0].InversionTimes[0]) > 100
+    lge = by_key["lge_sax"][0]
+    ti = lge.get("InversionTime") or lge.SharedFunctionalGroupsSequence[0].MRModifierSequence[0].InversionTimes
+    assert float(np.ravel(ti)[0]) == p.ti_ms
 
 
 @pytest.mark.parametrize("pathology", ["icm", "normal"])

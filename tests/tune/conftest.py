@@ -63,6 +63,6 @@ def ray_local():
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
     from cmr_ray.runtime import init_ray
 
-    ray = init_ray(num_cpus=2)
+    ray = init_ray(num_cpus=4)
     yield ray
     ray.shutdown()

@@ -14,5 +14,5 @@ from cmr_ray.tune import run_sweep  # noqa: E402
 
 ray.cloudpickle.register_pickle_by_value(fakes)
 out = run_sweep(sys.argv[1], resume="--resume" in sys.argv, train_fn=fakes.fake_train, eval_fn=fakes.fake_eval,
-                model_loader=fakes.fake_loader, num_cpus=2)
+                model_loader=fakes.fake_loader, num_cpus=4)
 sys.exit(0 if all(s == "FINISHED" for s in out["status"].values()) else 1)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from cmr_ray.config import ConfigError, load_config
-from cmr_ray.tune.grid import expand_trials, max_concurrent, sweep_key, trial_resources
+from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
 from cmr_ray.views import PAPER_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,8 +72,9 @@ def test_max_concurrent_from_cluster():
     cfg["train"].update(workers=1, cpus_per_worker=0.9)
     cfg["sweep"]["trial_cpus"] = 0.1
     assert trial_resources(cfg) == {"CPU": pytest.approx(1.0)}
-    assert max_concurrent(cfg, {"CPU": 2.0}, 11) == 1          # one CPU stays free for Ray Data
-    assert max_concurrent(cfg, {"CPU": 3.0}, 11) == 2
+    assert max_concurrent(cfg, {"CPU": 4.0}, 11) == 2          # two CPUs stay free for Ray Data
+    assert max_concurrent(cfg, {"CPU": float(local_cpus(2))}, 11) == 2   # a 2-core machine runs two trials
+    assert max_concurrent(cfg, {"CPU": 2.0}, 11) == 1
     assert max_concurrent(cfg, {"CPU": 16.0}, 3) == 3          # never more than the trials
     assert max_concurrent(cfg, {"CPU": 0.5}, 3) == 1           # at least one
     cfg["train"].update(workers=2, cpus_per_worker=4, use_gpu=True)
