@@ -119,7 +119,8 @@ def main(argv=None):
             prep = n_loop / wall  # prepare decodes the same grids (checked: same studies)
             print(f"{'multiprocessing.Pool':<24}{cpus:>5}{t_pool:>9.2f}{pool:>10.0f}{pool / loop:>9.2f}{'':>9}")
             print(f"{'prepare (Ray Data)':<24}{cpus:>5}{wall:>9.2f}{prep:>10.0f}{prep / loop:>9.2f}"
-                  f"{prep / pool:>9.2f}   (+{start:.1f} s Ray start-up)")
+                  f"{prep / pool:>9.2f}   (+{start:.1f} s Ray start-up; "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items()) + ")")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

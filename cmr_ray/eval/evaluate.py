@@ -79,7 +79,7 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
         few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, tasks,
                                            ev["few_shot"], int(ev["few_shot_seeds"]), **pats)
         metrics.update({f"fewshot/{k}": v for k, v in few_m.items()})
-        notes += few_notes
+        notes += [n for n in few_notes if n.split(" (few-shot")[0] not in notes]  # no repeats
     if prompts:
         temp = float(model.logit_scale().reciprocal()) if hasattr(model, "logit_scale") else 0.05
         zs_m, zs_notes = zero_shot_prompts(model.encode_text, fit.video, fit.labels, test.video,

@@ -75,7 +75,8 @@ def recall_curves(ranks: dict, path) -> str:
             ks, rec = recall_at_k_curve(pair[j])
             n = max(n, len(ks))
             ax.plot(ks, rec, label=name)
-        ax.plot([1, n], [100.0 / n, 100.0], ls=":", c="grey", label="chance")
+        k_all = np.arange(1, n + 1)
+        ax.plot(k_all, 100.0 * k_all / n, ls=":", c="grey", label="chance")
         for k in (5, 10, 50):
             ax.axvline(k, c="#dddddd", lw=0.8, zorder=0)
         ax.set_xscale("log")

@@ -112,14 +112,16 @@ def score_predictions(task: str, y_true, y_pred, score, classes) -> tuple[dict, 
     m = {"acc": float(accuracy_score(y_true, y_pred))}
     present = sorted(set(y_true.tolist()))
     if task != "acdc":
-        m["f1"] = float(f1_score(y_true, y_pred, pos_label=1, zero_division=0))
+        m["f1"] = float(f1_score(y_true, y_pred, pos_label=1, zero_division=np.nan))
+        if math.isnan(m["f1"]):
+            notes.append(f"{task}: F1 undefined, no positive study in test and none predicted")
         if len(present) < 2:
             m["auc"] = NAN
             notes.append(f"{task}: AUC undefined, the test split has only class {present[0]}")
         else:
             m["auc"] = float(roc_auc_score(y_true, score))
         return m, notes
-    m["f1"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+    m["f1"] = float(f1_score(y_true, y_pred, average="macro", zero_division=np.nan))  # undefined classes left out
     missing = [c for c in present if c not in classes]
     if missing:
         m["auc"] = NAN
@@ -149,8 +151,9 @@ def run_probe(task, x_fit, y_fit, x_test, y_test, seed: int = 0, fit_fn=fit_prob
         return ProbeOutcome(task, dict.fromkeys(METRICS, NAN),
                             [f"{task}: the fitting split has a single class ({have}); cannot fit a probe"])
     notes = []
-    if task == "acdc" and classes != needed:
-        notes.append(f"acdc: class(es) {[c for c in needed if c not in classes]} absent from the fitting split")
+    absent = [c for c in needed if c not in classes]
+    if absent:
+        notes.append(f"{task}: class(es) {absent} absent from the fitting split")
     with single_thread():
         model = fit_fn(x_fit, y_fit, seed=seed)
         y_pred = model.predict(x_test)
@@ -217,9 +220,9 @@ def few_shot_probes(x_fit, labels_fit, x_test, labels_test, tasks, sizes, seeds:
                     notes.append(f"{task} k={k}: {e}; left out")
                     break
                 out = run_probe(task, x_fit[fi[sel]], fy[sel], x_test[ti], ty, seed, fit_fn)
-                notes += [f"{n} (k={k}, seed {seed})" for n in out.notes]
+                notes += [f"{n} (few-shot k={k})" for n in out.notes]
                 runs.append(out.metrics)
             for name in METRICS:
                 vals = [r[name] for r in runs if not math.isnan(r[name])]
                 metrics[f"{task}_{name}_k{k}"] = float(np.mean(vals)) if vals else NAN
-    return metrics, notes
+    return metrics, list(dict.fromkeys(notes))

@@ -19,22 +19,24 @@ import numpy as np
 from cmr_ray.data.schema import ACDC_CLASSES
 from cmr_ray.eval.probe import METRICS, NAN, check_task, known, score_predictions
 
+# Clinical phrasing as radiologists write impressions (and as the synthetic reports do).
 PROMPTS: dict[str, tuple[str, str]] = {
-    "nicm": ("Non-ischemic cardiomyopathy with mid-wall late gadolinium enhancement.",
+    "nicm": ("Dilated left ventricle with reduced systolic function and mid-wall fibrosis, "
+             "consistent with non-ischemic cardiomyopathy.",
              "No evidence of non-ischemic cardiomyopathy."),
-    "icm": ("Ischemic cardiomyopathy with subendocardial infarct scar in a coronary territory.",
+    "icm": ("Subendocardial infarct scar in a coronary territory, consistent with ischemic cardiomyopathy.",
             "No evidence of myocardial infarction."),
-    "amyl": ("Cardiac amyloidosis with diffuse subendocardial enhancement.",
+    "amyl": ("Cardiac amyloidosis with diffuse subendocardial enhancement and concentric hypertrophy.",
              "No evidence of cardiac amyloidosis."),
-    "hcm": ("Hypertrophic cardiomyopathy with asymmetric septal hypertrophy.",
+    "hcm": ("Asymmetric septal hypertrophy consistent with hypertrophic cardiomyopathy.",
             "No evidence of hypertrophic cardiomyopathy."),
 }
 CLASS_PROMPTS: dict[str, str] = {
-    "NOR": "Normal left ventricular size and systolic function. No late gadolinium enhancement.",
-    "MINF": "Prior myocardial infarction with regional wall motion abnormality and infarct scar.",
-    "DCM": "Dilated left ventricle with severely reduced ejection fraction.",
-    "HCM": "Hypertrophic cardiomyopathy with left ventricular hypertrophy.",
-    "RV": "Dilated right ventricle with reduced right ventricular function.",
+    "NOR": "Normal left ventricular size, wall thickness and systolic function. No late gadolinium enhancement.",
+    "MINF": "Infarct scar in a coronary territory with regional wall motion abnormality, prior myocardial infarction.",
+    "DCM": "Dilated left ventricle with reduced systolic function, consistent with dilated cardiomyopathy.",
+    "HCM": "Left ventricular hypertrophy with increased wall thickness.",
+    "RV": "Dilated right ventricle with reduced systolic function; normal left ventricle.",
 }
 
 

@@ -91,7 +91,7 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) 
     rr_ms = 60000.0 / p.heart_rate
     gains = {"cine": rng.uniform(900, 1500), "lge": rng.uniform(1200, 2000)}
     study_dir = Path(dicom_dir) / f"{index:05d}"
-    n_files, measured = 0, None
+    n_files, measured, cache = 0, None, {}
     hh, mm = int(p.phi["study_time"][:2]), int(p.phi["study_time"][2:4])
     for k, spec in enumerate(specs):
         frames, areas = _render_series(spec, p, ph, rng, rr_ms, gains)
@@ -99,7 +99,7 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) 
             measured = measure_lv(areas, spec.spacing_between)
         minutes = hh * 60 + mm + 2 * k
         stamp = f"{minutes // 60 % 24:02d}{minutes % 60:02d}{p.phi['study_time'][4:6]}"
-        n_files += write_series(study_dir / f"SE{spec.number:04d}", spec, frames, study, uid, rr_ms, stamp, p.compression)
+        n_files += write_series(study_dir / f"SE{spec.number:04d}", spec, frames, study, uid, rr_ms, stamp, p.compression, cache)
     measured.update(ef=int(round(measured["ef_exact"])), lv_edd_mm=round(p.lv_edd_mm, 1),
                     wall_mm=round(max(p.wall_mm, p.septal_mm), 1))
     text, mentions = write_report(p, measured, np.random.default_rng([seed, index, 4]))

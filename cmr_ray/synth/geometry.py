@@ -17,6 +17,7 @@ step along it; long-axis planes contain the long axis at an angle phi around it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -81,9 +82,10 @@ class Plane:
     spacing: tuple[float, float]  # (between rows, between columns)
     shape: tuple[int, int]  # (rows, columns)
 
-    @property
+    @cached_property
     def normal(self) -> np.ndarray:
-        return np.cross(self.row, self.col)
+        (a, b, c), (d, e, f) = self.row, self.col
+        return np.array([b * f - c * e, c * d - a * f, a * e - b * d])
 
     @property
     def orientation(self) -> list[float]:

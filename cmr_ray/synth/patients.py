@@ -155,20 +155,19 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
         ef_target=_u(rng, 56, 72),
     )
     sphericity = _u(rng, 3.0, 3.5)  # long semi-axis / short radius
-    if path == "dcm":
-        p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 58, 74), _u(rng, 6.0, 8.5), _u(rng, 15, 40)
-        sphericity = _u(rng, 2.3, 2.8)
-    elif path == "nicm":
-        p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 54, 72), _u(rng, 6.5, 9.5), _u(rng, 18, 45)
-        sphericity = _u(rng, 2.4, 3.0)
+    if path in ("dcm", "nicm"):
+        # DCM and NICM share one cine distribution: only LGE tells them apart
+        p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 55, 74), _u(rng, 7.0, 10.0), _u(rng, 15, 45)
+        sphericity = _u(rng, 2.3, 2.9)
+    if path == "nicm":
         extra = rng.random() < 0.35
         p.lge_pattern = "midwall"
-        p.lge = {"centre": _u(rng, 0.42, 0.58), "half_width": _u(rng, 0.22, 0.32),
+        p.lge = {"centre": _u(rng, 0.45, 0.55), "half_width": _u(rng, 0.30, 0.38),  # band >= 2 px at 64 px
                  "regions": ["septal", "inferolateral"] if extra else ["septal"], "patch": _u(rng, 0, 360)}
-    elif path == "icm":
+    if path == "icm":
         p.lv_edd_mm, p.ef_target = _u(rng, 52, 70), _u(rng, 30, 55)
         p.territory = TERRITORIES[int(rng.choice(3, p=[0.5, 0.2, 0.3]))]
-        p.transmurality = _u(rng, 0.45, 1.0)
+        p.transmurality = _u(rng, 0.5, 1.0)
         p.wma = _u(rng, 0.0, 0.25) if p.transmurality > 0.7 else _u(rng, 0.25, 0.55)
         p.lge_pattern = "transmural" if p.transmurality > 0.75 else "subendocardial"
     elif path == "hcm":
@@ -191,7 +190,7 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
     p.septal_mm = p.septal_mm or p.wall_mm
     p.lv_length_mm = p.lv_edd_mm / 2 * sphericity
     comorb = []
-    if path in ("dcm", "nicm", "icm") and rng.random() < {"dcm": 0.25, "nicm": 0.2, "icm": 0.15}[path]:
+    if path in ("dcm", "nicm", "icm") and rng.random() < {"dcm": 0.2, "nicm": 0.2, "icm": 0.15}[path]:
         comorb.append("rv_dilation")
         p.rv_scale, p.rv_contraction = _u(rng, 1.25, 1.5), _u(rng, 0.07, 0.13)
     if p.effusion_mm == 0 and rng.random() < 0.05:

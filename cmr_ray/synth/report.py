@@ -148,8 +148,9 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     else:
         hyper = (" with asymmetric septal hypertrophy" if p.pathology == "hcm" else " with concentric hypertrophy" if wall >= 13 else "")
         desc = "normal in size" if size == "normal" else size
+        adj = "Normal-sized" if size == "normal" else size.capitalize()
         first = _pick(rng, [f"The left ventricle is {desc}{hyper} and has {grade} systolic function, EF {ef}%.",
-                            f"{desc.capitalize()} left ventricle{hyper}; {grade} systolic function (LVEF {ef}%)."])
+                            f"{adj} left ventricle{hyper}; {grade} systolic function (LVEF {ef}%)."])
     items = []
     if lge_imp:
         items.append(lge_imp)
@@ -160,7 +161,7 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     if rv_dilated:
         items.append(rv.replace("The right ventricle is", "Right ventricle").rstrip("."))
     if p.effusion_mm > 0:
-        items.append(peri.rstrip("."))
+        items.append(f"{'Small' if p.effusion_mm < 5 else 'Moderate'} pericardial effusion ({p.effusion_mm:.0f} mm)")
     if p.pathology == "normal" or (not lge_imp and rng.random() < 0.5):
         items.append(_pick(rng, ["No late gadolinium enhancement", "No evidence of myocardial infarction, infiltration or fibrosis"]))
     order = list(rng.permutation(len(items)))
@@ -171,7 +172,8 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         items.append(f"Findings discussed with Dr. {doc}")
     style = int(rng.integers(3))
     heading = ["IMPRESSION:", "Impression:", "IMPRESSION"][style]
-    numbered = "\n".join(f"{k}{'.' if rng.random() < 0.85 else ')'} {s.rstrip('.')}." for k, s in enumerate(items, start=1))
+    mark = "." if rng.random() < 0.85 else ")"
+    numbered = "\n".join(f"{k}{mark} {s.rstrip('.')}." for k, s in enumerate(items, start=1))
 
     findings = [" ".join(lv), rv, atria, peri, t1, lge_find]
     if rng.random() < 0.5:  # some readers report LGE before the chambers

@@ -105,21 +105,21 @@ def trial_resources(cfg: dict) -> dict:
     return need
 
 
-DATA_CPUS = 2.0  # CPUs left free for Ray Data's list/read/sample tasks (they run outside the trials;
-                 # with one free CPU, a streaming list-files task holds it and the read waits forever)
+DATA_CPUS = 2.0  # CPUs per running trial left free for its Ray Data list/read/sample tasks (they run
+                 # outside the trial's reservation; with one free CPU, a streaming list-files task
+                 # holds it and the read waits forever)
 
 
 def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
     """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1.
-    `DATA_CPUS` of the cluster's CPUs stay free: Ray Data tasks feeding the trials need them,
-    and a cluster whose CPUs are all held by trials would starve its own input pipelines
-    (a local Ray started by the sweep adds that many logical CPUs: `local_cpus`)."""
+    Each running trial also leaves `DATA_CPUS` free for the Ray Data tasks feeding it: a
+    cluster whose CPUs are all held by trials starves their input pipelines (a local Ray
+    started by the sweep adds that many logical CPUs: `local_cpus`)."""
     n = cfg["sweep"]["max_concurrent"]
     if n <= 0:
         need = trial_resources(cfg)
-        have = dict(cluster)
-        have["CPU"] = max(0.0, have.get("CPU", 0.0) - DATA_CPUS)
-        fits = [math.floor(have.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
+        need["CPU"] = need.get("CPU", 0.0) + DATA_CPUS
+        fits = [math.floor(cluster.get(r, 0.0) / amount + 1e-9) for r, amount in need.items() if amount > 0]
         n = min(fits) if fits else n_trials
     return max(1, min(n, n_trials))
 

@@ -70,8 +70,7 @@ def show_study(study_dir, out, size: int = 128, phases: int = 12) -> int:
     for ax, (label, strip) in zip(axes[:, 0], strips):
         canvas = np.full((strip.shape[0], width), np.nan, np.float32)  # unfilled: background
         canvas[:, : strip.shape[1]] = strip
-        cmap = plt.get_cmap("gray").copy()
-        cmap.set_bad("white")
+        cmap = plt.get_cmap("gray").with_extremes(bad="white")
         ax.imshow(canvas, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(label, loc="left", fontsize=9)
         ax.set_axis_off()

@@ -147,12 +147,16 @@ def test_dashboard_and_mlflow_are_not_reachable_from_outside(path):
         assert not (_opens_to_world(rule) and ports != {22}), "only SSH may face the world"
     for nt in cfg["available_node_types"].values():
         assert "SecurityGroupIds" not in nt["node_config"] or nt["node_config"]["SecurityGroupIds"]
-    start = " ".join(cfg["head_start_ray_commands"])
-    assert "--dashboard-host=127.0.0.1" in start
-    assert "0.0.0.0" not in start
-    mlflow = [c for c in cfg["head_start_ray_commands"] if "mlflow server" in c]
+    cmds = cfg["head_start_ray_commands"]
+    ray_start = [c for c in cmds if "ray start --head" in c]
+    assert len(ray_start) == 1 and "--dashboard-host=127.0.0.1" in ray_start[0], "dashboard on loopback only"
+    mlflow = [c for c in cmds if "mlflow server" in c]
     assert len(mlflow) == 1, "the head starts one MLflow tracking server"
-    assert "--host 127.0.0.1" in mlflow[0] and "--port 5000" in mlflow[0]
+    # MLflow may listen beyond loopback (worker nodes log to it) only because the checks
+    # above keep port 5000 out of every inbound rule: reachable from cluster nodes only.
+    assert re.search(r"--host (127\.0\.0\.1|0\.0\.0\.0) --port 5000\b", mlflow[0])
+    assert cmds.index(mlflow[0]) < cmds.index(ray_start[0]), "MLflow up before jobs can start"
+    assert "export MLFLOW_TRACKING_URI=" in ray_start[0], "jobs learn the tracking URI from Ray's env"
     assert re.search(r"--backend-store-uri (sqlite|postgresql)", mlflow[0]), "MLflow needs a database"
     assert "--artifacts-destination s3://" in mlflow[0]
     for opt in cfg["docker"].get("run_options", []) + cfg["docker"].get("head_run_options", []):
@@ -241,8 +245,26 @@ def test_kuberay_image_installs_the_project_at_the_pinned_versions():
     mlflow = [c for c in _containers(spec["headGroupSpec"]) if c["name"] == "mlflow"]
     assert len(mlflow) == 1
     cmd = " ".join(mlflow[0]["command"])
-    assert "--host 127.0.0.1" in cmd and "--artifacts-destination s3://" in cmd
-    assert "--backend-store-uri sqlite:////mlflow/" in cmd
+    assert "--artifacts-destination s3://" in cmd and "--backend-store-uri sqlite:////mlflow/" in cmd
+
+
+def test_kuberay_exposes_nothing_outside_the_kubernetes_cluster():
+    docs = _docs(CLUSTER / "kuberay.yaml")
+    services = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Service"}
+    for name, svc in services.items():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", f"Service {name} is exposed"
+    assert "Ingress" not in {d.get("kind") for d in docs}
+    spec = _raycluster()
+    head = _containers(spec["headGroupSpec"])
+    mlflow = next(c for c in head if c["name"] == "mlflow")
+    cmd = mlflow["command"]
+    allowed = cmd[cmd.index("--allowed-hosts") + 1].split(",")  # no Host header but ours
+    uri = next(e["value"] for e in head[0]["env"] if e["name"] == "MLFLOW_TRACKING_URI")
+    svc = uri.split("//", 1)[1]
+    assert svc.split(":")[0] in services and svc in allowed, f"{uri}: not a ClusterIP Service MLflow accepts"
+    assert "127.0.0.1:5000" in allowed  # kubectl port-forward
+    sel = services[svc.split(":")[0]]["spec"]["selector"]
+    assert sel == {"ray.io/cluster": "cmr-ray", "ray.io/node-type": "head"}
 
 
 def test_docs_name_every_cluster_file():

@@ -62,6 +62,11 @@ def fake_store(tmp_path_factory):
     return write_store(tmp_path_factory.mktemp("store"), fake_rows(90))
 
 
+@pytest.fixture
+def few_rows():
+    return fake_rows(3)
+
+
 def tiny_cfg(**extra):
     over = {
         "data.views": "cine:sax|lge:sax", "data.frames": 4, "data.image_size": SIZE,

@@ -50,8 +50,8 @@ def test_metrics_are_scikit_learns_own():
 
 
 def test_fit_probe_learns_and_balances():
-    x, lab = _data(300, 2, shift=3.0)
-    xt, labt = _data(200, 3, shift=3.0)
+    x, lab = _data(150, 2, shift=3.0)
+    xt, labt = _data(100, 3, shift=3.0)
     metrics, outcomes, notes = probe_tasks(x, lab, xt, labt, ["hcm", "acdc"])
     assert metrics["hcm_auc"] > 0.9 and metrics["acdc_acc"] > 0.7
     lr = fit_probe(x, lab["hcm"].astype(int)).named_steps["lr"]
@@ -126,3 +126,14 @@ def test_missing_labels_and_absent_classes():
     assert math.isnan(m["acdc_auc"]) and not math.isnan(m["acdc_acc"])
     assert any("RV" in n for n in notes)
     assert "RV" not in set(outcomes["acdc"].y_pred.tolist())
+
+
+def test_undefined_metrics_are_nan_with_a_reason():
+    from cmr_ray.eval.probe import score_predictions
+
+    y = np.array([0, 0, 0])
+    m, notes = score_predictions("hcm", y, np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]), [0, 1])
+    assert m["acc"] == 1.0 and math.isnan(m["auc"]) and math.isnan(m["f1"])
+    assert any("AUC undefined" in n for n in notes) and any("F1 undefined" in n for n in notes)
+    m, _ = score_predictions("hcm", y, np.array([0, 1, 0]), np.array([0.1, 0.9, 0.3]), [0, 1])
+    assert m["f1"] == 0.0  # a false positive: F1 is defined, and zero

@@ -6,6 +6,7 @@ JPEG 2000), so every disease and every format is covered whatever the seed draws
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def zoo(tmp_path_factory):
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def read_study(study_dir: Path, pixels: bool = False) -> dict:
-    """{series description: list of datasets sorted by InstanceNumber}."""
+    """{series description: list of datasets sorted by InstanceNumber} (cached: treat as read-only)."""
     series = defaultdict(list)
     for f in sorted(Path(study_dir).rglob("*.dcm")):
         ds = pydicom.dcmread(f, stop_before_pixels=not pixels)

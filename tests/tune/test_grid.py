@@ -72,13 +72,14 @@ def test_max_concurrent_from_cluster():
     cfg["train"].update(workers=1, cpus_per_worker=0.9)
     cfg["sweep"]["trial_cpus"] = 0.1
     assert trial_resources(cfg) == {"CPU": pytest.approx(1.0)}
-    assert max_concurrent(cfg, {"CPU": 4.0}, 11) == 2          # two CPUs stay free for Ray Data
-    assert max_concurrent(cfg, {"CPU": float(local_cpus(2))}, 11) == 2   # a 2-core machine runs two trials
-    assert max_concurrent(cfg, {"CPU": 2.0}, 11) == 1
+    assert max_concurrent(cfg, {"CPU": 6.0}, 11) == 2          # each trial leaves 2 CPUs for Ray Data
+    assert max_concurrent(cfg, {"CPU": float(local_cpus(2))}, 11) == 1   # a 2-core machine: one trial
+    assert max_concurrent(cfg, {"CPU": 2.0}, 11) == 1          # at least one
     assert max_concurrent(cfg, {"CPU": 16.0}, 3) == 3          # never more than the trials
     assert max_concurrent(cfg, {"CPU": 0.5}, 3) == 1           # at least one
     cfg["train"].update(workers=2, cpus_per_worker=4, use_gpu=True)
     assert max_concurrent(cfg, {"CPU": 64.0, "GPU": 8.0}, 20) == 4   # GPUs bind: 8 / 2
+    assert max_concurrent(cfg, {"CPU": 24.0, "GPU": 8.0}, 20) == 2   # CPUs bind: 24 / (8.1 + 2)
     cfg["sweep"]["max_concurrent"] = 3
     assert max_concurrent(cfg, {"CPU": 64.0, "GPU": 8.0}, 20) == 3
 

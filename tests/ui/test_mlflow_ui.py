@@ -76,7 +76,6 @@ def test_runs_table_and_compare_view_in_chromium(ui_server):
     for name in ui_server["names"]:
         assert name.split(" | ")[0] in dom, f"run {name!r} not on the runs page"
     assert "test/rsum" in dom, "the metric the table is sorted by is not on the runs page"
-    assert "3 matching runs" in dom
     assert shot.exists() and shot.stat().st_size > 10_000
 
     runs = urllib.parse.quote(json.dumps(ui_server["runs"]))

@@ -1,0 +1,52 @@
+"""Paper-layout tables from a metrics dict; the SimCLR loss and its two views."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cmr_ray.eval.simclr import nt_xent, two_views
+from cmr_ray.eval.tables import build_tables, markdown, to_csv, write_tables
+
+
+def test_tables_layout_and_missing_values(tmp_path):
+    m = {"test/t2v_r5": 12.345, "test/rsum": 300.0, "baseline/zeroshot/test/rsum": 80.0,
+         "probe/hcm_auc": 0.9123, "probe/hcm_acc": float("nan"), "fewshot/hcm_auc_k4": 0.7,
+         "zeroshot_prompt/hcm_auc": 0.8}
+    tables = build_tables(m, ["zeroshot", "ours"], few_shot=[4], tasks=["hcm", "acdc"])
+    ret = tables["retrieval"]
+    assert ret["header"] == ["Method", "T2V R@5", "T2V R@10", "T2V R@50", "V2T R@5", "V2T R@10", "V2T R@50", "RSUM"]
+    assert ret["rows"][0][0] == "Zero-shot" and ret["rows"][0][-1] == "80.0"
+    assert ret["rows"][1][:2] == ["CMR-CLIP (ours)", "12.3"] and ret["rows"][1][2] == "n/a"
+    b = tables["probe_binary"]
+    assert b["header"] == ["Method", "HCM Acc", "HCM AUC", "HCM F1"]
+    assert b["rows"][1] == ["CMR-CLIP (ours)", "n/a", "0.912", "n/a"]
+    assert tables["fewshot"]["rows"][2] == ["CMR-CLIP (ours)", "HCM AUC", "0.700", "0.912"]
+    assert tables["zeroshot_prompts"]["rows"][0][:3] == ["HCM", "n/a", "0.800"]
+    md = markdown(ret)
+    assert md.splitlines()[2].startswith("| Method | T2V R@5")
+    assert to_csv(b).splitlines()[0] == "Method,HCM Acc,HCM AUC,HCM F1"
+    text = write_tables(tables, tmp_path, notes=["hcm: something"])
+    assert (tmp_path / "retrieval.csv").exists() and "- hcm: something" in text
+
+
+def test_nt_xent_hand_value_and_gradient():
+    b, tau = 4, 0.5
+    z = torch.eye(b, 8)
+    loss = nt_xent(z, z.clone(), tau)  # each view's positive is identical, negatives orthogonal
+    want = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + (2 * b - 2)))
+    assert float(loss) == pytest.approx(want, rel=1e-5)
+    z1 = torch.randn(6, 8, requires_grad=True)
+    z2 = torch.randn(6, 8)
+    nt_xent(z1, z2).backward()
+    assert z1.grad is not None and torch.isfinite(z1.grad).all()
+    aligned = nt_xent(z2, z2 + 0.01 * torch.randn(6, 8))
+    assert float(aligned) < float(nt_xent(z1.detach(), z2))
+
+
+def test_two_views_differ_and_stay_in_range(few_rows):
+    rows = few_rows
+    a, b = two_views(rows, "cine:sax|lge:sax", 4, np.random.default_rng(0))
+    assert a.shape == b.shape == (3, 4, 16, 16) and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert not np.allclose(a, b)
