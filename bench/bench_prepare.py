@@ -3,9 +3,11 @@
     python bench/bench_prepare.py --studies 24            # generates a synthetic cohort
     python bench/bench_prepare.py --cohort path/to/cohort --cpus 1 2 --image-size 64
 
-All three decode the same files with the same functions (`load_grid`, `to_uint8`) and the
-same per-series grids; images/s counts decoded image frames.
-- loop: one process, study after study (what a plain pydicom script would do);
+Each decodes the same files and resizes with the same `to_uint8`; images/s counts decoded
+image frames.  Grids are planned once beforehand (not timed) for the loop and the pool.
+- loop: one process, study after study, `load_grid` on the planned grids (decode only);
+- plain pydicom script: one process, `dcmread` each of the same files once, order the
+  images itself by position and TriggerTime, resize (no planning, no classification);
 - pool: `multiprocessing.Pool(n)` over studies, decode only: the ideal per-core speed-up;
 - prepare: the whole command (index headers, plan, decode, write Parquet, manifest) on a
   local Ray with num_cpus=n; Ray's start-up is timed apart and not counted.
@@ -34,6 +36,35 @@ def _decode_study(args):
     return n
 
 
+def _plain_study(args):
+    """A plain pydicom script: read each file once (header and pixels), order the series' images
+    by position along the slice normal and TriggerTime, resize.  No Ray, no index pass."""
+    series_files, size, pct = args
+    import numpy as np
+    import pydicom
+
+    from cmr_ray.dicom.pixels import to_uint8
+
+    n = 0
+    for paths in series_files:
+        images = []
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            arr = ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) \
+                + float(ds.get("RescaleIntercept", 0) or 0)
+            o = [float(v) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])]
+            pos = [float(v) for v in ds.get("ImagePositionPatient", [0, 0, 0])]
+            d = float(np.dot(pos, np.cross(o[:3], o[3:])))
+            for k, frame in enumerate(arr.reshape(-1, *arr.shape[-2:])):
+                images.append((round(d, 2), float(ds.get("TriggerTime", 0) or 0), k, frame))
+        images.sort(key=lambda t: t[:3])
+        slices = len({t[0] for t in images})
+        vol = np.stack([t[3] for t in images]).reshape(slices, -1, *images[0][3].shape)
+        to_uint8(vol, size, pct)
+        n += len(images)
+    return n
+
+
 def study_grids(cohort: Path, cfg) -> list[list]:
     """Per study, the grids `prepare` would decode (planned in this process, not timed)."""
     from cmr_ray.data.index import index_local, list_input_files
@@ -46,9 +77,11 @@ def study_grids(cohort: Path, cfg) -> list[list]:
     return [[sp.grid for sp in st.slots.values()] for st in plan.studies]
 
 
-def bench_loop(work, size, pct):
+def bench_loop(work, size, pct, fn=_decode_study):
+    if fn is _plain_study:
+        work = [[sorted({p for row in g for p, _ in row}) for g in grids] for grids in work]
     t = time.perf_counter()
-    n = sum(_decode_study((g, size, pct)) for g in work)
+    n = sum(fn((g, size, pct)) for g in work)
     return n, time.perf_counter() - t
 
 
@@ -110,6 +143,9 @@ def main(argv=None):
         print(f"\n{len(work)} studies, {n_loop} images, {args.image_size} px, machine has {os.cpu_count()} CPUs")
         print(f"{'method':<24}{'cpus':>5}{'seconds':>9}{'images/s':>10}{'vs loop':>9}{'vs pool':>9}")
         print(f"{'single-process loop':<24}{1:>5}{t_loop:>9.2f}{loop:>10.0f}{1.0:>9.2f}{'':>9}")
+        n_plain, t_plain = bench_loop(work, args.image_size, pct, _plain_study)
+        print(f"{'plain pydicom script':<24}{1:>5}{t_plain:>9.2f}{n_plain / t_plain:>10.0f}"
+              f"{n_plain / t_plain / loop:>9.2f}{'':>9}   (reads + orders its files itself)")
         for cpus in args.cpus:
             n_pool, t_pool = bench_pool(work, args.image_size, pct, cpus)
             pool = n_pool / t_pool

@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 
 
-def local_env() -> None:
-    """Environment for a local, loopback-only Ray; call before `import ray`."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+def local_env(loopback: bool = True) -> None:
+    """Environment for Ray; call before `import ray` (Ray reads its bind policy then).
+
+    loopback=True keeps a Ray this process starts on 127.0.0.1 (single node); a driver
+    that joins an existing cluster must not set it.
+    """
+    if loopback:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -27,12 +32,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kw):
 
     Returns the `ray` module.  Reuses an already initialised Ray in this process.
     """
-    local_env()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    local_env(loopback=not address)
     import ray
 
     if ray.is_initialized():
         return ray
-    address = address or os.environ.get("RAY_ADDRESS") or None
     common = dict(log_to_driver=True, logging_level="WARNING", configure_logging=True)
     common.update(kw)
     if address:

@@ -2,6 +2,9 @@
 logic of its own: it parses options and calls into the package."""
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from cmr_ray import __version__
@@ -19,6 +22,13 @@ def main():
       cmr-ray sweep experiments/views.yaml             # train + eval every trial, log to MLflow
       cmr-ray report views                             # paper-style tables from MLflow
     """
+    # Ray reads its bind policy when it is first imported: a Ray this command starts by
+    # itself must stay on 127.0.0.1, unless the user joins a cluster with --address.
+    joins = os.environ.get("RAY_ADDRESS") or any(a.startswith("--address") for a in sys.argv[1:])
+    if not joins:
+        from cmr_ray.runtime import local_env
+
+        local_env(loopback=True)
 
 
 def _register():

@@ -82,7 +82,8 @@ def index_batch(batch: pa.Table | dict, root: str) -> pa.Table:
     return pa.table({"path": paths, "header": headers, "error": errors}, schema=INDEX_SCHEMA)
 
 
-def _progress(done: int, total: int, what: str) -> None:
+def print_progress(done: int, total: int, what: str) -> None:
+    """'files indexed: 120/500' on one stderr line, rewritten in place; newline at the end."""
     print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
@@ -98,7 +99,7 @@ def index_local(dicom_dir, files: list[InputFile], progress: Callable | None = N
 
 
 def index_ray(dicom_dir, files: list[InputFile], num_cpus: int | None = None,
-              progress: Callable | None = _progress, batch_size: int | None = None) -> list[dict]:
+              progress: Callable | None = print_progress, batch_size: int | None = None) -> list[dict]:
     """Headers of `files` read in parallel by Ray Data; rows come back in input order."""
     import ray
 

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cmr_ray.data import keys, storefs
-from cmr_ray.data.index import error_reason, index_ray, list_input_files
+from cmr_ray.data.index import error_reason, index_ray, list_input_files, print_progress
 from cmr_ray.data.manifest import (MANIFEST_SCHEMA, STUDY_SCHEMA, file_row, read_rows,
                                    summary_text, write_table)
 from cmr_ray.data.schema import SCHEMA_VERSION, arrow_schema, encode_view
@@ -146,9 +146,7 @@ def _write_studies(plans, store: str, cfg: dict, cpus: int, progress: bool) -> l
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         results += batch.to_pylist()
         if progress:
-            print(f"\rstudies written: {len(results)}/{len(plans)}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+            print_progress(len(results), len(plans), "studies written")
     return results
 
 
@@ -292,13 +290,13 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     if ray is not None:
         quiet_ray_data()
         cpus = int(num_cpus or ray.cluster_resources().get("CPU", 1))
-    idx = index_ray(dicom_dir, todo, cpus, progress=_progress if progress else None)
+    show = print_progress if progress else None
+    idx = index_ray(dicom_dir, todo, cpus, progress=show)
     new_keys = {keys.study_key(salt, r["header"]["study_instance_uid"]) for r in idx if r["header"]}
     touched |= new_keys & set(prev_studies)
     done = {r["path"] for r in idx}
     more = [stamp[p] for k in touched for p in files_of.get(k, []) if p in stamp and p not in done]
-    idx += index_ray(dicom_dir, sorted(more, key=lambda f: f.path), cpus,
-                     progress=_progress if progress else None)
+    idx += index_ray(dicom_dir, sorted(more, key=lambda f: f.path), cpus, progress=show)
 
     # -- plan the studies that are new or changed
     t_plan = time.time()
@@ -370,7 +368,3 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         f"({summary.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
         + f") -> {out}")
     return summary
-
-
-def _progress(done: int, total: int, what: str) -> None:
-    print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
