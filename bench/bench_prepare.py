@@ -85,12 +85,14 @@ def bench_loop(work, size, pct, fn=_decode_study):
     return n, time.perf_counter() - t
 
 
-def bench_pool(work, size, pct, procs):
+def bench_pool(work, size, pct, procs, fn=_decode_study):
+    if fn is _plain_study:
+        work = [[sorted({p for row in g for p, _ in row}) for g in grids] for grids in work]
     ctx = mp.get_context("fork")
     with ctx.Pool(procs) as pool:
-        pool.map(_decode_study, [([], size, pct)] * procs)  # warm the workers' imports
+        pool.map(fn, [([], size, pct)] * procs)  # warm the workers' imports
         t = time.perf_counter()
-        n = sum(pool.map(_decode_study, [(g, size, pct) for g in work], chunksize=1))
+        n = sum(pool.map(fn, [(g, size, pct) for g in work], chunksize=1))
         return n, time.perf_counter() - t
 
 
@@ -138,25 +140,31 @@ def main(argv=None):
             print(f"generated {args.studies} studies in {time.perf_counter() - t:.1f} s -> {cohort}")
         work = study_grids(cohort, cfg)
         pct = tuple(cfg["data"]["clip_percentiles"])
-        n_loop, t_loop = bench_loop(work, args.image_size, pct)
-        loop = n_loop / t_loop
-        print(f"\n{len(work)} studies, {n_loop} images, {args.image_size} px, machine has {os.cpu_count()} CPUs")
-        print(f"{'method':<24}{'cpus':>5}{'seconds':>9}{'images/s':>10}{'vs loop':>9}{'vs pool':>9}")
-        print(f"{'single-process loop':<24}{1:>5}{t_loop:>9.2f}{loop:>10.0f}{1.0:>9.2f}{'':>9}")
-        n_plain, t_plain = bench_loop(work, args.image_size, pct, _plain_study)
-        print(f"{'plain pydicom script':<24}{1:>5}{t_plain:>9.2f}{n_plain / t_plain:>10.0f}"
-              f"{n_plain / t_plain / loop:>9.2f}{'':>9}   (reads + orders its files itself)")
+        rows = []  # (method, cpus, images, seconds, note)
+        rows.append(("decode-only loop", 1, *bench_loop(work, args.image_size, pct), "grids planned beforehand"))
+        rows.append(("plain pydicom script", 1, *bench_loop(work, args.image_size, pct, _plain_study),
+                     "reads + orders its files itself"))
         for cpus in args.cpus:
-            n_pool, t_pool = bench_pool(work, args.image_size, pct, cpus)
-            pool = n_pool / t_pool
+            rows.append(("Pool decode-only", cpus, *bench_pool(work, args.image_size, pct, cpus), ""))
+            rows.append(("Pool plain script", cpus, *bench_pool(work, args.image_size, pct, cpus, _plain_study), ""))
             s, wall, start = bench_prepare(cohort, cfg, cpus, tmp / f"store-{cpus}")
             if s.studies_used != len(work):
                 print(f"warning: prepare used {s.studies_used} studies, the loop {len(work)}", file=sys.stderr)
-            prep = n_loop / wall  # prepare decodes the same grids (checked: same studies)
-            print(f"{'multiprocessing.Pool':<24}{cpus:>5}{t_pool:>9.2f}{pool:>10.0f}{pool / loop:>9.2f}{'':>9}")
-            print(f"{'prepare (Ray Data)':<24}{cpus:>5}{wall:>9.2f}{prep:>10.0f}{prep / loop:>9.2f}"
-                  f"{prep / pool:>9.2f}   (+{start:.1f} s Ray start-up; "
-                  + ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items()) + ")")
+            rows.append(("prepare (Ray Data)", cpus, rows[0][2], wall,  # same images as the loop
+                         f"+{start:.1f} s Ray start-up; " + ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items())))
+        rate = {(m, c): n / t for m, c, n, t, _ in rows}
+        loop, plain = rate[("decode-only loop", 1)], rate[("plain pydicom script", 1)]
+        print(f"\n{len(work)} studies, {rows[0][2]} images, {args.image_size} px; machine: {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at the end")
+        print(f"{'method':<22}{'cpus':>5}{'seconds':>9}{'images/s':>10}{'vs loop':>9}{'vs plain':>9}")
+        for m, c, n, t, note in rows:
+            print(f"{m:<22}{c:>5}{t:>9.2f}{n / t:>10.0f}{n / t / loop:>9.2f}{n / t / plain:>9.2f}   {note}")
+        for c in args.cpus:
+            p = rate[("prepare (Ray Data)", c)]
+            print(f"prepare at {c} CPU(s): {p / loop:.2f}x the decode-only loop, {p / plain:.2f}x the plain script; "
+                  f"{p / rate[('Pool decode-only', c)]:.2f} of Pool({c}) decode-only, "
+                  f"{p / rate[('Pool plain script', c)]:.2f} of Pool({c}) plain script")
+        print("targets: prepare at 2 CPUs >= 1.5x the single-process loop, and >= 0.8 of the ideal pool")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -28,7 +28,7 @@ def eval_cmd(checkpoint, store, out_dir, baselines, overrides):
     """
     from cmr_ray.config import ConfigError
     from cmr_ray.data.reader import StoreError
-    from cmr_ray.eval.evaluate import evaluate
+    from cmr_ray.eval.evaluation import evaluate
     from cmr_ray.train.checkpoint import CheckpointError
 
     if baselines is not None and baselines.strip().lower() in ("", "none"):

@@ -104,15 +104,6 @@ def _report_for(accession: str, reports: dict) -> tuple[str | None, str | None]:
 
 def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str,
                  cfg: dict) -> Plan:
-    from cmr_ray.dicom.classify import classify_study
-    from cmr_ray.dicom.order import choose_series, order_series
-    from cmr_ray.dicom.series import group_series
-    from cmr_ray.dicom.stacks import merge_split_stacks
-    from cmr_ray.text.report import extract_impression, scrub
-
-    data = cfg["data"]
-    required = set(combo_slots(data["views"]))
-    labels = labels or {}
     files: dict[str, dict] = {}
     by_study: dict[str, list] = {}
     rel_of: dict[str, str] = {}
@@ -130,91 +121,105 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
 
     studies, excluded = [], []
     for uid in sorted(by_study):
-        rows = by_study[uid]
-        headers = [r["header"] for r in rows]
-        skey = keys.study_key(salt, uid)
-        pid = next((_s(h.get("phi_patient_id")) for h in headers if _s(h.get("phi_patient_id"))), "")
-        pkey = keys.patient_key(salt, pid or f"study:{uid}")
-        accession = next((_s(h.get("phi_accession_number")) for h in headers
-                          if _s(h.get("phi_accession_number"))), "")
-        akey = keys.accession_key(salt, accession) if accession else ""
-        rels = [r["path"] for r in rows]
-
-        def mark(paths, status, reason, uid_=None, seq=None, view=None):
-            for p in paths:
-                files[p] = file_row(p, status, reason, skey, uid_, seq, view)
-
-        # series -> classification -> candidates per slot
-        candidates: dict[str, list] = {}
-        series_list = group_series(headers)  # never raises: problems are on each Series
-        series_list, classes, _ = merge_split_stacks(series_list, classify_study(series_list))
-        for series, c in zip(series_list, classes):
-            suid = keys.series_key(salt, series.series_uid)
-            rel = lambda p: rel_of.get(os.path.abspath(p), p)  # noqa: E731
-            spaths = [rel(h["path"]) for h in series.headers]
-            if c.sequence not in ("cine", "lge") or c.view not in ("sax", "2ch", "3ch", "4ch"):
-                mark(spaths, "ignored", f"series classified {c.sequence}/{c.view} ({c.rule})",
-                     suid, c.sequence, c.view)
-                continue
-            try:
-                grid = order_series(series)
-            except Exception as e:
-                mark(spaths, "failed", f"series unusable: {getattr(e, 'reason', e)}", suid,
-                     c.sequence, c.view)
-                continue
-            in_grid = {rel(p) for p in grid.paths}
-            mark([p for p in spaths if p in in_grid], "used", "", suid, c.sequence, c.view)
-            leftovers = {rel(p): why for p, why in (getattr(series, "file_problems", None) or {}).items()}
-            leftovers.update({rel(q): why for q, why in grid.dropped.items()})
-            for p in spaths:
-                if p not in in_grid:  # a duplicate is ignored (its twin is used); else failed
-                    why = leftovers.get(p, "not placed in the series grid")
-                    status = "failed" if p in leftovers and not why.startswith("duplicate") else "ignored"
-                    mark([p], status, why, suid, c.sequence, c.view)
-            candidates.setdefault(f"{c.sequence}_{c.view}", []).append((series, grid, sorted(in_grid), c))
-
-        slots: dict[str, SlotPlan] = {}
-        for slot in sorted(candidates):
-            cands = candidates[slot]
-            chosen = choose_series([s for s, *_ in cands]) if len(cands) > 1 else cands[0][0]
-            for series, grid, spaths, c in cands:
-                if series is chosen:
-                    slots[slot] = SlotPlan(series.series_uid, keys.series_key(salt, series.series_uid),
-                                           c.sequence, c.view, grid, spaths)
-                else:
-                    mark(spaths, "ignored", f"repeated acquisition of {slot}; chose series "
-                         f"{keys.series_key(salt, chosen.series_uid)}", keys.series_key(salt, series.series_uid),
-                         c.sequence, c.view)
-
-        text, reason = _report_for(accession, reports)
-        impression = None
-        if reason is None:
-            impression = extract_impression(text)
-            if not impression:
-                reason = "report has no impression"
-        if reason is None and not (required & set(slots)):
-            found = ", ".join(sorted(slots)) or "no cine/LGE series"
-            reason = f"none of the required views ({', '.join(sorted(required))}; found {found})"
-        if reason is not None:
-            for p in rels:
-                r0 = files.get(p, {})
-                if r0.get("status") in ("failed", "ignored"):
-                    continue  # its own reason (an error, 'classified other') is more specific
-                mark([p], "ignored", f"study excluded: {reason}", r0.get("series_key"),
-                     r0.get("sequence"), r0.get("view"))
-            excluded.append(Excluded(skey, reason, rels, akey))
-            continue
-
-        lab = labels.get(accession) or {}
-        study_labels = {f"label_{n}": lab.get(f"label_{n}") for n in BINARY_LABELS}
-        study_labels["label_acdc"] = lab.get("label_acdc")
-        studies.append(StudyPlan(
-            study_key=skey, patient_key=pkey,
-            split=keys.assign_split(pkey, data["val_fraction"], data["test_fraction"]),
-            impression=scrub(impression, phi_values(headers)),
-            labels=study_labels, slots=slots, files=rels, accession_key=akey,
-        ))
-        for p in rels:  # files of a kept study that no slot uses
-            if files.get(p) is None:
-                files[p] = file_row(p, "ignored", "not part of any series", skey)
+        out = _plan_study(uid, by_study[uid], reports, labels or {}, salt, cfg, files,
+                          lambda p: rel_of.get(os.path.abspath(p), p))
+        (studies if isinstance(out, StudyPlan) else excluded).append(out)
     return Plan(studies, files, excluded)
+
+
+def _series_candidates(series_list, classes, rel, mark, salt) -> dict[str, list]:
+    """Mark every series' files; return {slot: [(series, grid, used relpaths, classification)]}."""
+    from cmr_ray.dicom.order import order_series
+
+    candidates: dict[str, list] = {}
+    for series, c in zip(series_list, classes):
+        rkey = keys.series_key(salt, series.series_uid)
+        spaths = [rel(h["path"]) for h in series.headers]
+        if c.sequence not in ("cine", "lge") or c.view not in ("sax", "2ch", "3ch", "4ch"):
+            mark(spaths, "ignored", f"series classified {c.sequence}/{c.view} ({c.rule})", rkey, c.sequence, c.view)
+            continue
+        try:
+            grid = order_series(series)
+        except Exception as e:
+            mark(spaths, "failed", f"series unusable: {getattr(e, 'reason', e)}", rkey, c.sequence, c.view)
+            continue
+        in_grid = {rel(p) for p in grid.paths}
+        mark([p for p in spaths if p in in_grid], "used", "", rkey, c.sequence, c.view)
+        leftovers = {rel(p): why for p, why in (getattr(series, "file_problems", None) or {}).items()}
+        leftovers.update({rel(q): why for q, why in grid.dropped.items()})
+        for p in spaths:
+            if p not in in_grid:  # a duplicate is ignored (its twin is used); else failed
+                why = leftovers.get(p, "not placed in the series grid")
+                status = "failed" if p in leftovers and not why.startswith("duplicate") else "ignored"
+                mark([p], status, why, rkey, c.sequence, c.view)
+        candidates.setdefault(f"{c.sequence}_{c.view}", []).append((series, grid, sorted(in_grid), c))
+    return candidates
+
+
+def _plan_study(uid, rows, reports, labels, salt, cfg, files, rel):
+    """One study -> StudyPlan or Excluded; its files' manifest rows go into `files`."""
+    from cmr_ray.dicom.classify import classify_study
+    from cmr_ray.dicom.order import choose_series
+    from cmr_ray.dicom.series import group_series
+    from cmr_ray.dicom.stacks import merge_split_stacks
+    from cmr_ray.text.report import extract_impression, scrub
+
+    data = cfg["data"]
+    headers = [r["header"] for r in rows]
+    rels = [r["path"] for r in rows]
+    skey = keys.study_key(salt, uid)
+    pid = next((_s(h.get("phi_patient_id")) for h in headers if _s(h.get("phi_patient_id"))), "")
+    pkey = keys.patient_key(salt, pid or f"study:{uid}")
+    accession = next((_s(h.get("phi_accession_number")) for h in headers
+                      if _s(h.get("phi_accession_number"))), "")
+    akey = keys.accession_key(salt, accession) if accession else ""
+
+    def mark(paths, status, reason, rkey=None, seq=None, view=None):
+        for p in paths:
+            files[p] = file_row(p, status, reason, skey, rkey, seq, view)
+
+    series_list = group_series(headers)  # never raises: problems are on each Series
+    series_list, classes, _ = merge_split_stacks(series_list, classify_study(series_list))
+    candidates = _series_candidates(series_list, classes, rel, mark, salt)
+    slots: dict[str, SlotPlan] = {}
+    for slot in sorted(candidates):
+        cands = candidates[slot]
+        chosen = choose_series([s for s, *_ in cands]) if len(cands) > 1 else cands[0][0]
+        for series, grid, spaths, c in cands:
+            rkey = keys.series_key(salt, series.series_uid)
+            if series is chosen:
+                slots[slot] = SlotPlan(series.series_uid, rkey, c.sequence, c.view, grid, spaths)
+            else:
+                mark(spaths, "ignored", f"repeated acquisition of {slot}; chose series "
+                     f"{keys.series_key(salt, chosen.series_uid)}", rkey, c.sequence, c.view)
+
+    text, reason = _report_for(accession, reports)
+    impression = None
+    if reason is None:
+        impression = extract_impression(text)
+        if not impression:
+            reason = "report has no impression"
+    required = set(combo_slots(data["views"]))
+    if reason is None and not (required & set(slots)):
+        found = ", ".join(sorted(slots)) or "no cine/LGE series"
+        reason = f"none of the required views ({', '.join(sorted(required))}; found {found})"
+    if reason is not None:
+        for p in rels:
+            r0 = files.get(p, {})
+            if r0.get("status") in ("failed", "ignored"):
+                continue  # its own reason (an error, 'classified other') is more specific
+            mark([p], "ignored", f"study excluded: {reason}", r0.get("series_key"), r0.get("sequence"), r0.get("view"))
+        return Excluded(skey, reason, rels, akey)
+
+    lab = labels.get(accession) or {}
+    study_labels = {f"label_{n}": lab.get(f"label_{n}") for n in BINARY_LABELS}
+    study_labels["label_acdc"] = lab.get("label_acdc")
+    for p in rels:  # files of a kept study that no series holds
+        if files.get(p) is None:
+            files[p] = file_row(p, "ignored", "not part of any series", skey)
+    return StudyPlan(
+        study_key=skey, patient_key=pkey,
+        split=keys.assign_split(pkey, data["val_fraction"], data["test_fraction"]),
+        impression=scrub(impression, phi_values(headers)),
+        labels=study_labels, slots=slots, files=rels, accession_key=akey,
+    )

@@ -29,7 +29,7 @@ __all__ = [
 
 def __getattr__(name):  # lazy: `evaluate` pulls in torch and scikit-learn
     if name == "evaluate":
-        from cmr_ray.eval.evaluate import evaluate
+        from cmr_ray.eval.evaluation import evaluate
 
         return evaluate
     raise AttributeError(f"module 'cmr_ray.eval' has no attribute {name!r}")

@@ -23,8 +23,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embeddings
 
 BASELINES = ("zeroshot", "simclr")
@@ -45,6 +43,18 @@ def check_baselines(baselines) -> list[str]:
     if bad:
         raise ValueError(f"baselines: unknown {bad} (known: {', '.join(BASELINES)})")
     return list(dict.fromkeys(out))
+
+
+def check_eval_config(cfg: dict) -> None:
+    """Fail before any embedding work: eval.probes names and eval.few_shot sizes."""
+    from cmr_ray.eval.probe import TASKS
+
+    ev = cfg["eval"]
+    bad = [t for t in ev["probes"] if t not in TASKS]
+    if bad:
+        raise ValueError(f"eval.probes: unknown {bad} (known: {', '.join(TASKS)})")
+    if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev["few_shot"]):
+        raise ValueError(f"eval.few_shot: expected positive integers (examples per class), got {ev['few_shot']}")
 
 
 def fresh_model(cfg: dict):
@@ -97,6 +107,7 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
     from cmr_ray.eval.tables import METHOD_NAMES, build_tables, prefix, write_tables
 
     baselines = check_baselines(baselines)
+    check_eval_config(cfg)
     store = str(store or cfg["data"]["store"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +129,8 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
         extras[method] = ex
         notes += [n if method == "ours" else f"{METHOD_NAMES[method]}: {n}" for n in nn]
     bad = [k for k in metrics if not KEY_RE.match(k)]
-    assert not bad, f"metric keys not MLflow-safe: {bad}"
+    if bad:
+        raise ValueError(f"metric keys not MLflow-safe (^[/\\w.\\- ]*$): {bad}")
     notes = list(dict.fromkeys(notes))
     methods = [*baselines, "ours"]
     tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"])

@@ -7,7 +7,7 @@
 Table 4 (retrieval, percentages): Method | T2V R@5 R@10 R@50 | V2T R@5 R@10 R@50 | RSUM.
 Table 5 (binary probes, fractions): Method | NICM Acc AUC F1 | ICM | AMYL | HCM; the 5-class
 probe, zero-shot prompts and few-shot probes follow the same style.  Metric keys are those
-of `cmr_ray.eval.evaluate`: `test/...`, `probe/...` for ours, `baseline/<name>/...` for a
+of `cmr_ray.eval.evaluate` (module `evaluation`): `test/...`, `probe/...` for ours, `baseline/<name>/...` for a
 baseline.  A missing or NaN value prints as 'n/a'.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cmr_ray.cli import main
-from cmr_ray.eval.evaluate import check_baselines, fresh_model
+from cmr_ray.eval.evaluation import check_baselines, fresh_model
 from cmr_ray.train.checkpoint import save_checkpoint
 
 
@@ -52,3 +52,12 @@ def test_eval_command_errors_are_one_line(tmp_path):
     assert check_baselines(None) == []
     with pytest.raises(ValueError, match="unknown"):
         check_baselines(["moco"])
+
+
+def test_bad_eval_settings_fail_before_any_work(cfg, tmp_path):
+    from cmr_ray.eval.evaluation import evaluate_model
+
+    for key, val, msg in (("probes", ["hcm", "lbbb"], "eval.probes"), ("few_shot", [0, 2], "eval.few_shot")):
+        bad = {**cfg, "eval": {**cfg["eval"], key: val}}
+        with pytest.raises(ValueError, match=msg):
+            evaluate_model(None, bad, str(tmp_path / "nostore"), tmp_path / "out")
