@@ -105,8 +105,9 @@ def bench_prepare(cohort: Path, cfg, cpus: int, out: Path):
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     init_ray(num_cpus=cpus)
-    # warm the worker pool the way a long-running cluster would be
+    # warm the workers and Ray Data's executor, as on a cluster that is already running
     ray.get([ray.remote(lambda: __import__("cmr_ray.dicom.pixels")).remote() for _ in range(cpus)])
+    ray.data.range(4 * cpus, override_num_blocks=2 * cpus).map_batches(lambda b: b).take_all()
     start = time.perf_counter() - t
     t = time.perf_counter()
     s = prepare(cohort / "dicom", cohort / "reports.csv", out, cfg=cfg, num_cpus=cpus, progress=False)

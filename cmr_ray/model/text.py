@@ -61,6 +61,8 @@ def load_text_encoder(name: str):
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+    if getattr(enc, "pooler", None) is not None:  # unused by mean pooling; DDP wants no idle weights
+        enc.pooler = None
     return tok, enc
 
 

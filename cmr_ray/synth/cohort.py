@@ -176,7 +176,9 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
             results[r["index"]] = r
             note(n)
     else:
-        with mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers) as pool:
+        # forkserver, not fork: safe when the caller holds threads (a Ray driver, a web server)
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(workers) as pool:
             for n, r in enumerate(pool.imap_unordered(_work, jobs, chunksize=2), start=1):
                 results[r["index"]] = r
                 note(n)

@@ -1,12 +1,13 @@
 """Write a series as a scanner does: MR Image Storage, one file per image, or Enhanced MR
 Image Storage, one multi-frame file with per-frame functional groups; optionally compressed.
 
-    n_files = write_series(folder, spec, frames, study, uid, compression="rle")
+    study = study_attributes(patient, manufacturer, model, uid("study"), uid("frame-of-reference"))
+    n_files = write_series(folder, spec, frames, study, uid, rr_ms, "101500", compression="rle")
 
 `frames` are (plane, slice_index, phase_index, trigger_ms, stored uint16 [rows, cols]).
-`study` holds the patient/study/equipment attributes shared by every file of the study
-(`study_attributes`).  `uid(*parts)` makes a deterministic UID from the study's seed, so
-the same seed writes the same bytes.  Stored values are uint16 with 12 bits; the real
+`study` holds the patient/study/equipment attributes shared by every file of the study.
+`uid(*parts)` (`uid_maker`) makes a deterministic UID from seed and study index, so the
+same seed writes the same bytes.  Stored values are uint16 with 12 bits; the real
 value is stored * RescaleSlope + RescaleIntercept (non-trivial for Philips, Siemens PSIR
 and phase-contrast series).  Enhanced files also carry CardiacNumberOfImages at the top
 level (Philips habit), so phase counts read the same way for both storage classes.
@@ -25,13 +26,14 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless, UID,
                          generate_uid)
 
+from cmr_ray.synth.geometry import dot3
 from cmr_ray.synth.patients import Patient
 from cmr_ray.synth.protocol import SeriesSpec
 
 MR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 ENHANCED_MR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.4.1")
 TRANSFER_SYNTAX = {"": ExplicitVRLittleEndian, "rle": RLELossless, "jpeg2000": JPEG2000Lossless, "jpegls": JPEGLSLossless}
-IMPLEMENTATION_UID = UID("1.2.826.0.1.3680043.10.1442.1")  # cmr-ray synth (fixed, never a timestamp)
+IMPLEMENTATION_UID = generate_uid(prefix=None, entropy_srcs=["cmr-ray synth implementation"])  # fixed 2.25 UID
 
 
 def uid_maker(seed: int, index: int):
@@ -185,7 +187,7 @@ def image_values(plane, n: int, sop: str, trig: float, arr: np.ndarray) -> dict:
     """The PER_IMAGE values of one image, as written."""
     return {
         "SOPInstanceUID": sop, "InstanceNumber": n, "ImagePositionPatient": _dsl(plane.origin),
-        "ImageOrientationPatient": _dsl(plane.orientation), "SliceLocation": _ds(float(plane.origin @ plane.normal)),
+        "ImageOrientationPatient": _dsl(plane.orientation), "SliceLocation": _ds(dot3(plane.origin, plane.normal)),
         "PixelSpacing": _dsl(plane.spacing), "Rows": plane.shape[0], "Columns": plane.shape[1], "TriggerTime": _ds(trig),
         "PixelData": np.ascontiguousarray(arr, dtype="<u2").tobytes(),
     }

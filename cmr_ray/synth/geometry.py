@@ -26,17 +26,33 @@ TYPICAL_SEPTUM = np.array([-1.0, -0.5, 0.0])  # RV lies right and anterior of th
 LAX_PHI = {"4ch": 0.0, "3ch": 45.0, "2ch": 90.0}
 
 
+# Same seed, same bytes: no BLAS here (matmul, dot, norm), whose rounding may change with
+# thread count or memory alignment between processes; products are spelled out instead.
+def dot3(a, b) -> float:
+    return float(a[0] * b[0] + a[1] * b[1] + a[2] * b[2])
+
+
+def matvec(m, v) -> np.ndarray:
+    return np.array([dot3(m[i], v) for i in range(3)])
+
+
+def apply(points, m) -> np.ndarray:
+    """points [..., 3] times the 3x3 matrix m (points @ m), elementwise."""
+    p = np.asarray(points, dtype=np.float64)
+    return p[..., 0:1] * m[0] + p[..., 1:2] * m[1] + p[..., 2:3] * m[2]
+
+
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
+    return v / np.sqrt(dot3(v, v))
 
 
 def rotation(axis, angle_deg: float) -> np.ndarray:
-    """Rodrigues rotation matrix about a unit axis."""
+    """Rodrigues rotation matrix about a unit axis (K^2 = k k^T - I)."""
     k = _unit(axis)
     a = np.deg2rad(angle_deg)
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * kx @ kx
+    return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * (np.outer(k, k) - np.eye(3))
 
 
 @dataclass(frozen=True)
@@ -50,11 +66,11 @@ class HeartFrame:
     def from_angles(cls, origin, yaw: float, pitch: float, roll: float) -> "HeartFrame":
         """Typical orientation turned by yaw (about patient z), pitch (about patient x) and
         roll (about the long axis), all in degrees."""
-        turn = rotation([1, 0, 0], pitch) @ rotation([0, 0, 1], yaw)
-        u = turn @ (-_unit(TYPICAL_APEX))
-        s = turn @ TYPICAL_SEPTUM
-        x = _unit(s - (s @ u) * u)
-        x = rotation(u, roll) @ x
+        turn = apply(rotation([0, 0, 1], yaw).T, rotation([1, 0, 0], pitch).T).T  # pitch . yaw
+        u = matvec(turn, -_unit(TYPICAL_APEX))
+        s = matvec(turn, TYPICAL_SEPTUM)
+        x = _unit(s - dot3(s, u) * u)
+        x = matvec(rotation(u, roll), x)
         y = np.cross(u, x)
         return cls(np.asarray(origin, dtype=np.float64), x, y, u)
 
@@ -64,10 +80,10 @@ class HeartFrame:
         return np.stack([self.x, self.y, self.u], axis=1)
 
     def to_patient(self, h) -> np.ndarray:
-        return self.origin + np.asarray(h, dtype=np.float64) @ self.matrix.T
+        return self.origin + apply(h, self.matrix.T)
 
     def to_heart(self, p) -> np.ndarray:
-        return (np.asarray(p, dtype=np.float64) - self.origin) @ self.matrix
+        return apply(np.asarray(p, dtype=np.float64) - self.origin, self.matrix)
 
     def direction(self, phi_deg: float) -> np.ndarray:
         a = np.deg2rad(phi_deg)
@@ -100,7 +116,7 @@ class Plane:
     def project(self, p) -> tuple[float, float]:
         """(row index, column index) of a patient point's projection on the plane."""
         d = np.asarray(p, dtype=np.float64) - self.origin
-        return float(d @ self.col / self.spacing[0]), float(d @ self.row / self.spacing[1])
+        return dot3(d, self.col) / self.spacing[0], dot3(d, self.row) / self.spacing[1]
 
 
 def centred_plane(centre, row, col, fov_mm: float, size: int) -> Plane:
@@ -116,7 +132,7 @@ def sax_planes(frame: HeartFrame, levels, centre_offset, fov_mm, size, inplane_d
     """Short-axis stack at heart-frame heights `levels` (mm along u, base first).
     Displayed with the RV on the image left and anterior up, turned by `inplane_deg`."""
     turn = rotation(frame.u, inplane_deg)
-    row, col = turn @ -frame.x, turn @ -frame.y  # row x col = u
+    row, col = matvec(turn, -frame.x), matvec(turn, -frame.y)  # row x col = u
     return [centred_plane(frame.to_patient([centre_offset, 0.0, z]), row, col, fov_mm, size) for z in levels]
 
 
@@ -125,7 +141,7 @@ def lax_plane(frame: HeartFrame, view: str, centre_z, fov_mm, size, tilt_deg=0.0
     `tilt_deg` about the image's vertical axis."""
     w = frame.direction(LAX_PHI[view])
     col = frame.u  # rows run apex -> base: apex at the top of the image
-    row = rotation(col, tilt_deg) @ -w
+    row = matvec(rotation(col, tilt_deg), -w)
     return centred_plane(frame.to_patient([0.0, 0.0, centre_z]), row, col, fov_mm, size)
 
 

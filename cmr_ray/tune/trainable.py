@@ -30,9 +30,10 @@ def _default_train():
 
 
 def _default_eval():
-    from cmr_ray.eval import evaluate
+    import cmr_ray.eval as ev
 
-    return evaluate
+    fn = ev.evaluate  # the function; the package also has a submodule of that name
+    return fn if callable(fn) else fn.evaluate
 
 
 def _accepts(fn, name: str) -> bool:

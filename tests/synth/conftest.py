@@ -1,6 +1,6 @@
 """Shared fixtures for the synthetic-cohort tests.
 
-`cohort`: a small cohort made by `generate_cohort` (8 studies, seed 7, two workers).
+`cohort`: a small cohort made by `generate_cohort` (8 studies, seed 8, two workers: it holds Enhanced MR, RLE and JPEG-LS studies).
 `zoo`: one study per pathology with pinned storage formats (Enhanced MR, RLE, JPEG-LS,
 JPEG 2000), so every disease and every format is covered whatever the seed draws.
 """
@@ -27,7 +27,7 @@ ZOO_FORMATS = {  # pathology -> (enhanced, compression)
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("cohort")
-    summary = generate_cohort(out, studies=8, seed=7, workers=2, progress=False)
+    summary = generate_cohort(out, studies=8, seed=8, workers=2, progress=False)
     return out, summary
 
 

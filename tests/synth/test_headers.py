@@ -44,6 +44,8 @@ def test_slices_step_along_the_normal_and_phases_match(zoo, pathology):
             assert all(abs(float(f["ds"].SliceLocation) - f["ipp"] @ n) < 1e-3 for f in frs)
     assert int(by_key["cine_sax"][0].CardiacNumberOfImages) >= 12
     assert len({round(f["ipp"] @ _normal(f["iop"]), 3) for f in frames(by_key["cine_sax"])}) >= 6
+    loc = [_normal(f["iop"]) for f in frames(by_key["loc"])]
+    assert len(loc) == 3 and all(abs(loc[i] @ loc[j]) < 1e-6 for i, j in ((0, 1), (0, 2), (1, 2)))  # 3-plane
     lge = by_key["lge_sax"][0]
     ti = lge.get("InversionTime") or lge.SharedFunctionalGroupsSequence[0].MRModifierSequence[0].InversionTimes
     assert float(np.ravel(ti)[0]) == p.ti_ms

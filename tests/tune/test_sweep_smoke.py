@@ -39,7 +39,7 @@ def test_smoke_sweep_end_to_end(workdir, ray_local):
         arts = {a.path for a in c.list_artifacts(r.info.run_id)}
         assert "config.yaml" in arts and "eval" in arts
     assert out["best_run_id"] in {r.info.run_id for r in kids}
-    assert c.get_latest_versions("cmr-clip-smoke")[0].run_id == out["best_run_id"]
+    assert [v.run_id for v in c.search_model_versions("name = 'cmr-clip-smoke'")] == [out["best_run_id"]]
 
     # nothing of the reports in MLflow: not in the database, not in any artifact
     impressions = [t.encode() for t in store_impressions("cmr_store/smoke")]
