@@ -107,6 +107,9 @@ def bench_prepare(cohort: Path, cfg, cpus: int, out: Path):
     init_ray(num_cpus=cpus)
     # warm the workers and Ray Data's executor, as on a cluster that is already running
     ray.get([ray.remote(lambda: __import__("cmr_ray.dicom.pixels")).remote() for _ in range(cpus)])
+    from cmr_ray.data.prepare import quiet_ray_data
+
+    quiet_ray_data()
     ray.data.range(4 * cpus, override_num_blocks=2 * cpus).map_batches(lambda b: b).take_all()
     start = time.perf_counter() - t
     t = time.perf_counter()

@@ -15,6 +15,7 @@ level (Philips habit), so phase counts read the same way for both storage classe
 from __future__ import annotations
 
 import struct
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from cmr_ray.synth.protocol import SeriesSpec
 MR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 ENHANCED_MR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.4.1")
 TRANSFER_SYNTAX = {"": ExplicitVRLittleEndian, "rle": RLELossless, "jpeg2000": JPEG2000Lossless, "jpegls": JPEGLSLossless}
-IMPLEMENTATION_UID = generate_uid(prefix=None, entropy_srcs=["cmr-ray synth implementation"])  # fixed 2.25 UID
+# a fixed 2.25 UID from a name-based UUID (generate_uid(prefix=None) would be random)
+IMPLEMENTATION_UID = UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, 'cmr-ray/synth').int}")
 
 
 def uid_maker(seed: int, index: int):

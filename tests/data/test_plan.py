@@ -139,3 +139,11 @@ def test_labels_attached():
     assert plan.studies[0].labels == labels["A1"]
     plan = run(full_study("st1", "P1", "A1"), {"A1": [REPORT]})
     assert set(plan.studies[0].labels.values()) == {None}
+
+
+def test_names_after_titles_scrubbed():
+    from cmr_ray.data.plan import scrub_titled_names
+
+    assert scrub_titled_names("4. Findings discussed with Dr. Pemberton") == "4. Findings discussed with Dr. [NAME]"
+    assert scrub_titled_names("Ms. Ashdown is 40. Dr John Smith agreed.") == "Ms. [NAME] is 40. Dr [NAME] agreed."
+    assert scrub_titled_names("Drainage normal. Mrs.") == "Drainage normal. Mrs."

@@ -1,0 +1,1 @@
+"""Tests of the synthetic cohort (cmr_ray.synth)."""
