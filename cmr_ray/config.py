@@ -108,6 +108,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "baselines": _f("list", ["zeroshot"], "baselines through the same probe: zeroshot, simclr"),
         "plots": _f("bool", True, "write t-SNE, recall@k and confusion plots"),
         "chunk_size": _f("int", 4096, "rows per similarity chunk", min=1),
+        "batch_size": _f("int", 32, "clips per embedding batch", min=1),
+        "simclr_temperature": _f("float", 0.1, "NT-Xent temperature of the SimCLR baseline", min=0.001),
     },
     "sweep": {
         "experiment": _f("str", "", "MLflow experiment name (default: the file's stem)"),

@@ -5,8 +5,8 @@
 `measured` holds what a reader measured on the images (ef, lv_edv_ml, lv_edd_mm, wall_mm,
 from the cine SAX stack; see cohort.measure_lv).  The report has history, technique,
 findings and an impression of numbered findings; headings, phrasing, negations and order
-vary.  Some reports name the patient, the referring physician or a date (`mentions` lists
-every such string, for de-identification tests).  The impression always gives the EF.
+vary.  Some reports name the patient or give a date of birth or of the exam (`mentions`
+lists every such string, for de-identification tests).  The impression always gives the EF.
 """
 from __future__ import annotations
 
@@ -166,10 +166,13 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         items.append(_pick(rng, ["No late gadolinium enhancement", "No evidence of myocardial infarction, infiltration or fibrosis"]))
     order = list(rng.permutation(len(items)))
     items = [first] + [items[i] for i in order]
-    if rng.random() < 0.15:
-        doc = phi["referring_physician"].split("^")[0]
-        mentions.append(doc)
-        items.append(f"Findings discussed with Dr. {doc}")
+    if rng.random() < 0.12:  # PHI inside the impression: the text the store keeps, after scrubbing
+        who = f"{'Mr.' if p.sex == 'M' else 'Ms.'} {phi['last_name']}"
+        when = _date(phi["study_date"], rng)
+        mentions += [who, when]
+        items.append(f"Results discussed with {who} on {when}")
+    elif rng.random() < 0.15:
+        items.append("Findings discussed with the referring physician")
     style = int(rng.integers(3))
     heading = ["IMPRESSION:", "Impression:", "IMPRESSION"][style]
     mark = "." if rng.random() < 0.85 else ")"

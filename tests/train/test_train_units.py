@@ -1,0 +1,85 @@
+"""Pure pieces of training: augmentation, per-study sampling, the LR schedule (no Ray cluster)."""
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cmr_ray.data.clips import make_clip
+from cmr_ray.data.schema import arrow_schema
+from cmr_ray.model.ids import impression_id
+from cmr_ray.train.augment import augment_clip, jitter, warp
+from cmr_ray.train.data import sample_rows
+from cmr_ray.train.loop import warmup_cosine
+from tests.model.fakes import fake_study
+
+
+def asym_clip():
+    clip = np.zeros((3, 32, 32), np.uint8)
+    clip[:, 8:24, 2:10] = 200  # a bright bar on the left
+    return clip
+
+
+def test_warp_identity_and_small_motion():
+    clip = asym_clip()
+    assert np.array_equal(warp(clip, 0.0, 1.0, 0.0, 0.0), clip)
+    moved = warp(clip, 0.0, 1.0, 0.0, 0.25)  # a quarter of the width to the right
+    cols = np.nonzero(moved[0].max(axis=0) > 100)[0]
+    assert cols.min() == 10 and cols.max() == 17
+
+
+def test_augment_keeps_left_right_and_frames_alike():
+    clip = asym_clip()
+    for seed in range(20):
+        out = augment_clip(clip, np.random.default_rng(seed))
+        left, right = out[:, :, :16].astype(int).sum(), out[:, :, 16:].astype(int).sum()
+        assert left > 3 * right  # never mirrored by default
+        assert np.array_equal(out[0], out[1]) and np.array_equal(out[1], out[2])  # one transform per clip
+
+
+def test_hflip_only_when_allowed():
+    clip = asym_clip()
+    flipped = 0
+    for seed in range(20):
+        out = augment_clip(clip, np.random.default_rng(seed), hflip=True)
+        flipped += int(out[:, :, 16:].astype(int).sum() > out[:, :, :16].astype(int).sum())
+    assert 3 <= flipped <= 17
+
+
+def test_jitter_stays_in_range_and_keeps_order():
+    clip = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (1, 32, 1))
+    out = jitter(clip, np.random.default_rng(0))
+    assert out.dtype == np.uint8 and np.all(np.diff(out[0, 0].astype(int)) >= 0)
+
+
+def test_augment_rejects_bad_input():
+    with pytest.raises(ValueError, match="uint8"):
+        augment_clip(np.zeros((2, 8, 8), np.float32), np.random.default_rng(0))
+
+
+def rows_table(n=4):
+    rng = np.random.default_rng(0)
+    return pa.Table.from_pylist([fake_study(i, 32, rng) for i in range(n)], schema=arrow_schema())
+
+
+def test_sample_rows_val_is_midpoints_and_train_is_seeded():
+    table = rows_table()
+    combo = "cine:sax|lge:sax"
+    val = sample_rows(table, combo, 4, train=False)
+    assert val["video"].shape == (4, 4, 32, 32) and val["video"].dtype == np.uint8
+    row0 = table.to_pylist()[0]
+    assert np.array_equal(val["video"][0], make_clip(row0, combo, 4, None))
+    assert val["iid"][0] == impression_id(row0["impression"])
+    a = sample_rows(table, combo, 4, train=True, seed=3, augment=True)
+    b = sample_rows(table, combo, 4, train=True, seed=3, augment=True)
+    c = sample_rows(table, combo, 4, train=True, seed=4, augment=True)
+    assert np.array_equal(a["video"], b["video"]) and not np.array_equal(a["video"], c["video"])
+    # a row gets the same clip whatever batch it lands in
+    alone = sample_rows(table.slice(2, 1), combo, 4, train=True, seed=3, augment=True)
+    assert np.array_equal(alone["video"][0], a["video"][2])
+
+
+def test_warmup_then_cosine():
+    f = warmup_cosine(100, 0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5, abs=0.01)
+    assert f(99) < 0.01 and all(f(i) >= f(i + 1) for i in range(10, 99))
+    assert warmup_cosine(10, 0.0)(0) == pytest.approx(1.0)
