@@ -17,7 +17,7 @@ def train_cmd(experiment, overrides, address, storage_path, name):
       cmr-ray train experiments/base.yaml
       cmr-ray train experiments/base.yaml --set train.epochs=3 --set train.workers=2 --name quick
     Started again with the same --name and --storage-path, a run continues from its latest
-    checkpoint.
+    checkpoint.  A missing store is built first (the synthetic cohort, or data.dicom_dir).
     """
     from cmr_ray.config import ConfigError, load_config
     from cmr_ray.model.text import TextModelError
@@ -26,6 +26,13 @@ def train_cmd(experiment, overrides, address, storage_path, name):
     try:
         cfg = load_config(experiment, list(overrides))
     except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    try:  # a synthetic (or DICOM) source whose store is missing is built first, as `sweep` does
+        from cmr_ray.tune.sweep import ensure_store
+
+        ensure_store(cfg, address=address, echo=lambda msg: click.echo(f"[cmr-ray train] {msg}"))
+    except FileNotFoundError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     run = name or cfg["train"]["name"]

@@ -21,10 +21,13 @@ rewrites only studies whose fingerprint changed, so the same input twice is a no
 start, temp files and shards the registry does not name (left by an interrupted run) are
 deleted, and a registry entry whose shard lost or lacks the study is redone.
 
-Privacy: study and patient keys are salted hashes (`cmr_ray.data.keys`); the impression is
-scrubbed of the study's PHI values; the manifest holds paths relative to the DICOM dir.
-The store must not be written somewhere the DICOM folder names would leak (real archives
-sometimes name folders after patients): pass a DICOM dir whose sub-folder names are not PHI.
+Privacy: study, patient and series keys are salted hashes (`cmr_ray.data.keys`); the
+impression is scrubbed of the study's PHI values and of names after titles ('Dr. X').  The
+manifest keeps each file's path relative to the DICOM dir as it is, because a path is how a
+user finds the file again; so folder and file names under the DICOM dir must not carry PHI
+(some archives name folders after patients or accession numbers: export them under neutral
+names, or link them into a neutral tree, before `prepare`).  The synthetic cohort's names
+(`00012/SE0005/7.dcm`) carry none.
 """
 from __future__ import annotations
 

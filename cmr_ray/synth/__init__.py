@@ -39,14 +39,17 @@ Series (`protocol`, `dicomio`): cine SAX stack, cine 2ch/3ch/4ch, LGE SAX stack,
 names in GE, Siemens, Philips or UK Biobank style.  About 10% of studies (half the
 Philips ones) store cine and LGE as Enhanced MR multi-frame; about 10% use a lossless
 compressed transfer syntax (RLE, JPEG 2000 or JPEG-LS).  Presets: ``small`` (96 px,
-6 slices x 12 phases, ~127 files per study) and ``paper`` (256 px, 12 slices x 25 phases,
-~430 images per study, as the paper's Table 2).
+6 slices x 12 phases, 127 images = 127 files per study, 18 files for an Enhanced MR study)
+and ``paper`` (256 px, 12 slices x 25 phases, 416 images per study, as the paper's Table 2).
 
 Limits: a phantom, not anatomy: smooth ellipsoids, no papillary muscles, trabeculae,
-valves, breathing or flow artefacts; one LGE phase at end-diastole; LAX views are single
-slices through the LV axis; no TI scout or perfusion series; UK Biobank had no contrast,
-so its LGE borrows Siemens names; report text comes from templates, so its vocabulary is
-narrower than real reports.
+valves, breathing or flow artefacts; ellipsoidal ventricles hold ~30% less volume than
+real ones of the same diameter (reported EDV is what the images hold); a zoomed field of
+view (180-220 mm in ``small``) so that scars stay ~2 px wide at 64 px; one LGE phase;
+LAX views are single slices through the LV axis; no TI scout or perfusion series; UK
+Biobank had no contrast, so its LGE borrows Siemens names, and its SAX cine is one series
+(not one per slice); report text comes from templates, so its vocabulary is narrower than
+real reports.
 """
 from cmr_ray.synth.cohort import generate_cohort, generate_study
 

@@ -16,6 +16,7 @@ checkpoints under STORAGE/NAME).  Joins a running Ray, or starts a loopback-only
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 
@@ -78,6 +79,8 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
                  callbacks: list | None = None, progress: bool = True, address: str | None = None,
                  fault_hook: dict | None = None):
     """Train (or resume) the run STORAGE/NAME; returns Ray Train's `Result`."""
+    cfg = copy.deepcopy(cfg)
+    cfg["data"]["store"] = _storage(cfg["data"]["store"])  # the saved config names it unambiguously
     n_train, _ = check_inputs(cfg)
     init_ray(address=address)
     import ray.data

@@ -14,9 +14,15 @@ import time
 from ray.tune import Callback
 
 from cmr_ray import tracking
-from cmr_ray.tune.trainable import FINAL
+from cmr_ray.tune.trainable import FINAL, HISTORY
 
 SHOWN = ("train/loss", "val/loss", "val/rsum")
+
+
+def ours(result: dict) -> dict:
+    """The platform's metrics (`train/…`, `val/…`, `test/…`, `probe/…`, `epoch`), without the
+    keys Tune adds to every result (`time_total_s`, `pid`, `training_iteration` …)."""
+    return {k: v for k, v in result.items() if "/" in str(k) or k == "epoch"}
 
 
 class MlflowTrialCallback(Callback):
@@ -61,18 +67,28 @@ class MlflowTrialCallback(Callback):
         p = self._p(trial)
         if result.get(FINAL):
             self.finals.add(p["key"])
-            tracking.log_metrics(self.client, p["run_id"], result, step=0)
+            for row in result.get(HISTORY) or []:  # epochs a killed driver never logged
+                self._log_epoch(p, row)
+            tracking.log_metrics(self.client, p["run_id"], ours(result), step=0)
             if result.get("checkpoint_path"):
                 self.client.set_tag(p["run_id"], "cmr.checkpoint_path", str(result["checkpoint_path"]))
             shown = {k: result[k] for k in ("test/rsum", "probe/hcm_auc") if k in result}
             self.echo(f"{self._tag(p)}: evaluated " + "  ".join(f"{k}={v:.3f}" for k, v in shown.items()))
             return
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        if epoch <= self.skip_upto.get(p["key"], -1):
-            return  # already logged by the attempt that was interrupted
-        tracking.log_metrics(self.client, p["run_id"], result, step=epoch)
+        epoch = self._log_epoch(p, result)
+        if epoch is None:
+            return
         shown = "  ".join(f"{k}={result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
         self.echo(f"{self._tag(p)}: epoch {epoch}  {shown}")
+
+    def _log_epoch(self, p, metrics) -> int | None:
+        """Log one epoch's metrics with step=epoch, unless that epoch is in MLflow already."""
+        epoch = int(metrics.get("epoch", metrics.get("training_iteration", 0)))
+        if epoch <= self.skip_upto.get(p["key"], -1):
+            return None
+        tracking.log_metrics(self.client, p["run_id"], ours(metrics), step=epoch)
+        self.skip_upto[p["key"]] = epoch
+        return epoch
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         p = self._p(trial)

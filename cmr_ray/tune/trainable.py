@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
+HISTORY = "epoch_history"  # in the final report: the epochs the Train run still knows
 TEXT_SUFFIXES = (".md", ".csv", ".json", ".txt", ".yaml", ".yml", ".html", ".svg", ".tsv")
 
 
@@ -49,6 +50,17 @@ def best_checkpoint(result, metric: str):
     if result.checkpoint is None:
         raise RuntimeError("training produced no checkpoint to evaluate")
     return result.checkpoint, dict(result.metrics or {})
+
+
+def epoch_history(result) -> list[dict]:
+    """Per-epoch metrics of the kept checkpoints and the last report, by epoch.  A driver
+    killed after an epoch's checkpoint but before logging it loses that epoch's MLflow
+    metrics; the resumed trial sends them again from here."""
+    rows = {}
+    for m in [m for _, m in (getattr(result, "best_checkpoints", None) or [])] + [dict(result.metrics or {})]:
+        if isinstance(m.get("epoch"), (int, float)):
+            rows[int(m["epoch"])] = {k: v for k, v in m.items() if isinstance(v, (int, float))}
+    return [rows[e] for e in sorted(rows)]
 
 
 def store_impressions(store: str, min_len: int = 24) -> list[str]:
@@ -116,6 +128,7 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
             c.log_artifacts(t["run_id"], str(out), artifact_path="eval")
     finally:
         shutil.rmtree(out, ignore_errors=True)
+    final[HISTORY] = epoch_history(result)
     final[f"best/{metric}"] = best.get(metric, float("nan"))
     final["best/epoch"] = best.get("epoch", -1)
     final["checkpoint_path"] = ckpt.path

@@ -41,7 +41,15 @@ def write_tiny_text_model(path) -> str:
     return str(path)
 
 
-def fake_study(i: int, size: int, rng: np.random.Generator, n_classes: int = len(IMPRESSIONS)) -> dict:
+SMALL_SHAPES = {"cine_sax": (4, 6), "cine_2ch": (1, 6), "cine_3ch": (1, 6), "cine_4ch": (1, 6),
+                "lge_sax": (4, 1), "lge_2ch": (1, 1), "lge_3ch": (1, 1), "lge_4ch": (1, 1)}
+# what the synthetic cohort's small preset stores per study: 10 SAX slices, 25 phases
+REALISTIC_SHAPES = {"cine_sax": (10, 25), "cine_2ch": (1, 25), "cine_3ch": (1, 25), "cine_4ch": (1, 25),
+                    "lge_sax": (10, 1), "lge_2ch": (1, 1), "lge_3ch": (1, 1), "lge_4ch": (1, 1)}
+
+
+def fake_study(i: int, size: int, rng: np.random.Generator, n_classes: int = len(IMPRESSIONS),
+               shapes: dict = SMALL_SHAPES) -> dict:
     """Study i: class i % n_classes; every view carries a bright square placed by the class."""
     cls = i % n_classes
     q = size // 4
@@ -52,8 +60,6 @@ def fake_study(i: int, size: int, rng: np.random.Generator, n_classes: int = len
         arr[:, :, y0:y0 + q, x0:x0 + q] = 220
         return arr
 
-    shapes = {"cine_sax": (4, 6), "cine_2ch": (1, 6), "cine_3ch": (1, 6), "cine_4ch": (1, 6),
-              "lge_sax": (4, 1), "lge_2ch": (1, 1), "lge_3ch": (1, 1), "lge_4ch": (1, 1)}
     split = "val" if i % 10 in (3, 7) else "test" if i % 10 == 5 else "train"
     row = {"study_key": f"s{i:05d}", "patient_key": f"p{i:05d}", "split": split,
            "impression": IMPRESSIONS[cls], "label_nicm": int(cls == 2), "label_icm": int(cls == 1),
@@ -65,13 +71,14 @@ def fake_study(i: int, size: int, rng: np.random.Generator, n_classes: int = len
     return row
 
 
-def write_fake_store(path, studies: int = 40, size: int = 32, seed: int = 0) -> str:
+def write_fake_store(path, studies: int = 40, size: int = 32, seed: int = 0, shapes: dict = SMALL_SHAPES,
+                     shards: int = 2) -> str:
     path = Path(path)
     (path / "shards").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    rows = [fake_study(i, size, rng) for i in range(studies)]
-    half = len(rows) // 2
-    for k, part in enumerate((rows[:half], rows[half:])):
+    rows = [fake_study(i, size, rng, shapes=shapes) for i in range(studies)]
+    for k in range(shards):
+        part = rows[k::shards]
         pq.write_table(pa.Table.from_pylist(part, schema=arrow_schema()), path / "shards" / f"part-{k:05d}.parquet")
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")}
     (path / "store.json").write_text(json.dumps({"schema_version": 1, "image_size": size, "studies": studies,

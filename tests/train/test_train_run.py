@@ -82,7 +82,7 @@ def test_cli_bad_store_is_one_line(tmp_path):
     from cmr_ray.cli.train import train_cmd
 
     exp = tmp_path / "e.yaml"
-    exp.write_text(yaml.safe_dump({"data": {"store": str(tmp_path / "nothing-here")}}))
+    exp.write_text(yaml.safe_dump({"data": {"source": "dicom", "store": str(tmp_path / "nothing-here")}}))
     out = CliRunner().invoke(train_cmd, [str(exp)])
     assert out.exit_code == 2
     lines = [ln for ln in out.output.splitlines() if ln.startswith("error")]
