@@ -69,6 +69,7 @@ class Plan:
     studies: list
     files: dict
     excluded: list
+    phi_paths: list = field(default_factory=list)  # relpaths naming a PHI value of their study
 
 
 def _s(v) -> str:
@@ -132,12 +133,25 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
         rel_of[os.path.abspath(str(h.get("path", r["path"])))] = r["path"]
         by_study.setdefault(uid, []).append(r)
 
-    studies, excluded = [], []
+    studies, excluded, phi_paths = [], [], []
     for uid in sorted(by_study):
         out = _plan_study(uid, by_study[uid], reports, labels or {}, salt, cfg, files,
                           lambda p: rel_of.get(os.path.abspath(p), p))
         (studies if isinstance(out, StudyPlan) else excluded).append(out)
-    return Plan(studies, files, excluded)
+        phi_paths += paths_with_phi([r["path"] for r in by_study[uid]], [r["header"] for r in by_study[uid]])
+    return Plan(studies, files, excluded, phi_paths)
+
+
+def paths_with_phi(relpaths: list[str], headers: list[dict]) -> list[str]:
+    """Relative paths that contain one of their study's identity values (IDs, accession
+    number, dates, name parts of 4+ characters), compared case-insensitively."""
+    tokens = set()
+    for k, v in phi_values(headers).items():
+        if "name" in k:  # a name is found by its parts ('Doe^Jane' -> 'jane')
+            tokens.update(t for t in re.split(r"[\^,\s]+", v.lower()) if len(t) >= 4)
+        elif len(v) >= 4:
+            tokens.add(v.lower())
+    return [p for p in relpaths if any(t in p.lower() for t in tokens)]
 
 
 def _series_candidates(series_list, classes, rel, mark, salt) -> dict[str, list]:

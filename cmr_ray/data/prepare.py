@@ -304,6 +304,10 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     # -- plan the studies that are new or changed
     t_plan = time.time()
     plan = plan_studies(idx, reports_by_acc, labels_by_acc, salt, cfg)
+    if plan.phi_paths:  # the manifest keeps paths: refuse before anything is written
+        raise PrepareError(f"{dicom_dir}: {len(plan.phi_paths)} file path(s) contain their study's "
+                           f"patient name, ID, accession number or a date, e.g. {plan.phi_paths[0]!r} "
+                           "(the manifest keeps paths); export the studies under neutral folder names")
     _remove_from_shards(fs, shard_dir, contents, touched | {s.study_key for s in plan.studies})
     for k in touched:
         prev_studies.pop(k, None)

@@ -34,10 +34,11 @@ from pydicom.uid import UID
 from cmr_ray.dicom.errors import DicomReadError
 
 PHI_KEYS = ("phi_patient_id", "phi_patient_name", "phi_accession_number", "phi_study_date",
-            "phi_birth_date", "phi_institution")
+            "phi_birth_date", "phi_institution", "phi_referring_physician")
 _PHI_SOURCE = {"phi_patient_id": "PatientID", "phi_patient_name": "PatientName",
                "phi_accession_number": "AccessionNumber", "phi_study_date": "StudyDate",
-               "phi_birth_date": "PatientBirthDate", "phi_institution": "InstitutionName"}
+               "phi_birth_date": "PatientBirthDate", "phi_institution": "InstitutionName",
+               "phi_referring_physician": "ReferringPhysicianName"}
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
 _MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
                    "1.2.840.10008.5.1.4.1.1.4.4"}

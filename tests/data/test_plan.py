@@ -147,3 +147,13 @@ def test_names_after_titles_scrubbed():
     assert scrub_titled_names("4. Findings discussed with Dr. Pemberton") == "4. Findings discussed with Dr. [NAME]"
     assert scrub_titled_names("Ms. Ashdown is 40. Dr John Smith agreed.") == "Ms. [NAME] is 40. Dr [NAME] agreed."
     assert scrub_titled_names("Drainage normal. Mrs.") == "Drainage normal. Mrs."
+
+
+def test_paths_naming_phi_are_found():
+    from cmr_ray.data.plan import paths_with_phi
+
+    hs = series_headers(ROOT, "st1", "s1", "cine", "4ch", patient="MRN778812", accession="ACC9")
+    rels = ["doe_jane/1.dcm", "x/MRN778812/2.dcm", "2020-01-01/3.dcm", "20200101_cmr/4.dcm", "study7/5.dcm"]
+    assert paths_with_phi(rels, hs) == ["doe_jane/1.dcm", "x/MRN778812/2.dcm", "20200101_cmr/4.dcm"]
+    plan = run(hs, {"ACC9": [REPORT]})
+    assert plan.phi_paths == [] and len(plan.studies) == 1  # 'st1/s1/0001.dcm' names nothing
