@@ -1,4 +1,4 @@
-"""Anatomically sane augmentation of one clip (pure numpy/scipy).
+"""Anatomically sane augmentation of one clip (pure numpy).
 
     clip = augment_clip(clip, rng, hflip=False)    # uint8 [F, H, W] -> uint8 [F, H, W]
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 MAX_ROTATION_DEG = 10.0
 MAX_SCALE = 0.05
@@ -29,27 +28,39 @@ def affine_params(rng: np.random.Generator) -> tuple[float, float, float, float]
 
 
 def warp(clip: np.ndarray, angle: float, scale: float, dy: float, dx: float) -> np.ndarray:
-    """Rotate/scale about the centre and shift, every frame alike (bilinear, zero fill)."""
+    """Rotate/scale about the centre and shift, every frame alike (bilinear, zero fill).
+
+    The sampling grid and weights are computed once and applied to all frames together."""
     f, h, w = clip.shape
     a = math.radians(angle)
     rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) / scale
     centre = np.array([(h - 1) / 2, (w - 1) / 2])
     shift = np.array([dy * h, dx * w])
     # output pixel o samples input at rot @ (o - centre - shift) + centre
-    offset = centre - rot @ (centre + shift)
-    out = np.empty_like(clip)
-    for i in range(f):
-        out[i] = ndimage.affine_transform(clip[i], rot, offset=offset, order=1, mode="constant", cval=0.0)
-    return out
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    rel = np.stack([yy.ravel() - centre[0] - shift[0], xx.ravel() - centre[1] - shift[1]])
+    sy, sx = rot @ rel + centre[:, None]
+    y0, x0 = np.floor(sy).astype(np.int64), np.floor(sx).astype(np.int64)
+    wy, wx = (sy - y0).astype(np.float32), (sx - x0).astype(np.float32)
+    src = clip.reshape(f, h * w).astype(np.float32)
+    out = np.zeros((f, h * w), np.float32)
+    for oy, ox, wt in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        yi, xi = y0 + oy, x0 + ox
+        ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+        idx = np.where(ok, yi * w + xi, 0)
+        out += src[:, idx] * np.where(ok, wt, 0.0)[None, :]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(f, h, w)
 
 
 def jitter(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gamma, contrast and brightness: one monotone map of the 256 grey levels (a lookup table)."""
     gamma = math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
     contrast = rng.uniform(0.9, 1.1)
     bright = rng.uniform(-0.05, 0.05)
-    x = (clip.astype(np.float32) / 255.0) ** gamma
+    x = (np.arange(256, dtype=np.float64) / 255.0) ** gamma
     x = (x - 0.5) * contrast + 0.5 + bright
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    lut = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    return lut[clip]
 
 
 def augment_clip(clip: np.ndarray, rng: np.random.Generator, hflip: bool = False) -> np.ndarray:

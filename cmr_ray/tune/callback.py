@@ -17,6 +17,7 @@ from cmr_ray import tracking
 from cmr_ray.tune.trainable import FINAL, HISTORY
 
 SHOWN = ("train/loss", "val/loss", "val/rsum")
+EPOCH_PREFIXES = ("train/", "val/")  # per-epoch keys: never logged again by the final report
 
 
 def ours(result: dict) -> dict:
@@ -69,7 +70,8 @@ class MlflowTrialCallback(Callback):
             self.finals.add(p["key"])
             for row in result.get(HISTORY) or []:  # epochs a killed driver never logged
                 self._log_epoch(p, row)
-            tracking.log_metrics(self.client, p["run_id"], ours(result), step=0)
+            final = {k: v for k, v in ours(result).items() if not k.startswith(EPOCH_PREFIXES)}
+            tracking.log_metrics(self.client, p["run_id"], final, step=0)
             if result.get("checkpoint_path"):
                 self.client.set_tag(p["run_id"], "cmr.checkpoint_path", str(result["checkpoint_path"]))
             shown = {k: result[k] for k in ("test/rsum", "probe/hcm_auc") if k in result}

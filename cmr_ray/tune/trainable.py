@@ -129,6 +129,7 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
     finally:
         shutil.rmtree(out, ignore_errors=True)
     final[HISTORY] = epoch_history(result)
+    final.setdefault(metric, best.get(metric, float("nan")))  # Tune's schedulers expect it in every result
     final[f"best/{metric}"] = best.get(metric, float("nan"))
     final["best/epoch"] = best.get("epoch", -1)
     final["checkpoint_path"] = ckpt.path

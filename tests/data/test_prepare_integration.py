@@ -163,6 +163,10 @@ def test_bound_settings_and_salt_are_checked(tmp_path, ray_module, monkeypatch):
     monkeypatch.setenv("CMR_RAY_SALT", "another-salt")
     with pytest.raises(PrepareError, match="salt differs"):
         prepare(dicom, tmp_path / "reports.csv", store, cfg=CFG, num_cpus=2, progress=False)
+    (dicom / "study000").rename(dicom / "PID0000X")  # a folder named after the patient ID
+    with pytest.raises(PrepareError, match="contain their study's patient name, ID"):
+        prepare(dicom, tmp_path / "reports.csv", tmp_path / "other", cfg=CFG, num_cpus=2, progress=False)
+    assert not (tmp_path / "other" / "manifest.parquet").exists()
 
 
 def test_decoded_pixels_match_source(tmp_path, ray_module):

@@ -33,7 +33,7 @@ def test_epochs_finals_and_status(run):
         cb.on_trial_result(0, [], t, {"epoch": epoch, "train/loss": 1.0 / epoch, "val/rsum": 10.0 * epoch,
                                       "time_total_s": 3.0, "pid": 123, "training_iteration": epoch})
     history = [{"epoch": 1, "val/rsum": 10.0}, {"epoch": 2, "val/rsum": 20.0}, {"epoch": 3, "val/rsum": 30.0}]
-    cb.on_trial_result(0, [], t, {"final": 1, "test/rsum": 250.0, "probe/hcm_auc": 0.9, "epoch_history": history,
+    cb.on_trial_result(0, [], t, {"final": 1, "val/rsum": 30.0, "test/rsum": 250.0, "probe/hcm_auc": 0.9, "epoch_history": history,
                                   "checkpoint_path": "/ckpt/x", "time_total_s": 9.0})
     cb.on_trial_complete(0, [], t)
     r = c.get_run(rid)
