@@ -54,10 +54,17 @@ def study_rng(seed: int, epoch: int, study_key: str) -> np.random.Generator:
 
 def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, clock=None,
                 augment: bool = True, hflip: bool = False) -> dict:
-    """A pyarrow batch of store rows -> {'video': uint8 [n, F, H, W], 'impression', 'iid'}."""
+    """A pyarrow batch of store rows -> {'video': uint8 [n, F, H, W], 'impression', 'iid'}.
+
+    A study that lacks one of the combo's views is left out (`count_split` leaves it out too)."""
     epoch = ray.get(clock.get.remote()) if (train and clock is not None) else 0
-    videos, texts, ids, keys = [], [], [], []
+    slots = combo_slots(combo)
+    videos, texts, ids, keys, hw = [], [], [], [], (1, 1)
     for row in batch.to_pylist():
+        shapes = [row.get(f"{slot}_shape") for slot in slots]
+        hw = next((tuple(sh[2:]) for sh in shapes if sh is not None), hw)
+        if any(row.get(slot) is None for slot in slots):
+            continue
         rng = study_rng(seed, epoch, row["study_key"]) if train else None
         clip = make_clip(row, combo, frames, rng)
         if train and augment:
@@ -66,18 +73,24 @@ def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, cloc
         texts.append(row["impression"])
         ids.append(impression_id(row["impression"]))
         keys.append(row["study_key"])
+    if not videos:
+        return {"video": np.zeros((0, frames, *hw), np.uint8), "impression": np.array([], dtype=object),
+                "iid": np.zeros(0, np.int64), "study_key": np.array([], dtype=object)}
     return {"video": np.stack(videos), "impression": np.array(texts, dtype=object),
             "iid": np.array(ids, dtype=np.int64), "study_key": np.array(keys, dtype=object)}
 
 
-def count_split(store: str, split: str) -> int:
-    """Rows of one split, reading only the `split` column."""
+def count_split(store: str, split: str, slots=()) -> int:
+    """Rows of one split that have every slot in `slots` (reads only `split` and `<slot>_shape`)."""
     store_info(store)
     fs, paths = shard_paths(store)
     if not paths:
         return 0
-    col = pq.ParquetDataset(paths, filesystem=fs).read(columns=["split"])["split"]
-    return int(pc.sum(pc.equal(col, split)).as_py() or 0)
+    table = pq.ParquetDataset(paths, filesystem=fs).read(columns=["split"] + [f"{s}_shape" for s in slots])
+    keep = pc.equal(table["split"], split)
+    for s in slots:
+        keep = pc.and_(keep, pc.is_valid(table[f"{s}_shape"]))
+    return int(pc.sum(keep).as_py() or 0)
 
 
 def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):

@@ -59,15 +59,16 @@ def check_inputs(cfg: dict) -> tuple[int, int]:
     from cmr_ray.train.data import count_split
 
     store = cfg["data"]["store"]
+    slots = combo_slots(cfg["data"]["views"])
     try:
-        n_train, n_val = count_split(store, "train"), count_split(store, "val")
+        n_train, n_val = count_split(store, "train", slots), count_split(store, "val", slots)
     except StoreError as e:
         raise TrainingSetupError(f"data.store: {e}") from None
     tr = cfg["train"]
     need = tr["workers"] * tr["batch_size"] * tr["accum_steps"]
     if n_train < need:
         raise TrainingSetupError(
-            f"data.store {store}: the train split has {n_train} studies, fewer than train.workers × "
+            f"data.store {store}: the train split has {n_train} studies with views {cfg['data']['views']}, fewer than train.workers × "
             f"train.batch_size × train.accum_steps = {need}")
     if n_val < 2:
         raise TrainingSetupError(f"data.store {store}: the val split has {n_val} studies; validation "
@@ -78,7 +79,12 @@ def check_inputs(cfg: dict) -> tuple[int, int]:
 def run_training(cfg: dict, storage_path: str | None = None, name: str | None = None,
                  callbacks: list | None = None, progress: bool = True, address: str | None = None,
                  fault_hook: dict | None = None):
-    """Train (or resume) the run STORAGE/NAME; returns Ray Train's `Result`."""
+    """Train (or resume) the run STORAGE/NAME; returns Ray Train's `Result`.
+
+    `callbacks`: extra Ray Train `UserCallback`s (e.g. Tune's `TuneReportCallback`);
+    `progress`: print one line per epoch; `fault_hook`: fault injection for tests only
+    (`{"dir", "epoch"}`: a worker writes its pid there at that epoch and waits to be killed).
+    """
     cfg = copy.deepcopy(cfg)
     cfg["data"]["store"] = _storage(cfg["data"]["store"])  # the saved config names it unambiguously
     n_train, _ = check_inputs(cfg)
@@ -93,7 +99,6 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
 
     load_text_encoder(cfg["model"]["text_model"])  # fail here, in one line, if it is missing
     tr = cfg["train"]
-    combo_slots(cfg["data"]["views"])
     clock = EpochClock.remote()
     datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}
     exec_opts = DataConfig.default_ingest_options()

@@ -18,7 +18,6 @@ training continues from its last checkpoint).
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -140,15 +139,14 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     uri = tracking.resolve_uri(tracking_uri)
     echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
 
-    from cmr_ray.runtime import init_ray
+    from cmr_ray.runtime import init_ray, local_env
 
-    started_ray = False
+    local_env()  # before Ray is imported
     import ray
 
-    if not ray.is_initialized():
-        started_ray = True
-    if not ray.is_initialized() and not (address or os.environ.get("RAY_ADDRESS")):
-        num_cpus = num_cpus or local_cpus()
+    started_ray = not ray.is_initialized()
+    if started_ray and not (address or os.environ.get("RAY_ADDRESS")):
+        num_cpus = num_cpus or local_cpus()  # the cores, plus slots for Ray Data's tasks
     init_ray(address, num_cpus=num_cpus)
     try:
         return _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo)

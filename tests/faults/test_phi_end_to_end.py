@@ -30,7 +30,7 @@ import pydicom
 import pytest
 
 from tests.faults.phiscan import cohort_phi_values, scan
-from tests.netutil import is_loopback, listening_sockets_of_tree
+from tests.netutil import _children, _listen_inodes, is_loopback
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +62,25 @@ def _add_own_phi(dicom: Path, reports: Path) -> str:
     csv.writer(buf, lineterminator="\n").writerows(rows)
     reports.write_text(buf.getvalue(), encoding="utf-8")
     return acc
+
+
+def listeners_with_owner(root_pid: int) -> set[tuple[str, int, str]]:
+    """(ip, port, owning process name) of every listening TCP socket of root_pid's tree."""
+    inodes, out = _listen_inodes(), set()
+    for pid in _children(root_pid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            comm = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                out.add((*inodes[target[8:-1]], comm))
+    return out
 
 
 def _run(args, work, env, name, timeout=900, poll=None):
@@ -101,7 +120,7 @@ def pipeline(cohort, tmp_path_factory):
     sockets: dict[str, set] = {"prepare": set(), "sweep": set(), "eval": set()}
 
     def sampler(name):
-        return lambda pid: sockets[name].update(listening_sockets_of_tree(pid))
+        return lambda pid: sockets[name].update(listeners_with_owner(pid))
 
     store = work / "store"
     exp = work / "phi_e2e.yaml"  # 13 patients: wider val/test fractions give 4 train, 4 val, 5 test
@@ -161,11 +180,11 @@ def test_the_scan_finds_phi_where_it_is(pipeline):
 def test_the_local_ray_of_a_command_listens_on_loopback_only(pipeline, command):
     socks = pipeline.sockets[command]
     assert socks, f"sampled no listening socket of `cmr-ray {command}` (did its Ray start?)"
-    public = [(ip, port) for ip, port in socks if not is_loopback(ip)]
+    public = [s for s in socks if not is_loopback(s[0])]
     assert not public, f"`cmr-ray {command}` (its local Ray, Tune, Train) listens beyond loopback: {public}"
 
 
 def test_eval_listens_on_loopback_only(pipeline):
     """`cmr-ray eval` needs no server; if it starts one, loopback only."""
-    public = [(ip, port) for ip, port in pipeline.sockets["eval"] if not is_loopback(ip)]
+    public = [s for s in pipeline.sockets["eval"] if not is_loopback(s[0])]
     assert not public, f"`cmr-ray eval` listens beyond loopback: {public}"

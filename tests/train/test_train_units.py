@@ -83,3 +83,24 @@ def test_warmup_then_cosine():
     assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5, abs=0.01)
     assert f(99) < 0.01 and all(f(i) >= f(i + 1) for i in range(10, 99))
     assert warmup_cosine(10, 0.0)(0) == pytest.approx(1.0)
+
+
+def test_studies_missing_a_view_are_left_out(tmp_path):
+    from cmr_ray.train.data import count_split
+
+    rng = np.random.default_rng(0)
+    rows = [fake_study(i, 32, rng) for i in range(10)]
+    rows[0]["lge_sax"], rows[0]["lge_sax_shape"] = None, None  # study 0 (train) has no LGE SAX
+    (tmp_path / "shards").mkdir()
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), tmp_path / "shards" / "part-0.parquet")
+    (tmp_path / "store.json").write_text("{}")
+    n_all = sum(r["split"] == "train" for r in rows)
+    assert count_split(str(tmp_path), "train", ["cine_sax"]) == n_all
+    assert count_split(str(tmp_path), "train", ["cine_sax", "lge_sax"]) == n_all - 1
+    table = pa.Table.from_pylist(rows[:3], schema=arrow_schema())
+    out = sample_rows(table, "cine:sax|lge:sax", 4, train=False)
+    assert list(out["study_key"]) == ["s00001", "s00002"] and out["video"].shape == (2, 4, 32, 32)
+    none = sample_rows(table.slice(0, 1), "cine:sax|lge:sax", 4, train=False)
+    assert none["video"].shape == (0, 4, 32, 32)

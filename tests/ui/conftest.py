@@ -2,7 +2,6 @@
 on a free loopback port (always terminated)."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
