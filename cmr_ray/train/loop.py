@@ -162,7 +162,8 @@ def train_loop_per_worker(config: dict) -> None:
         ray.get(clock.set.remote(epoch))
         t0, losses, seen = time.perf_counter(), [], 0
         shard = ray.train.get_dataset_shard("train")
-        for step, b in enumerate(iter_clip_batches(shard, batch * accum, train=True, seed=int(tr["seed"]), epoch=epoch)):
+        batches = iter_clip_batches(shard, batch * accum, train=True, seed=int(tr["seed"]), epoch=epoch)
+        for step, b in enumerate(batches):
             if step == 0:
                 _fault_hook(hook, epoch, rank)
             video = to_unit(b["video"], device)

@@ -60,8 +60,8 @@ def test_prepare_command(dicom, tmp_path):
     args[args.index(str(tmp_path / "reports.csv"))] = str(tmp_path / "none.csv")
     args[args.index(str(store))] = str(tmp_path / "store2")
     res = CliRunner().invoke(main, args)
-    assert res.exit_code == 1 and "no usable study" in res.output
+    assert res.exit_code == 1 and "no usable study" in res.output, res.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {views: 'cine:5ch'}\n")
     res = CliRunner().invoke(main, args + ["--config", str(bad)])
-    assert res.exit_code != 0 and "data.views" in res.output and "bad.yaml" in res.output
+    assert res.exit_code != 0 and "data.views" in res.output and "bad.yaml" in res.output, res.output
