@@ -22,6 +22,7 @@ def local_env(loopback: bool = True) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,11 +40,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kw):
     if ray.is_initialized():
         return ray
     common = dict(log_to_driver=True, logging_level="WARNING", configure_logging=True)
-    common.update(kw)
     if address:
-        ray.init(address=address, **common)
+        ray.init(address=address, **{**common, **kw})
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **common)
+        # No dashboard: it needs ray[default]. Known cost: Ray Train's placement-group
+        # cleaner uses the state API, so an ASHA-stopped trial keeps its reservation
+        # until the sweep ends (its actors do exit).
+        local = dict(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(**{**common, **local, **kw})
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
     except Exception:  # older/newer Ray without the flag
