@@ -34,7 +34,6 @@ from tests.netutil import _children
 pytestmark = pytest.mark.integration
 CFG = load_config(overrides={"data.image_size": 32})
 CLI = str(Path(sys.executable).with_name("cmr-ray"))
-SHAPES = [f"{s}_shape" for s in SLOTS]
 
 
 @pytest.fixture(scope="module")
