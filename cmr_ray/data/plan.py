@@ -171,7 +171,8 @@ def _series_candidates(series_list, classes, rel, mark, salt) -> dict[str, list]
             mark(spaths, "failed", f"series unusable: {getattr(e, 'reason', e)}", rkey, c.sequence, c.view)
             continue
         in_grid = {rel(p) for p in grid.paths}
-        mark([p for p in spaths if p in in_grid], "used", "", rkey, c.sequence, c.view)
+        warned = "; ".join(getattr(series, "warnings", None) or [])  # used, but say what was odd
+        mark([p for p in spaths if p in in_grid], "used", warned, rkey, c.sequence, c.view)
         leftovers = {rel(p): why for p, why in (getattr(series, "file_problems", None) or {}).items()}
         leftovers.update({rel(q): why for q, why in grid.dropped.items()})
         for p in spaths:
