@@ -7,6 +7,11 @@ import struct
 from pathlib import Path
 
 
+def process_tree(pid: int) -> set[int]:
+    """pid and all its descendants, from /proc."""
+    return _children(pid)
+
+
 def _children(pid: int) -> set[int]:
     kids: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
@@ -46,13 +51,13 @@ def _listen_inodes() -> dict[str, tuple[str, int]]:
     return found
 
 
-def listening_sockets_of_tree(root_pid: int) -> list[tuple[str, int]]:
-    """(ip, port) of every listening TCP socket held by root_pid or its descendants."""
-    inodes = _listen_inodes()
-    out = []
+def listeners_with_owner(root_pid: int) -> set[tuple[str, int, str]]:
+    """(ip, port, owning command line) of every listening TCP socket of root_pid's tree."""
+    inodes, out = _listen_inodes(), set()
     for pid in _children(root_pid):
         try:
             fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            comm = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120].strip()
         except OSError:
             continue
         for fd in fds:
@@ -60,11 +65,14 @@ def listening_sockets_of_tree(root_pid: int) -> list[tuple[str, int]]:
                 target = os.readlink(fd)
             except OSError:
                 continue
-            if target.startswith("socket:["):
-                ino = target[8:-1]
-                if ino in inodes:
-                    out.append(inodes[ino])
-    return sorted(set(out))
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                out.add((*inodes[target[8:-1]], comm))
+    return out
+
+
+def listening_sockets_of_tree(root_pid: int) -> list[tuple[str, int]]:
+    """(ip, port) of every listening TCP socket held by root_pid or its descendants."""
+    return sorted({(ip, port) for ip, port, _ in listeners_with_owner(root_pid)})
 
 
 def is_loopback(ip: str) -> bool:

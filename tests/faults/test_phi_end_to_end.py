@@ -30,7 +30,7 @@ import pydicom
 import pytest
 
 from tests.faults.phiscan import cohort_phi_values, scan
-from tests.netutil import _children, _listen_inodes, is_loopback
+from tests.netutil import is_loopback, listeners_with_owner
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -62,25 +62,6 @@ def _add_own_phi(dicom: Path, reports: Path) -> str:
     csv.writer(buf, lineterminator="\n").writerows(rows)
     reports.write_text(buf.getvalue(), encoding="utf-8")
     return acc
-
-
-def listeners_with_owner(root_pid: int) -> set[tuple[str, int, str]]:
-    """(ip, port, owning process name) of every listening TCP socket of root_pid's tree."""
-    inodes, out = _listen_inodes(), set()
-    for pid in _children(root_pid):
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-            comm = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120].strip()
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                out.add((*inodes[target[8:-1]], comm))
-    return out
 
 
 def _run(args, work, env, name, timeout=900, poll=None):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from mlflow.entities import ViewType
 
 from cmr_ray import tracking
+from tests.netutil import process_tree
 from conftest import IMPRESSIONS, write_experiment
 
 pytestmark = pytest.mark.integration
@@ -60,21 +61,8 @@ def test_fake_sweep_logs_one_parent_and_one_child_per_trial(workdir, fakes, ray_
 
 
 def _proc_children(pid: int) -> set[int]:
-    """All descendants of `pid`, from /proc."""
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
-    out, todo = set(), [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.add(k)
-            todo.append(k)
-    return out
+    """All descendants of `pid` (not pid itself), from /proc."""
+    return process_tree(pid) - {pid}
 
 
 def _alive(pid: int) -> bool:
