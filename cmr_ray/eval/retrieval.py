@@ -42,15 +42,20 @@ def _chunk_ranks(scores: np.ndarray, true_cols: np.ndarray) -> np.ndarray:
 def retrieval_ranks(similarity, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(t2v_ranks, v2t_ranks), 1-based, pessimistic ties; temporaries are chunk_size x N."""
     sim = _check_square(similarity)
-    n = sim.shape[0]
+    # text queries rank videos (rows); video queries rank texts (columns)
+    return _ranks_in_chunks(sim.shape[0], chunk_size, lambda a, b: sim[a:b], lambda a, b: sim[:, a:b].T)
+
+
+def _ranks_in_chunks(n: int, chunk_size: int, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks from similarity rows a:b (`rows(a, b)`) and transposed columns a:b (`cols(a, b)`)."""
     chunk_size = max(1, int(chunk_size))
     t2v = np.empty(n, np.int64)
     v2t = np.empty(n, np.int64)
     for a in range(0, n, chunk_size):
         b = min(n, a + chunk_size)
         idx = np.arange(a, b)
-        t2v[a:b] = _chunk_ranks(sim[a:b], idx)  # text queries rank videos (rows)
-        v2t[a:b] = _chunk_ranks(sim[:, a:b].T, idx)  # video queries rank texts (columns)
+        t2v[a:b] = _chunk_ranks(rows(a, b), idx)
+        v2t[a:b] = _chunk_ranks(cols(a, b), idx)
     return t2v, v2t
 
 
@@ -68,16 +73,8 @@ def _check_embeddings(text_emb, video_emb) -> tuple[np.ndarray, np.ndarray]:
 def retrieval_ranks_from_embeddings(text_emb, video_emb, chunk_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(t2v_ranks, v2t_ranks) with similarity = text_emb @ video_emb.T, computed in chunks."""
     t, v = _check_embeddings(text_emb, video_emb)
-    n = t.shape[0]
-    chunk_size = max(1, int(chunk_size))
-    t2v = np.empty(n, np.int64)
-    v2t = np.empty(n, np.int64)
-    for a in range(0, n, chunk_size):
-        b = min(n, a + chunk_size)
-        idx = np.arange(a, b)
-        t2v[a:b] = _chunk_ranks(t[a:b] @ v.T, idx)  # rows a:b of the similarity matrix
-        v2t[a:b] = _chunk_ranks(v[a:b] @ t.T, idx)  # columns a:b, transposed
-    return t2v, v2t
+    # rows a:b of the similarity matrix, and columns a:b transposed, never the whole matrix
+    return _ranks_in_chunks(t.shape[0], chunk_size, lambda a, b: t[a:b] @ v.T, lambda a, b: v[a:b] @ t.T)
 
 
 def metrics_from_ranks(t2v_ranks, v2t_ranks) -> dict[str, float]:
