@@ -1,5 +1,6 @@
 """Shared test setup: a loopback-only Ray, fast Train reports, no hub access."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CMR_RAY_SALT", "test-salt-not-for-real-data")
+# the frozen-text feature cache: one per test session (shared by its Ray workers), never ~/.cache
+os.environ.setdefault("CMR_RAY_CACHE", tempfile.mkdtemp(prefix="cmr-ray-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

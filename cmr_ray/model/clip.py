@@ -8,7 +8,9 @@
 Freezing a tower (`model.freeze_text`, `model.freeze_video`) stops its gradients and keeps
 it in eval mode; its projection still trains.  With a frozen text tower the pooled
 features of each distinct impression are computed once and cached (reports repeat across
-epochs; this saves most of the text cost).  The cache is not part of the state dict.
+epochs; this saves most of the text cost), in memory and on disk
+(`cmr_ray.model.textcache`: every trial of a sweep, evaluation and the baselines share
+it).  The cache is not part of the state dict.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class CMRClip(nn.Module):
             for p in tower.parameters():
                 p.requires_grad_(not frozen)
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._disk_cache = False  # opened on first use (hashing the encoder costs ~0.2 s)
         self.train()
 
     def train(self, mode: bool = True):
@@ -70,12 +73,21 @@ class CMRClip(nn.Module):
         if not self.freeze_text:
             return self.text(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        if missing and self._disk_cache is False:
+            from cmr_ray.model.textcache import TextFeatureCache
+
+            self._disk_cache = TextFeatureCache.for_tower(self.text)
+        if missing and self._disk_cache is not None:
+            self._text_cache.update(self._disk_cache.get(missing))
+            missing = [t for t in missing if t not in self._text_cache]
         if missing:
             with torch.no_grad():
                 for i in range(0, len(missing), 256):
                     chunk = missing[i:i + 256]
-                    feats = self.text(chunk).float()
+                    feats = self.text(chunk).float().cpu()
                     self._text_cache.update(zip(chunk, feats))
+                    if self._disk_cache is not None:
+                        self._disk_cache.put(dict(zip(chunk, feats)))
         return torch.stack([self._text_cache[t] for t in texts]).to(self.text_proj.weight.device)
 
     def encode_video(self, x: torch.Tensor) -> torch.Tensor:
