@@ -54,7 +54,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "reports": _f("path", None, "reports CSV (accession_number, report_text)", nullable=True),
         "labels": _f("path", None, "labels CSV (optional)", nullable=True),
         "store": _f("path", "cmr_store/synthetic-small", "clip store directory or s3:// URI"),
-        "synth_studies": _f("int", 800, "studies in the synthetic cohort", min=10),
+        "synth_studies": _f("int", 400, "studies in the synthetic cohort", min=10),
         "synth_seed": _f("int", 0, "seed of the synthetic cohort", min=0),
         "synth_preset": _f("choice", "small", "synthetic cohort preset", choices=("small", "paper")),
         "image_size": _f("int", 64, "clip frame size in pixels (square, aspect kept by padding)", min=16, max=512),

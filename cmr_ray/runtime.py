@@ -46,7 +46,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kw):
         # No dashboard: it needs ray[default]. Known cost: Ray Train's placement-group
         # cleaner uses the state API, so an ASHA-stopped trial keeps its reservation
         # until the sweep ends (its actors do exit).
-        local = dict(num_cpus=num_cpus, include_dashboard=False)
+        # address="local": always a new Ray of our own, never one that `ray start` left
+        # running on this machine (plain `ray.init()` would join that).
+        local = dict(address="local", num_cpus=num_cpus, include_dashboard=False)
         ray.init(**{**common, **local, **kw})
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False

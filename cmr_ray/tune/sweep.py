@@ -18,12 +18,13 @@ training continues from its last checkpoint).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 from cmr_ray import tracking
-from cmr_ray.config import load_config, to_yaml
+from cmr_ray.config import ConfigError, load_config, to_yaml
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
 
 def say(line: str) -> None:
@@ -45,15 +46,46 @@ def absolute_paths(cfg: dict) -> dict:
     return cfg
 
 
+class StoreMismatch(ConfigError):
+    pass
+
+
+def check_store_matches(cfg: dict, info: dict) -> None:
+    """An existing store must be the one the config describes: same frame size, and for the
+    synthetic source the same number of studies (a store built for another cohort size would
+    otherwise be reused silently)."""
+    data, store = cfg["data"], cfg["data"]["store"]
+    size = info.get("image_size")
+    if size is not None and int(size) != int(data["image_size"]):
+        raise StoreMismatch(f"data.store {store}: holds {size} px clips but data.image_size is "
+                            f"{data['image_size']}; point data.store elsewhere or delete it")
+    counts = info.get("counts") or {}
+    studies = int(counts.get("studies", 0)) + int(counts.get("excluded", 0))
+    if data["source"] == "synthetic" and studies and studies != int(data["synth_studies"]):
+        raise StoreMismatch(f"data.store {store}: was prepared from {studies} studies but data.synth_studies "
+                            f"is {data['synth_studies']}; point data.store elsewhere or delete it")
+
+
+def existing_store_info(store: str) -> dict | None:
+    """The store's store.json, or None when there is no store there yet."""
+    from cmr_ray.data import storefs
+
+    fs, root = storefs.open_store(store)
+    path = storefs.join(root, "store.json")
+    return json.loads(storefs.read_bytes(fs, path)) if storefs.exists(fs, path) else None
+
+
 def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
     """The store directory, built first when missing (synthetic cohort or DICOM source)."""
     from cmr_ray.data import storefs
 
     data = cfg["data"]
     store = data["store"]
-    fs, root = storefs.open_store(store)
-    if storefs.exists(fs, storefs.join(root, "store.json")):
+    info = existing_store_info(store)
+    if info is not None:
+        check_store_matches(cfg, info)
         return store
+    fs, root = storefs.open_store(store)
     from cmr_ray.data.prepare import prepare
 
     if data["source"] == "synthetic":
@@ -134,11 +166,15 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     experiment_id, parent_run_id, runs {trial key: run id}, status {trial key: MLflow status},
     best_run_id.  `train_fn`, `eval_fn`, `model_loader` replace the real training, evaluation
     and checkpoint loading (tests)."""
+    t0 = time.time()
     cfg = load_config(path, list(overrides))
     trials = expand_trials(cfg, src=str(path))
     uri = tracking.resolve_uri(tracking_uri)
     echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
 
+    info = existing_store_info(absolute_paths(cfg)["data"]["store"])
+    if info is not None:  # before any work starts
+        check_store_matches(cfg, info)
     from cmr_ray.runtime import init_ray, local_env
 
     local_env()  # before Ray is imported
@@ -153,6 +189,7 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     finally:
         if started_ray:
             ray.shutdown()
+        echo(f"sweep {path}: wall time {time.time() - t0:.0f} s")
 
 
 def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
