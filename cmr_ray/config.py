@@ -92,6 +92,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "cpus_per_worker": _f("float", 1.0, "CPUs per Ray Train worker", min=0.01),
         "use_gpu": _f("bool", False, "one GPU per worker; bf16 autocast"),
         "seed": _f("int", 0, "training seed", min=0),
+        "cache_split_mb": _f("float", 2048.0, "keep a split's pruned columns in Ray's object store when they fit (MB; 0: read every epoch)", min=0.0),
         "torch_threads": _f("int", 0, "torch intra-op threads per worker (0: Ray's default)", min=0),
         "mask_duplicate_impressions": _f("bool", True, "do not count identical impressions as negatives"),
         "augment": _f("bool", True, "anatomically sane augmentation (no left-right flip)"),

@@ -93,8 +93,32 @@ def count_split(store: str, split: str, slots=()) -> int:
     return int(pc.sum(keep).as_py() or 0)
 
 
+def split_bytes(store: str, slots, split: str) -> int:
+    """Estimated in-memory bytes of one split's pruned columns, from the Parquet footers
+    (uncompressed column-chunk sizes, scaled by the split's share of the rows)."""
+    from cmr_ray.data.schema import columns_for
+
+    fs, paths = shard_paths(store)
+    wanted, total, rows = set(columns_for(slots)), 0, 0
+    for path in paths:
+        with fs.open_input_file(path) as f:
+            meta = pq.ParquetFile(f).metadata
+        rows += meta.num_rows
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            for c in range(rg.num_columns):
+                col = rg.column(c)
+                if col.path_in_schema.split(".")[0] in wanted:
+                    total += int(col.total_uncompressed_size)
+    return int(total * count_split(store, split) / rows) if rows else 0
+
+
 def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):
-    """The Ray Dataset of sampled clips for one split of the config's store and views."""
+    """The Ray Dataset of sampled clips for one split of the config's store and views.
+
+    When the split's pruned columns fit `train.cache_split_mb`, they are read once and kept
+    in Ray's object store (`materialize`): later epochs only sample and augment, instead of
+    reading and decompressing every shard again."""
     d, t = cfg["data"], cfg["train"]
     combo = d["views"]
     ctx = ray.data.DataContext.get_current()
@@ -104,6 +128,9 @@ def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):
     ctx.use_datasource_v2 = False
     try:
         ds = read_split(d["store"], combo_slots(combo), split)
+        limit = float(t.get("cache_split_mb", 0)) * 2**20
+        if limit > 0 and split_bytes(d["store"], combo_slots(combo), split) <= limit:
+            ds = ds.materialize()
     finally:
         if v2 is not None:
             ctx.use_datasource_v2 = v2
