@@ -5,8 +5,11 @@
     ds = read_split("store", ["cine_sax"], "val")                 # ray.data.Dataset
 
 Store paths are local directories or URIs (`s3://bucket/store`); both go through
-`pyarrow.fs.FileSystem.from_uri`.  Only complete shards are read: a temp file left by an
-interrupted write never has a `.parquet` name.  `slots` are `cmr_ray.views.SLOTS` names
+`pyarrow.fs.FileSystem.from_uri`.  Only the shards that the store's registry
+(`studies.parquet`, written by `prepare` as its commit point) names for its used studies are
+read: a temp file, or a shard an interrupted run wrote but never committed, or any other
+stray `.parquet` under `shards/` is never read.  (A store built by hand without a registry
+and without `prepare`'s `counts` in store.json is read by listing `shards/`.)  `slots` are `cmr_ray.views.SLOTS` names
 (e.g. from `combo_slots(cfg["data"]["views"])`); `split=None` reads every split.
 """
 from __future__ import annotations
@@ -37,8 +40,28 @@ def store_info(store) -> dict:
 
 
 def shard_paths(store) -> tuple:
+    """(filesystem, sorted shard paths): the shards `studies.parquet` names for used studies."""
     fs, root = storefs.open_store(store)
-    return fs, storefs.list_files(fs, storefs.join(root, "shards"), ".parquet")
+    shard_dir, registry = storefs.join(root, "shards"), storefs.join(root, "studies.parquet")
+    if not storefs.exists(fs, registry):
+        if "counts" in store_info(store):  # written by `prepare`, which always writes the registry
+            raise StoreError(f"{store}: studies.parquet is missing (the registry naming the store's "
+                             "shards); run `cmr-ray prepare` again")
+        return fs, storefs.list_files(fs, shard_dir, ".parquet")
+    try:
+        table = pq.read_table(pa.BufferReader(storefs.read_bytes(fs, registry)), columns=["shard", "status"])
+    except (pa.ArrowException, OSError) as e:
+        raise StoreError(f"{registry}: unreadable study registry ({e})") from None
+    named = {r["shard"] for r in table.to_pylist() if r["status"] == "used" and r["shard"]}
+    bad = sorted(n for n in named if "/" in n or not n.endswith(".parquet"))
+    if bad:
+        raise StoreError(f"{registry}: shard name {bad[0]!r} is not a file name under shards/")
+    present = {p.rsplit("/", 1)[1] for p in storefs.list_files(fs, shard_dir, ".parquet")}
+    missing = sorted(named - present)
+    if missing:
+        raise StoreError(f"{store}: studies.parquet names {len(missing)} shard(s) missing from shards/, "
+                         f"e.g. {missing[0]}; run `cmr-ray prepare` again")
+    return fs, [storefs.join(shard_dir, n) for n in sorted(named)]
 
 
 def _check(slots, split) -> list[str]:

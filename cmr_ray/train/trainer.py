@@ -95,6 +95,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
 
     from cmr_ray.model.text import load_text_encoder
     from cmr_ray.train.data import EpochClock, clip_dataset
+    from cmr_ray.train.loopback import torch_config
     from cmr_ray.train.loop import train_loop_per_worker
 
     load_text_encoder(cfg["model"]["text_model"])  # fail here, in one line, if it is missing
@@ -106,6 +107,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg, "n_train": n_train, "clock": clock, "fault_hook": fault_hook},
+        torch_config=torch_config(),  # a loopback-only local Ray: the process group on 127.0.0.1 too
         scaling_config=ScalingConfig(num_workers=int(tr["workers"]), use_gpu=bool(tr["use_gpu"]),
                                      resources_per_worker={"CPU": float(tr["cpus_per_worker"])}),
         run_config=RunConfig(

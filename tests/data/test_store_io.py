@@ -104,3 +104,41 @@ def test_summary_counts_add_up():
     files_total = lines[lines.index("files") + 4]  # used, failed, ignored, total
     assert files_total.split() == ["total", "3"]
     assert lines[lines.index("studies") + 3].split() == ["total", "2"]
+
+
+def _registry(path, named: dict):
+    """studies.parquet with one row per study: {study_key: (status, shard)}."""
+    from cmr_ray.data.manifest import STUDY_SCHEMA
+
+    rows = [dict(study_key=k, fingerprint="f", status=st, reason="", shard=sh, split="train", accession_key="a")
+            for k, (st, sh) in named.items()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=STUDY_SCHEMA), path / "studies.parquet")
+
+
+def test_reader_reads_only_the_shards_the_registry_names(tmp_path):
+    from cmr_ray.data.reader import shard_paths
+
+    (tmp_path / "shards").mkdir()
+    rows = [_row(f"s{i}", "train", i) for i in range(5)]
+    for name, part in (("part-a", rows[:2]), ("part-b", rows[2:3]), ("part-orphan", rows[3:4]), ("stray", rows[4:])):
+        pq.write_table(pa.Table.from_pylist(part, schema=arrow_schema()), tmp_path / "shards" / f"{name}.parquet")
+    (tmp_path / "store.json").write_text(json.dumps({"schema_version": 1, "counts": {"studies": 3}}))
+    _registry(tmp_path, {"s0": ("used", "part-a.parquet"), "s1": ("used", "part-a.parquet"),
+                         "s2": ("used", "part-b.parquet"), "s9": ("excluded", None),
+                         "s8": ("failed", "part-orphan.parquet")})  # not used: its shard is not read
+    fs, paths = shard_paths(tmp_path)
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["part-a.parquet", "part-b.parquet"]
+    assert [r["study_key"] for r in load_split(tmp_path, ["cine_sax"], "train")] == ["s0", "s1", "s2"]
+
+    (tmp_path / "shards" / "part-b.parquet").unlink()
+    with pytest.raises(StoreError, match=r"names 1 shard\(s\) missing from shards/, e.g. part-b.parquet"):
+        load_split(tmp_path, ["cine_sax"])
+    (tmp_path / "studies.parquet").unlink()  # a prepared store (store.json has counts) needs its registry
+    with pytest.raises(StoreError, match="studies.parquet is missing"):
+        shard_paths(tmp_path)
+    (tmp_path / "studies.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match="unreadable study registry"):
+        shard_paths(tmp_path)
+    _registry(tmp_path, {"s0": ("used", "../store.json")})
+    with pytest.raises(StoreError, match="not a file name under shards/"):
+        shard_paths(tmp_path)

@@ -157,13 +157,7 @@ def test_the_scan_finds_phi_where_it_is(pipeline):
     assert {"ZZPHI^Testname", "ZZMRN991177", "77 Quillfeather Lane, Zedtown", pipeline.own_acc} <= values
 
 
-TCPSTORE_LEAK = (
-    "known, open: torch's process-group TCPStore, started by Ray Train's TorchConfig in the "
-    "training worker, binds '::' whatever MASTER_ADDR says; fix = a loopback TorchConfig "
-    "backend for single-node local runs (see the issue note)")
-
-
-@pytest.mark.parametrize("command", ["prepare", pytest.param("sweep", marks=pytest.mark.xfail(reason=TCPSTORE_LEAK))])
+@pytest.mark.parametrize("command", ["prepare", "sweep"])
 def test_the_local_ray_of_a_command_listens_on_loopback_only(pipeline, command):
     socks = pipeline.sockets[command]
     assert socks, f"sampled no listening socket of `cmr-ray {command}` (did its Ray start?)"
