@@ -65,12 +65,20 @@ def s3_bucket(s3_server):
     return f"s3://{name}"
 
 
+NODE_CPUS = 4  # logical CPUs per node of `two_node_cluster`
+
+
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """Two Ray nodes on 127.0.0.1 with different custom resources; yields their address.
 
-    {"address": "127.0.0.1:PORT", "nodes": {"head": node_id, "worker": node_id}}.
-    Resources: head {"CPU": 1, "head_node": 1}, worker {"CPU": 1, "worker_node": 1}.
+    {"address": "127.0.0.1:PORT", "nodes": {"head": node_id, "worker": node_id},
+     "logs": the session's log directory (both nodes write there)}.
+    Resources: head {"CPU": 4, "head_node": 1}, worker {"CPU": 4, "worker_node": 1}
+    (logical CPUs, scheduling slots).  A sweep trial holds 0.1 CPU for its driver and 1
+    for its Train worker, and its Ray Data tasks need whole free CPUs besides (a node with
+    only 0.9 left runs none of them); 4 a node lets `cmr-ray sweep` run 2 trials at once
+    (`sweep.max_concurrent` 0 reserves 2 data CPUs a trial).
     Point `ray.init(address=...)` or `cmr-ray ... --address` at it; the fixture shuts
     Ray down in this process and stops both nodes afterwards.
     """
@@ -82,7 +90,7 @@ def two_node_cluster():
 
     if ray.is_initialized():
         ray.shutdown()
-    loopback = {"node_ip_address": "127.0.0.1", "num_cpus": 1}
+    loopback = {"node_ip_address": "127.0.0.1", "num_cpus": NODE_CPUS}
     cluster = Cluster(
         initialize_head=True,
         head_node_args={**loopback, "resources": {"head_node": 1}, "include_dashboard": False},
@@ -93,6 +101,7 @@ def two_node_cluster():
         yield {
             "address": cluster.address,
             "nodes": {"head": cluster.head_node.node_id, "worker": worker.node_id},
+            "logs": cluster.head_node.get_logs_dir_path(),
         }
     finally:
         if ray.is_initialized():
