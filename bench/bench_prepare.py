@@ -104,9 +104,15 @@ def bench_prepare(cohort: Path, cfg, cpus: int, out: Path):
 
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
-    init_ray(num_cpus=cpus)
+    # a Ray temp dir of its own: a stale /tmp/ray/ray_current_cluster (a `ray start` of someone
+    # else's) would otherwise make ray.init join that cluster instead of starting one
+    init_ray(num_cpus=cpus, _temp_dir=str(out.parent / "ray"))
     # warm the workers and Ray Data's executor, as on a cluster that is already running
-    ray.get([ray.remote(lambda: __import__("cmr_ray.dicom.pixels")).remote() for _ in range(cpus)])
+    # every worker imports what the index and write tasks need (Ray Data, pyarrow, pydicom):
+    # a worker that imports it inside the first index task holds that task up for seconds
+    warm = ray.remote(lambda: len([__import__(m) for m in ("ray.data", "cmr_ray.data.index",
+                                                           "cmr_ray.data.prepare", "cmr_ray.dicom.pixels")]))
+    ray.get([warm.remote() for _ in range(cpus)])
     from cmr_ray.data.prepare import quiet_ray_data
 
     quiet_ray_data()

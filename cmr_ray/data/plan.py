@@ -42,6 +42,7 @@ class SlotPlan:
     view: str
     grid: list          # [slices][phases] of (abs path, frame index)
     files: list         # relpaths of the series' files
+    layouts: dict = field(default_factory=dict)  # abs path -> header["pixel_layout"] (or None)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def phi_values(headers: list[dict]) -> dict[str, str]:
     `cmr_ray.dicom.headers.read_header` fills), keyed by kind for `scrub`; a second distinct
     value of the same key gets a suffixed key ('phi_patient_name#2')."""
     out: dict[str, str] = {}
-    for k in sorted({k for h in headers for k in h if k.startswith("phi_")}):
+    for k in sorted(k for k in set().union(*headers) if k.startswith("phi_")):
         seen = []
         for h in headers:
             v = _s(h.get(k))
@@ -216,7 +217,9 @@ def _plan_study(uid, rows, reports, labels, salt, cfg, files, rel):
         for series, grid, spaths, c in cands:
             rkey = keys.series_key(salt, series.series_uid)
             if series is chosen:
-                slots[slot] = SlotPlan(series.series_uid, rkey, c.sequence, c.view, grid, spaths)
+                in_grid = set(grid.paths)
+                layouts = {h["path"]: h.get("pixel_layout") for h in series.headers if h["path"] in in_grid}
+                slots[slot] = SlotPlan(series.series_uid, rkey, c.sequence, c.view, grid, spaths, layouts)
             else:
                 mark(spaths, "ignored", f"repeated acquisition of {slot}; chose series "
                      f"{keys.series_key(salt, chosen.series_uid)}", rkey, c.sequence, c.view)

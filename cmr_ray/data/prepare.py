@@ -12,6 +12,8 @@ Three passes on Ray (`cmr_ray.runtime.init_ray`):
    task; each task decodes its studies' chosen series and streams them (one row group per
    study) into one shard `STORE/shards/part-<hash>.parquet`, written under a temp name and
    renamed into place.  No groupby over pixel data; pixels never pass through the driver.
+   A file is parsed once: the plan carries each native file's `pixel_layout` from the index,
+   so decoding reads its pixel bytes directly (compressed and other files: a full read).
 
 Incremental and restartable.  `STORE/studies.parquet` (the study registry) is the commit
 point, written after every shard: each study's key, the fingerprint of its input files
@@ -93,7 +95,7 @@ def decode_study(plan, image_size: int, percentiles) -> tuple[dict, list]:
     failures = []
     for slot, sp in sorted(plan.slots.items()):
         try:
-            frames = to_uint8(load_grid(sp.grid), image_size, percentiles)
+            frames = to_uint8(load_grid(sp.grid, sp.layouts), image_size, percentiles)
             row[slot], row[f"{slot}_shape"] = encode_view(frames)
         except Exception as e:  # a file whose pixels do not decode loses its slot, not the run
             failures.append((slot, getattr(e, "path", None), error_reason(e)))

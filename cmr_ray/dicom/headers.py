@@ -19,15 +19,27 @@ series-level consistency (series.group_series), what a series is (classify).
 A file without File Meta Information (no preamble) is read when its dataset parses and has
 the identifying UIDs; the dict then says ``file_meta_missing=True``.
 
+``pixel_layout`` lets the decode pass read a plain file's pixels without parsing it again
+(`cmr_ray.dicom.pixels.decode_file(path, layout)`): for native little-endian monochrome
+pixel data with 8/16/32 bits allocated it holds where the pixel bytes start, their dtype,
+the frame count and size, the unused high bits, the per-frame rescale (the same values
+`decode_file` would compute from the full dataset) and the file's size and mtime (a file
+changed since is read in full again).  Every other file (compressed, big endian, deflated,
+colour, no file meta, odd values) gets None and is decoded through pydicom as before.
+
 Keys prefixed ``phi_`` (PHI_KEYS) hold patient identity as strings for the pipeline to hash
 or scrub; they must never be written anywhere as they are.
 """
 from __future__ import annotations
 
 import os
+import re
+import struct
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.filereader import read_partial
 from pydicom.uid import UID
 
@@ -44,6 +56,8 @@ _MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1",
                    "1.2.840.10008.5.1.4.1.1.4.4"}
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+_NATIVE_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")  # implicit / explicit VR little endian
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 
 
 def _num(value, kind=float):
@@ -69,10 +83,87 @@ def _nums(value, n=None):
 
 
 def _get(ds, keyword, default=None):
+    fast = _fast_value(ds, keyword)
+    if fast is not _SLOW:
+        return default if fast is _ABSENT else fast
     try:
         return ds.get(keyword, default)
     except Exception:  # a malformed value must not sink the whole header
         return default
+
+
+# Fast value access.  pydicom converts a raw element through hooks, validation and value
+# classes on first access (most of read_header's time); the plain cases below give the same
+# Python values directly from the raw bytes: ASCII strings without an escape character, a
+# single binary number (US, UL, FD: several for FD), decimal and integer strings of plain
+# digits; an absent element is told without pydicom's keyword machinery.  Anything else
+# (another VR than the dictionary's, non-ASCII text, several values where pydicom would make a
+# MultiValue, sequences, odd numbers, empty values) goes through pydicom.
+# tests/dicom/test_headers_fast.py holds the two routes equal.
+_SLOW, _ABSENT = object(), object()
+_FAST_VRS = {"UI", "CS", "DA", "LO", "SH", "PN", "IS", "DS", "US", "UL", "FD"}
+_BINARY = {"US": (2, "H"), "UL": (4, "L"), "FD": (8, "d")}
+_SPEC: dict = {}  # keyword -> (tag, dictionary VR) or None
+_INT = re.compile(r"[+-]?[0-9]+")
+_DEC = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ASCII_TEXT = re.compile(rb"[\x00-\x1a\x1c-\x7f]*")  # ASCII without ESC (no ISO 2022 switch)
+FAST_VALUES = True  # tests switch it off to compare with pydicom's own conversion
+
+
+def _strict(ds, keyword, default=None):
+    """Like ds.get(keyword, default), fast where it can be, raising on a malformed value."""
+    fast = _fast_value(ds, keyword)
+    if fast is _SLOW:
+        return ds.get(keyword, default)
+    return default if fast is _ABSENT else fast
+
+
+def _spec(keyword):
+    if keyword not in _SPEC:
+        tag = tag_for_keyword(keyword)
+        _SPEC[keyword] = None if tag is None else (tag, dictionary_VR(tag))
+    return _SPEC[keyword]
+
+
+def _fast_value(ds, keyword):
+    spec = _spec(keyword) if FAST_VALUES else None
+    if spec is None:
+        return _SLOW
+    tag, vr = spec
+    try:
+        elem = ds.get_item(tag)
+    except Exception:
+        return _SLOW
+    if elem is None:
+        return _ABSENT
+    if vr not in _FAST_VRS or not isinstance(elem, RawDataElement) or elem.VR not in (None, vr):
+        return _SLOW
+    raw = elem.value
+    if not raw or not isinstance(raw, bytes):
+        return _SLOW
+    if vr in _BINARY:
+        size, code = _BINARY[vr]
+        n, rest = divmod(len(raw), size)
+        if rest or (n != 1 and vr != "FD"):
+            return _SLOW
+        values = struct.unpack(f"{'<' if elem.is_little_endian else '>'}{n}{code}", raw)
+        return values[0] if n == 1 else list(values)
+    if not _ASCII_TEXT.fullmatch(raw):
+        return _SLOW
+    text = raw.decode("ascii")
+    if vr in ("LO", "SH", "PN"):  # PN: str(PersonName) of an ASCII name is the name
+        return _SLOW if "\\" in text else text.rstrip("\0 ")
+    if vr == "DS":
+        text = text.strip()
+    items = text.rstrip(" \0").split("\\")
+    if vr == "DS":
+        return _SLOW if not all(_DEC.fullmatch(v) for v in items) else (
+            float(items[0]) if len(items) == 1 else [float(v) for v in items])
+    if vr == "IS":
+        return int(items[0]) if len(items) == 1 and _INT.fullmatch(items[0]) else _SLOW
+    if len(items) == 1:
+        return items[0]
+    return items if vr == "CS" else _SLOW  # multi-valued UIDs, dates: pydicom's MultiValue
 
 
 def _item(ds, *path):
@@ -129,6 +220,52 @@ def _functional_groups(ds, n_frames: int) -> dict:
     return out
 
 
+def rescale_params(ds, n_frames: int, get=None) -> tuple[list[float], list[float]]:
+    """Per-frame (slopes, intercepts): RescaleSlope/Intercept, overridden per frame by the
+    Enhanced MR PixelValueTransformationSequence (per-frame group first, then the shared one).
+    Raises on a malformed value (the caller decides what that means).  `get(ds, keyword,
+    default)` reads a value (default: pydicom's ds.get)."""
+    get = get or (lambda d, kw, default=None: d.get(kw, default))
+    slope = [float(get(ds, "RescaleSlope", 1.0) or 1.0)] * n_frames
+    inter = [float(get(ds, "RescaleIntercept", 0.0) or 0.0)] * n_frames
+    shared_seq = get(ds, "SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    per = get(ds, "PerFrameFunctionalGroupsSequence")
+    for i in range(n_frames):
+        for g in (per[i] if per and i < len(per) else None, shared):
+            pvt = get(g, "PixelValueTransformationSequence") if g is not None else None
+            if pvt:
+                slope[i] = float(get(pvt[0], "RescaleSlope", 1.0) or 1.0)
+                inter[i] = float(get(pvt[0], "RescaleIntercept", 0.0) or 0.0)
+                break
+    return slope, inter
+
+
+def _pixel_layout(ds, seen: dict, ts: str, meta_missing: bool, st: os.stat_result) -> dict | None:
+    """Where and how a native little-endian monochrome file keeps its pixels, or None (module doc)."""
+    if meta_missing or ts not in _NATIVE_LE or seen.get("tag") != 0x7FE00010:
+        return None
+    try:
+        rows, cols = int(_strict(ds, "Rows")), int(_strict(ds, "Columns"))
+        frames = int(_strict(ds, "NumberOfFrames", 1) or 1)
+        spp, bits = int(_strict(ds, "SamplesPerPixel")), int(_strict(ds, "BitsAllocated"))
+        stored, signed = int(_strict(ds, "BitsStored")), int(_strict(ds, "PixelRepresentation"))
+        photometric = str(_strict(ds, "PhotometricInterpretation")).strip()
+        if (rows < 1 or cols < 1 or frames < 1 or spp != 1 or bits not in (8, 16, 32)
+                or not 1 <= stored <= bits or signed not in (0, 1) or photometric not in _MONOCHROME):
+            return None
+        slopes, intercepts = rescale_params(ds, frames, _strict)
+    except Exception:  # missing or malformed: pydicom's full decode gives the reason
+        return None
+    need = rows * cols * frames * bits // 8
+    if seen["length"] < need:
+        return None
+    return {"offset": seen["offset"] + _pixel_header_size(ds, seen["vr"]), "nbytes": need,
+            "dtype": f"<{'ui'[signed]}{bits // 8}", "frames": frames, "rows": rows, "columns": cols,
+            "unused_bits": bits - stored, "slopes": slopes, "intercepts": intercepts,
+            "file_size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _parse(path: Path, force: bool):
     seen: dict = {}
 
@@ -156,7 +293,8 @@ def read_header(path, require_mr: bool = True) -> dict:
     """The header fields the pipeline needs, as plain Python values (see module docstring)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
     except FileNotFoundError:
         raise DicomReadError("file not found", path) from None
     except OSError as e:
@@ -263,6 +401,7 @@ def read_header(path, require_mr: bool = True) -> dict:
         "frame_positions": None, "frame_orientations": None, "frame_trigger_times": None,
         "frame_slopes": None, "frame_intercepts": None, "frame_stack_positions": None,
         "frame_temporal_indices": None, "frame_inversion_times": None,
+        "pixel_layout": None if uid.is_deflated else _pixel_layout(ds, seen, ts, meta_missing, st),
     }
     fg = _functional_groups(ds, n_frames)
     if fg:

@@ -1,14 +1,20 @@
 """Decode pixels once and make fixed-size uint8 frames.
 
     vol = load_grid(grid)                      # float32 [S, T, H, W], rescale applied
+    vol = load_grid(grid, layouts)             # {path: header["pixel_layout"]}: no re-parse
     clip = to_uint8(vol, size=64)              # uint8 [S, T, 64, 64]
     frames = decode_file(path)                 # float32 [frames, H, W] of one file
+    frames = decode_file(path, h["pixel_layout"])  # the same array, pixel bytes read directly
 
 Decoding goes through pydicom's pixel handlers: native (implicit/explicit VR, big endian),
 deflate, RLE, JPEG baseline/extended/lossless (pylibjpeg-libjpeg), JPEG-LS (pyjpegls) and
 JPEG 2000 (pylibjpeg-openjpeg).  A file that does not decode raises DicomReadError with a
 one-line reason naming the transfer syntax.  Rescale: RescaleSlope/Intercept, or per frame
 the Enhanced MR PixelValueTransformationSequence.  Colour images become luminance.
+With a `pixel_layout` from `read_header` (native little-endian monochrome files), the pixel
+bytes are read from where the index found them and unpacked as pydicom would (dtype, unused
+high bits shifted out, per-frame rescale), without parsing the header a second time; a file
+whose size or mtime changed since it was indexed is read in full.
 
 to_uint8: clip to the series' (low, high) intensity percentiles, scale to 0…255, resize
 every frame with its aspect kept (area averaging when shrinking, bilinear when enlarging;
@@ -16,32 +22,52 @@ plain numpy) and pad with zeros to size x size, centred.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pydicom
 import pydicom.dataset
 import pydicom.uid
 
 from cmr_ray.dicom.errors import DicomReadError
+from cmr_ray.dicom.headers import rescale_params
 
 
-def _rescale_params(ds, n_frames: int):
-    slope = np.full(n_frames, float(ds.get("RescaleSlope", 1.0) or 1.0), np.float32)
-    inter = np.full(n_frames, float(ds.get("RescaleIntercept", 0.0) or 0.0), np.float32)
-    shared_seq = ds.get("SharedFunctionalGroupsSequence")
-    shared = shared_seq[0] if shared_seq else None
-    per = ds.get("PerFrameFunctionalGroupsSequence")
-    for i in range(n_frames):
-        for g in (per[i] if per and i < len(per) else None, shared):
-            pvt = g.get("PixelValueTransformationSequence") if g is not None else None
-            if pvt:
-                slope[i] = float(pvt[0].get("RescaleSlope", 1.0) or 1.0)
-                inter[i] = float(pvt[0].get("RescaleIntercept", 0.0) or 0.0)
-                break
-    return slope, inter
+def _rescaled(arr: np.ndarray, slopes, intercepts) -> np.ndarray:
+    out = arr.astype(np.float32, copy=False)
+    slope, inter = np.array(slopes, np.float32), np.array(intercepts, np.float32)
+    if np.any(slope != 1) or np.any(inter != 0):
+        out = out * slope[:, None, None] + inter[:, None, None]
+    return out
 
 
-def decode_file(path) -> np.ndarray:
-    """All frames of one file as float32 [frames, H, W], rescale applied."""
+def _read_native(path, layout: dict) -> np.ndarray | None:
+    """The frames of a native file at the indexed `layout`; None when the file changed since."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if (st.st_size, st.st_mtime_ns) != (layout["file_size"], layout["mtime_ns"]):
+            return None
+        f.seek(layout["offset"])
+        buf = f.read(layout["nbytes"])
+    if len(buf) != layout["nbytes"]:
+        return None
+    arr = np.frombuffer(buf, layout["dtype"]).reshape(layout["frames"], layout["rows"], layout["columns"])
+    shift = layout["unused_bits"]
+    if shift:  # as pydicom: the unused high bits do not count (sign-extended when signed)
+        arr = np.right_shift(np.left_shift(arr, shift), shift)
+    return _rescaled(arr, layout["slopes"], layout["intercepts"])
+
+
+def decode_file(path, layout: dict | None = None) -> np.ndarray:
+    """All frames of one file as float32 [frames, H, W], rescale applied.  With `layout`
+    (read_header's "pixel_layout") the pixel bytes are read directly (module doc)."""
+    if layout is not None:
+        try:
+            out = _read_native(path, layout)
+        except OSError:
+            out = None  # the full read below says what is wrong with the file
+        if out is not None:
+            return out
     try:
         ds = pydicom.dcmread(path, force=True)  # read_header already refused non-DICOM files
     except Exception as e:
@@ -70,15 +96,12 @@ def decode_file(path) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n:
         raise DicomReadError(f"decoded pixel array has shape {arr.shape}, expected {n} frame(s)", path)
-    out = arr.astype(np.float32, copy=False)
-    slope, inter = _rescale_params(ds, n)
-    if np.any(slope != 1) or np.any(inter != 0):
-        out = out * slope[:, None, None] + inter[:, None, None]
-    return out
+    return _rescaled(arr, *rescale_params(ds, n))
 
 
-def load_grid(grid) -> np.ndarray:
-    """float32 [S, T, H, W] for a [slices][phases] grid of (path, frame_index); each file read once."""
+def load_grid(grid, layouts: dict | None = None) -> np.ndarray:
+    """float32 [S, T, H, W] for a [slices][phases] grid of (path, frame_index); each file read
+    once.  `layouts` {path: read_header's "pixel_layout"} lets native files skip the re-parse."""
     cells = list(grid)
     if not cells or not cells[0]:
         raise ValueError("load_grid needs a non-empty [slices][phases] grid")
@@ -90,7 +113,7 @@ def load_grid(grid) -> np.ndarray:
             raise ValueError(f"grid is not rectangular: slice {s} has {len(row)} phases, slice 0 has {T}")
         for t, (path, idx) in enumerate(row):
             if path not in cache:
-                cache[path] = decode_file(path)
+                cache[path] = decode_file(path, layouts.get(path) if layouts else None)
             frames = cache[path]
             if idx >= len(frames):
                 raise DicomReadError(f"frame {idx} requested but the file has {len(frames)}", path)

@@ -1,0 +1,160 @@
+"""The two shortcuts `prepare` takes must not change a value:
+- read_header's fast value access gives the dict pydicom's own conversion gives;
+- decode_file(path, pixel_layout) gives the array a full pydicom decode gives, and falls back
+  to the full decode for every file it cannot read directly (or that changed since indexing).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from pydicom.dataelem import DataElement
+
+from cmr_ray.dicom import headers
+from cmr_ray.dicom import load_grid, read_header
+from cmr_ray.dicom.pixels import decode_file
+from tests.dicom.builders import _base, MR, pydicom, write_enhanced, write_mr
+from tests.dicom.faults import no_file_meta, real_file
+
+NATIVE = ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm", "emri_small.dcm",
+          "693_UNCR.dcm", "RG3_UNCR.dcm", "mlut_18.dcm", "vlut_04.dcm", "rtdose.dcm", "CT_small.dcm"]
+NOT_DIRECT = ["MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "image_dfl.dcm",
+              "SC_rgb.dcm", "OBXXXX1A.dcm", "liver.dcm", "emri_small_jpeg_ls_lossless.dcm"]
+
+
+def _same(a, b) -> bool:
+    """Equal values of equal types (nan equal to nan)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _both_routes(path, monkeypatch):
+    out = []
+    for fast in (True, False):
+        monkeypatch.setattr(headers, "FAST_VALUES", fast)
+        try:
+            out.append(read_header(path, require_mr=False))
+        except Exception as e:  # the same failure either way
+            out.append(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
+    return out
+
+
+@pytest.mark.parametrize("name", NATIVE + NOT_DIRECT + ["emri_small_big_endian.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm",
+                                                         "JPEG2000.dcm"])
+def test_fast_values_equal_pydicom_on_real_files(name, monkeypatch):
+    fast, slow = _both_routes(real_file(name), monkeypatch)
+    assert _same(fast, slow), (fast, slow)
+
+
+ODD = {  # keyword -> (VR, value as written): each goes its own way through the fast path or pydicom
+    "PatientName": ("PN", "Doe^J\u00e4ne^^Dr.=^ "),           # non-ASCII: pydicom
+    "ReferringPhysicianName": ("PN", "Smith^John^^^ "),      # plain ASCII name
+    "InstitutionName": ("LO", "St. Elsewhere\\Annex "),     # two values: pydicom
+    "AccessionNumber": ("SH", "  ACC 1 \x00"),
+    "SeriesDescription": ("LO", "\x1b$B cine"),               # ISO 2022 escape: pydicom
+    "ImageType": ("CS", "ORIGINAL\\PRIMARY\\M\\ND "),
+    "SeriesNumber": ("IS", "+12 "),
+    "InstanceNumber": ("IS", " 3.0"),                        # leading space, decimal: pydicom
+    "SliceThickness": ("DS", " 8.0E+00 "),
+    "SliceLocation": ("DS", "1.5\\2"),                      # two values where one is expected
+    "TriggerTime": ("DS", ".5 "),
+    "InversionTime": ("DS", "7777"),                         # made malformed below
+    "PixelSpacing": ("DS", "1.25\\1.25"),
+    "CardiacNumberOfImages": ("IS", "25"),
+    "StudyDate": ("DA", "20210314"),
+    "FrameTime": ("DS", ""),                                 # empty
+}
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_fast_values_equal_pydicom_on_odd_values(tmp_path, monkeypatch, implicit):
+    ds = _base(MR, "1.2.826.0.1.9", "1.2.826.0.1.9.1", "d", "p", 1, 4, 4)
+    ds.SpecificCharacterSet = ["ISO_IR 100"]
+    ds.InstanceNumber = 1
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    for kw, (vr, raw) in ODD.items():
+        tag = pydicom.datadict.tag_for_keyword(kw)
+        ds[tag] = DataElement(tag, vr, raw)  # written as it stands
+    ds.RescaleSlope, ds.RescaleIntercept = "2.5", "-10"
+    ds.PixelData = np.arange(16, dtype=np.uint16).tobytes()
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    p = tmp_path / "odd.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    p.write_bytes(p.read_bytes().replace(b"7777", b"abc "))
+    fast, slow = _both_routes(p, monkeypatch)
+    assert isinstance(fast, dict) and _same(fast, slow), {k: (fast[k], slow[k]) for k in fast if not _same(fast[k], slow[k])}
+    assert fast["phi_referring_physician"] == "Smith^John^^^" and fast["series_number"] == 12
+    assert fast["image_type"] == ["ORIGINAL", "PRIMARY", "M", "ND"] and fast["inversion_time"] is None
+
+
+def test_fast_values_equal_pydicom_on_enhanced_mr(tmp_path, monkeypatch):
+    frames = [{"position": (0, 0, z), "trigger": t, "slope": 2.0, "intercept": -1.5 * i}
+              for i, (z, t) in enumerate([(8, 0), (0, 0), (8, 40), (0, 40)])]
+    fast, slow = _both_routes(write_enhanced(tmp_path / "e.dcm", frames, ti=280), monkeypatch)
+    assert _same(fast, slow) and fast["enhanced"] and fast["frame_trigger_times"] == [0, 0, 40, 40]
+
+
+def _assert_direct_equals_full(path):
+    h = read_header(path, require_mr=False)
+    assert h["pixel_layout"] is not None, path
+    full, direct = decode_file(path), decode_file(path, h["pixel_layout"])
+    assert full.dtype == direct.dtype == np.float32 and full.shape == direct.shape
+    assert full.tobytes() == direct.tobytes()
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_direct_pixel_read_equals_full_decode(name):
+    _assert_direct_equals_full(real_file(name))
+
+
+def test_direct_pixel_read_keeps_unused_bits_and_per_frame_rescale(tmp_path):
+    frames = [{"position": (0, 0, i), "trigger": 0, "slope": 0.5 * (i + 1), "intercept": 3.0 - i, "value": 7 + i}
+              for i in range(3)]
+    p = write_enhanced(tmp_path / "e.dcm", frames)
+    _assert_direct_equals_full(p)
+    assert [float(v) for v in decode_file(p, read_header(p)["pixel_layout"])[:, 0, 0]] == [6.5, 10.0, 14.5]
+    ds = pydicom.dcmread(real_file("MR_small.dcm"))  # signed 16 bit: keep 12, garbage in the top 4
+    ds.BitsStored, ds.HighBit = 12, 11
+    arr = ds.pixel_array.astype(np.int16)
+    ds.PixelData = (arr | np.int16(-16384)).tobytes()  # bits 14-15 set: not part of the value
+    ds.save_as(tmp_path / "s.dcm")
+    _assert_direct_equals_full(tmp_path / "s.dcm")
+
+
+@pytest.mark.parametrize("name", NOT_DIRECT)
+def test_files_without_a_layout_decode_as_before(name):
+    h = read_header(real_file(name), require_mr=False)
+    assert h["pixel_layout"] is None
+
+
+def test_no_file_meta_gets_no_layout(tmp_path):
+    assert read_header(no_file_meta(tmp_path / "x.dcm"))["pixel_layout"] is None
+
+
+def test_a_file_changed_since_indexing_is_read_in_full(tmp_path):
+    p = write_mr(tmp_path / "a.dcm", value=5)
+    layout = read_header(p)["pixel_layout"]
+    write_mr(p, value=9)  # same size, new pixels
+    os.utime(p, ns=(layout["mtime_ns"] + 10**9, layout["mtime_ns"] + 10**9))
+    assert float(decode_file(p, layout)[0, 0, 0]) == 9.0
+    p.write_bytes(p.read_bytes()[:200])  # and cut short: the full read says what is wrong
+    with pytest.raises(Exception):
+        decode_file(p, layout)
+
+
+def test_load_grid_with_layouts_equals_without(tmp_path):
+    paths = [write_mr(tmp_path / f"{i}.dcm", instance=i + 1, value=10 * i, slope=1.5, intercept=-2) for i in range(4)]
+    layouts = {str(p): read_header(p)["pixel_layout"] for p in paths}
+    grid = [[(str(paths[0]), 0), (str(paths[1]), 0)], [(str(paths[2]), 0), (str(paths[3]), 0)]]
+    assert load_grid(grid, layouts).tobytes() == load_grid(grid).tobytes()
+    assert load_grid(grid, layouts)[:, :, 0, 0].tolist() == [[-2.0, 13.0], [28.0, 43.0]]
