@@ -38,9 +38,10 @@ def resolve_text_model(name: str) -> str:
     return os.path.expanduser(name)
 
 
-def load_text_encoder(name: str):
-    """(tokenizer, model) from a local path or the local HF cache; never downloads."""
-    from transformers import AutoModel, AutoTokenizer
+def load_text_encoder(name: str, config_only: bool = False):
+    """(tokenizer, model) from a local path or the local HF cache; never downloads.
+    `config_only`: only check that the model is there (its config and tokenizer; cheap)."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     path = resolve_text_model(name)
@@ -50,6 +51,8 @@ def load_text_encoder(name: str):
     hf_logging.disable_progress_bar()
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if config_only:
+            return tok, AutoConfig.from_pretrained(path, local_files_only=True)
         enc = AutoModel.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, EnvironmentError) as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

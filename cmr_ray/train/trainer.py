@@ -98,7 +98,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     from cmr_ray.train.loopback import torch_config
     from cmr_ray.train.loop import train_loop_per_worker
 
-    load_text_encoder(cfg["model"]["text_model"])  # fail here, in one line, if it is missing
+    load_text_encoder(cfg["model"]["text_model"], config_only=True)  # fail here, in one line, if it is missing
     tr = cfg["train"]
     clock = EpochClock.remote()
     datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}

@@ -108,6 +108,13 @@ def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
     return store
 
 
+def longest_first(payloads: dict) -> list[str]:
+    """Trial keys in the order Tune should start them: most frames per clip first (a trial's
+    cost grows with its clip length), so with several trials at a time the long ones do not
+    run alone at the end.  MLflow and the report keep the experiment file's order."""
+    return sorted(payloads, key=lambda k: (-int(payloads[k]["cfg"]["data"]["frames"]), payloads[k]["index"]))
+
+
 def _scheduler(cfg: dict):
     if cfg["sweep"]["scheduler"] != "asha":
         return None
@@ -248,7 +255,7 @@ def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loade
         callback = MlflowTrialCallback(c, payloads, len(trials), skip, echo=echo)
         tuner = tune.Tuner(
             trainable,
-            param_space={"key": tune.grid_search(list(payloads))},
+            param_space={"key": tune.grid_search(longest_first(payloads))},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=n, scheduler=_scheduler(cfg), reuse_actors=False,
                 trial_name_creator=lambda tr: f"trial-{tr.config['key']}",

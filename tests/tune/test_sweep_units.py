@@ -1,4 +1,4 @@
-"""A sweep refuses an existing store that another configuration built, before any work."""
+"""Sweep units: an existing store must match the config; trials start longest clip first."""
 from __future__ import annotations
 
 import json
@@ -39,3 +39,11 @@ def test_existing_store_info_reads_store_json_or_says_none(tmp_path):
     assert existing_store_info(str(tmp_path / "absent")) is None
     (tmp_path / "store.json").write_text(json.dumps(INFO))
     assert existing_store_info(str(tmp_path)) == INFO
+
+
+def test_trials_start_longest_clip_first_then_in_file_order():
+    from cmr_ray.tune.sweep import longest_first
+
+    payloads = {k: {"cfg": {"data": {"frames": f}}, "index": i}
+                for i, (k, f) in enumerate([("a", 8), ("b", 32), ("c", 8), ("d", 16)])}
+    assert longest_first(payloads) == ["b", "d", "a", "c"]
