@@ -12,13 +12,19 @@ image frames.  Grids are planned once beforehand (not timed) for the loop and th
 - prepare: the whole command (index headers, plan, decode, write Parquet, manifest) on a
   local Ray with num_cpus=n; Ray's start-up is timed apart and not counted.
 Targets (issue 3): prepare at 2 CPUs >= 1.5x the loop, and within 20% of the 2-process pool.
+Every process uses one BLAS/OpenMP thread (set here, inherited by the pool and Ray's
+workers): otherwise the resize's einsum spreads the "single-process" loop over both cores.
 """
 from __future__ import annotations
 
-import argparse
-import multiprocessing as mp
 import os
-import shutil
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported
+
+import argparse  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import shutil  # noqa: E402
 import sys
 import tempfile
 import time
