@@ -82,9 +82,19 @@ def index_batch(batch: pa.Table | dict, root: str) -> pa.Table:
     return pa.table({"path": paths, "header": headers, "error": errors}, schema=INDEX_SCHEMA)
 
 
+_LAST_TENTH: dict[str, int] = {}
+
+
 def print_progress(done: int, total: int, what: str) -> None:
-    """'files indexed: 120/500' on one stderr line, rewritten in place; newline at the end."""
-    print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    """'files indexed: 120/500' on stderr: one line rewritten in place on a terminal; in a log
+    (not a terminal) one line per tenth of the work, so the file stays readable."""
+    if sys.stderr.isatty():
+        print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        return
+    tenth = done * 10 // max(total, 1)
+    if done >= total or tenth != _LAST_TENTH.get(what):
+        _LAST_TENTH[what] = tenth
+        print(f"{what}: {done}/{total}", file=sys.stderr, flush=True)
 
 
 def index_local(dicom_dir, files: list[InputFile], progress: Callable | None = None) -> list[dict]:

@@ -140,8 +140,9 @@ def embed_split(model, store, cfg: dict, split: str, batch_size: int | None = No
                 videos.append(encode_clips(model, clips))
                 metas += [{k: v for k, v in rows[i].items() if not k.startswith(("cine_", "lge_"))} for i in kept]
             if progress:
-                print(f"  embed {split}: {len(metas)}/{table.num_rows} studies", file=sys.stderr, end="\r")
-        if progress and table.num_rows:
+                print(f"  embed {split}: {len(metas)}/{table.num_rows} studies", file=sys.stderr,
+                      end="\r" if sys.stderr.isatty() else "\n")
+        if progress and table.num_rows and sys.stderr.isatty():
             print(file=sys.stderr)
         if skipped:
             print(f"embed {split}: left out {len(skipped)} studies lacking a view of {combo} "
