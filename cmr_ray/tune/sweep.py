@@ -50,20 +50,40 @@ class StoreMismatch(ConfigError):
     pass
 
 
-def check_store_matches(cfg: dict, info: dict) -> None:
-    """An existing store must be the one the config describes: same frame size, and for the
-    synthetic source the same number of studies (a store built for another cohort size would
-    otherwise be reused silently)."""
+def cohort_dir(store: str) -> Path:
+    """Where the sweep writes the synthetic cohort it generates for a missing `store`."""
+    from cmr_ray.data import storefs
+
+    _, root = storefs.open_store(store)
+    local = store if "://" not in store else os.path.join("cmr_store", Path(root).name)
+    return Path(f"{local.rstrip('/')}-cohort").resolve()
+
+
+def check_store_matches(cfg: dict, info: dict, cohort: dict | None = None) -> None:
+    """An existing store must be the one the config describes: same frame size, and when the
+    sweep generated its synthetic cohort (`cohort`: that cohort.json), the same cohort (a
+    store built for another cohort size would otherwise be reused silently).  A store
+    prepared by hand (`cmr-ray prepare`) is taken as it is."""
     data, store = cfg["data"], cfg["data"]["store"]
     size = info.get("image_size")
     if size is not None and int(size) != int(data["image_size"]):
         raise StoreMismatch(f"data.store {store}: holds {size} px clips but data.image_size is "
                             f"{data['image_size']}; point data.store elsewhere or delete it")
-    counts = info.get("counts") or {}
-    studies = int(counts.get("studies", 0)) + int(counts.get("excluded", 0))
-    if data["source"] == "synthetic" and studies and studies != int(data["synth_studies"]):
-        raise StoreMismatch(f"data.store {store}: was prepared from {studies} studies but data.synth_studies "
-                            f"is {data['synth_studies']}; point data.store elsewhere or delete it")
+    if data["source"] != "synthetic" or not cohort:
+        return
+    want = {"studies": data["synth_studies"], "seed": data["synth_seed"], "preset": data["synth_preset"]}
+    have = {k: cohort.get(k) for k in want}
+    if have != want:
+        diff = ", ".join(f"{k} {have[k]}" for k in want if have[k] != want[k])
+        raise StoreMismatch(f"data.store {store}: its synthetic cohort ({cohort_dir(store)}) has {diff}, but the "
+                            f"config asks for {', '.join(f'{k} {want[k]}' for k in want if have[k] != want[k])} "
+                            "(data.synth_*); point data.store elsewhere or delete both")
+
+
+def store_cohort(store: str) -> dict | None:
+    """The cohort.json of the synthetic cohort the sweep generated for `store`, if any."""
+    path = cohort_dir(store) / "cohort.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def existing_store_info(store: str) -> dict | None:
@@ -77,23 +97,21 @@ def existing_store_info(store: str) -> dict | None:
 
 def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
     """The store directory, built first when missing (synthetic cohort or DICOM source)."""
-    from cmr_ray.data import storefs
-
     data = cfg["data"]
     store = data["store"]
     info = existing_store_info(store)
     if info is not None:
-        check_store_matches(cfg, info)
+        check_store_matches(cfg, info, store_cohort(store))
         return store
-    fs, root = storefs.open_store(store)
     from cmr_ray.data.prepare import prepare
 
     if data["source"] == "synthetic":
         from cmr_ray.synth import generate_cohort
 
-        local = store if "://" not in store else os.path.join("cmr_store", Path(root).name)
-        cohort = Path(f"{local.rstrip('/')}-cohort").resolve()
-        if not (cohort / "reports.csv").exists():
+        cohort, have = cohort_dir(store), store_cohort(store)
+        if have is not None:  # generated before (the store was not finished): the same cohort?
+            check_store_matches(cfg, {}, have)
+        else:
             echo(f"store {store} is missing: generating the synthetic cohort "
                  f"({data['synth_studies']} studies, preset {data['synth_preset']}, seed {data['synth_seed']}) into {cohort}")
             generate_cohort(str(cohort), data["synth_studies"], data["synth_seed"], preset=data["synth_preset"])
@@ -179,9 +197,10 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     uri = tracking.resolve_uri(tracking_uri)
     echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
 
-    info = existing_store_info(absolute_paths(cfg)["data"]["store"])
+    store = absolute_paths(cfg)["data"]["store"]
+    info = existing_store_info(store)
     if info is not None:  # before any work starts
-        check_store_matches(cfg, info)
+        check_store_matches(cfg, info, store_cohort(store))
     from cmr_ray.runtime import init_ray, local_env
 
     local_env()  # before Ray is imported

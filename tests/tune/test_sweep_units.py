@@ -9,6 +9,7 @@ from cmr_ray.config import ConfigError, load_config
 from cmr_ray.tune.sweep import check_store_matches, existing_store_info
 
 INFO = {"image_size": 64, "counts": {"studies": 398, "excluded": 2}}
+COHORT = {"studies": 400, "seed": 0, "preset": "small", "files": 46767}
 
 
 def _cfg(**over):
@@ -16,23 +17,40 @@ def _cfg(**over):
 
 
 def test_the_store_of_the_configured_cohort_is_accepted():
-    check_store_matches(_cfg(), INFO)
+    check_store_matches(_cfg(), INFO, COHORT)
 
 
 @pytest.mark.parametrize("over, words", [
-    ({"data.synth_studies": 800}, ["400 studies", "data.synth_studies", "800"]),
+    ({"data.synth_studies": 800}, ["studies 400", "data.synth_", "studies 800"]),
+    ({"data.synth_seed": 3}, ["seed 0", "seed 3"]),
     ({"data.image_size": 96}, ["64 px", "data.image_size", "96"]),
 ])
-def test_another_cohort_size_or_frame_size_is_one_clear_line(over, words):
+def test_another_cohort_or_frame_size_is_one_clear_line(over, words):
     with pytest.raises(ConfigError) as e:
-        check_store_matches(_cfg(**over), INFO)
+        check_store_matches(_cfg(**over), INFO, COHORT)
     msg = str(e.value)
     assert "\n" not in msg and "data.store" in msg
     assert all(w in msg for w in words), msg
 
 
-def test_a_dicom_source_store_is_not_held_to_the_synthetic_size():
-    check_store_matches(_cfg(**{"data.source": "dicom", "data.synth_studies": 800}), INFO)
+def test_a_store_prepared_by_hand_or_from_dicom_is_taken_as_it_is():
+    check_store_matches(_cfg(**{"data.synth_studies": 800}), INFO, None)  # no cohort the sweep made
+    check_store_matches(_cfg(**{"data.source": "dicom", "data.synth_studies": 800}), INFO, COHORT)
+
+
+def test_the_sweep_refuses_a_store_of_another_cohort_before_starting_ray(tmp_path, monkeypatch):
+    from cmr_ray.tune import run_sweep
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "store.json").write_text(json.dumps(INFO))
+    (tmp_path / "store-cohort").mkdir()
+    (tmp_path / "store-cohort" / "cohort.json").write_text(json.dumps(COHORT))
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"data: {{store: {store}, synth_studies: 800}}\nsweep: {{trials: [{{data.frames: 4}}]}}\n")
+    monkeypatch.setattr("cmr_ray.runtime.init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    with pytest.raises(ConfigError, match="studies 800"):
+        run_sweep(str(exp), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
 
 
 def test_existing_store_info_reads_store_json_or_says_none(tmp_path):
