@@ -72,12 +72,12 @@ def check_store_matches(cfg: dict, info: dict, cohort: dict | None = None) -> No
     if data["source"] != "synthetic" or not cohort:
         return
     want = {"studies": data["synth_studies"], "seed": data["synth_seed"], "preset": data["synth_preset"]}
-    have = {k: cohort.get(k) for k in want}
-    if have != want:
-        diff = ", ".join(f"{k} {have[k]}" for k in want if have[k] != want[k])
-        raise StoreMismatch(f"data.store {store}: its synthetic cohort ({cohort_dir(store)}) has {diff}, but the "
-                            f"config asks for {', '.join(f'{k} {want[k]}' for k in want if have[k] != want[k])} "
-                            "(data.synth_*); point data.store elsewhere or delete both")
+    bad = [k for k in want if cohort.get(k) != want[k]]
+    if bad:
+        raise StoreMismatch(f"data.store {store}: its synthetic cohort ({cohort_dir(store)}) has "
+                            f"{', '.join(f'{k} {cohort.get(k)}' for k in bad)}, but the config asks for "
+                            f"{', '.join(f'{k} {want[k]}' for k in bad)} (data.synth_*); point data.store "
+                            "elsewhere or delete both")
 
 
 def store_cohort(store: str) -> dict | None:
@@ -88,20 +88,28 @@ def store_cohort(store: str) -> dict | None:
 
 def existing_store_info(store: str) -> dict | None:
     """The store's store.json, or None when there is no store there yet."""
-    from cmr_ray.data import storefs
+    from cmr_ray.data.reader import StoreError, store_info
 
-    fs, root = storefs.open_store(store)
-    path = storefs.join(root, "store.json")
-    return json.loads(storefs.read_bytes(fs, path)) if storefs.exists(fs, path) else None
+    try:
+        return store_info(store)
+    except StoreError:
+        return None
+
+
+def check_existing_store(cfg: dict) -> bool:
+    """Whether the config's store exists; `StoreMismatch` when it is not the store the config describes."""
+    store = cfg["data"]["store"]
+    info = existing_store_info(store)
+    if info is not None:
+        check_store_matches(cfg, info, store_cohort(store))
+    return info is not None
 
 
 def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
     """The store directory, built first when missing (synthetic cohort or DICOM source)."""
     data = cfg["data"]
     store = data["store"]
-    info = existing_store_info(store)
-    if info is not None:
-        check_store_matches(cfg, info, store_cohort(store))
+    if check_existing_store(cfg):
         return store
     from cmr_ray.data.prepare import prepare
 
@@ -197,10 +205,7 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     uri = tracking.resolve_uri(tracking_uri)
     echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
 
-    store = absolute_paths(cfg)["data"]["store"]
-    info = existing_store_info(store)
-    if info is not None:  # before any work starts
-        check_store_matches(cfg, info, store_cohort(store))
+    check_existing_store(absolute_paths(cfg))  # a mismatched store fails before any work starts
     from cmr_ray.runtime import init_ray, local_env
 
     local_env()  # before Ray is imported
