@@ -11,6 +11,7 @@ frames of one slice over time (TriggerTime + i * FrameTime when FrameTime is giv
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -31,12 +32,22 @@ class Frame:
 
 
 def slice_normal(orientation) -> np.ndarray | None:
+    """Unit normal (row x column) of an ImageOrientationPatient, or None; read-only, shared
+    between calls with the same orientation (a study has a handful, called per frame)."""
     if not orientation or len(orientation) != 6:
         return None
-    row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
-    n = np.cross(row, col)
-    norm = np.linalg.norm(n)
-    return None if norm < 1e-6 else n / norm
+    return _normal(tuple(float(v) for v in orientation))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normal(o: tuple) -> np.ndarray | None:
+    n = np.array([o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]])
+    norm = float(np.sqrt(n @ n))
+    if norm < 1e-6:
+        return None
+    n /= norm
+    n.setflags(write=False)
+    return n
 
 
 def frames_of(h: dict) -> list[Frame]:
@@ -60,8 +71,12 @@ def frames_of(h: dict) -> list[Frame]:
 
 def distinct_normals(frames) -> list[np.ndarray]:
     out: list[np.ndarray] = []
+    last = None
     for f in frames:
         n = slice_normal(f.orientation)
+        if n is last:  # the same orientation as the frame before (the cache shares its array)
+            continue
+        last = n
         if n is not None and not any(abs(float(n @ m)) > PARALLEL_COS for m in out):
             out.append(n)
     return out

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.filereader import read_partial
 from pydicom.uid import UID
@@ -130,10 +132,7 @@ def _fast_value(ds, keyword):
     if spec is None:
         return _SLOW
     tag, vr = spec
-    try:
-        elem = ds.get_item(tag)
-    except Exception:
-        return _SLOW
+    elem = ds._dict.get(tag)  # as ds.get_item(tag): the stored element, raw or converted
     if elem is None:
         return _ABSENT
     if vr not in _FAST_VRS or not isinstance(elem, RawDataElement) or elem.VR not in (None, vr):
@@ -260,10 +259,109 @@ def _pixel_layout(ds, seen: dict, ts: str, meta_missing: bool, st: os.stat_resul
     need = rows * cols * frames * bits // 8
     if seen["length"] < need:
         return None
-    return {"offset": seen["offset"] + _pixel_header_size(ds, seen["vr"]), "nbytes": need,
+    return {"offset": seen["offset"] + _pixel_header_size(ds, seen["vr"], seen.get("ts")), "nbytes": need,
             "dtype": f"<{'ui'[signed]}{bits // 8}", "frames": frames, "rows": rows, "columns": cols,
             "unused_bits": bits - stored, "slopes": slopes, "intercepts": intercepts,
             "file_size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+# The fast scan.  pydicom's read_partial builds every element through its generator, hooks
+# and Dataset machinery (about half of read_header's time).  For the common file it is not
+# needed: a DICM preamble, explicit-VR little-endian file meta, a little-endian
+# (implicit/explicit VR, compressed included) dataset of defined-length, non-sequence
+# elements up to the pixel data.  There `_scan` walks the elements with struct and gives
+# pydicom a Dataset of the same RawDataElements it would have made; values are converted
+# lazily as before.  Anything else (no preamble, big endian, deflate, a sequence, an
+# undefined length, an odd VR, a file that ends early, no pixel data) returns None and goes
+# through read_partial unchanged, so its values and its errors stay pydicom's.
+# tests/dicom/test_headers_fast.py holds the two routes equal.
+FAST_SCAN = True
+_EXTENDED_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN",
+                 b"SV", b"UV"}
+_U16, _U32, _TAG = struct.Struct("<H"), struct.Struct("<L"), struct.Struct("<HH")
+_IMPLICIT_SQ: dict = {}  # tag -> dictionary VR is SQ (implicit VR needs the dictionary)
+_CHUNK = 16384
+
+
+def _implicit_is_sq(tag: int) -> bool:
+    if tag not in _IMPLICIT_SQ:
+        try:
+            _IMPLICIT_SQ[tag] = "SQ" in dictionary_VR(tag)
+        except KeyError:  # private or unknown: pydicom reads it as raw bytes too
+            _IMPLICIT_SQ[tag] = False
+    return _IMPLICIT_SQ[tag]
+
+
+_ENCODINGS: dict = {}  # transfer syntax -> implicit VR (bool), or None where _scan declines
+
+
+def _scan_encoding(ts):
+    if ts not in _ENCODINGS:
+        uid = UID(ts or "")
+        plain = ts and uid.is_transfer_syntax and not uid.is_deflated and uid.is_little_endian
+        _ENCODINGS[ts] = uid.is_implicit_VR if plain else None
+    return _ENCODINGS[ts]
+
+
+def _scan(path):
+    """(Dataset of RawDataElements, seen) for a plain file, else None (see above)."""
+    with open(path, "rb") as f:
+        buf = f.read(_CHUNK)
+        if len(buf) < 144 or buf[128:132] != b"DICM":
+            return None
+        u16, u32, tags = _U16.unpack_from, _U32.unpack_from, _TAG.unpack_from
+        pos, end, ts, meta = 132, len(buf), None, True
+        implicit, elements, seen = False, {}, {}
+        while True:
+            if pos + 12 > end:  # the longest element header
+                buf += f.read(_CHUNK)
+                if pos + 8 > len(buf):
+                    return None
+                end = len(buf)
+            group, element = tags(buf, pos)
+            tag = group << 16 | element
+            if meta and group != 2:  # end of the file meta: the dataset's encoding
+                implicit = _scan_encoding(ts)
+                if implicit is None:
+                    return None
+                meta = False
+            if implicit:
+                vr, length, start = None, u32(buf, pos + 4)[0], pos + 8
+                if tag in _PIXEL_TAGS:
+                    break
+                if _implicit_is_sq(tag):
+                    return None
+            else:
+                code = buf[pos + 4:pos + 6]
+                if code in _EXTENDED_VRS:
+                    if pos + 12 > end:
+                        return None
+                    length, start = u32(buf, pos + 8)[0], pos + 12
+                else:
+                    if not (65 <= code[0] <= 90 and 65 <= code[1] <= 90):
+                        return None
+                    length, start = u16(buf, pos + 6)[0], pos + 8
+                vr = code.decode("ascii")
+                if tag in _PIXEL_TAGS and not meta:
+                    break
+                if vr == "SQ":
+                    return None
+            if length == 0xFFFFFFFF or group == 0xFFFE:
+                return None
+            pos = start + length
+            if pos > end:
+                buf += f.read(max(pos - end, _CHUNK))
+                end = len(buf)
+                if pos > end:
+                    return None
+            if meta:
+                if tag == 0x00020010:
+                    ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
+            else:  # plain int keys: a lookup by int then needs no Python-level BaseTag.__eq__
+                elements[tag] = RawDataElement(BaseTag(tag), vr, length, buf[start:pos], start,
+                                               implicit, True)
+    seen.update(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
+    return Dataset(elements), seen
 
 
 def _parse(path: Path, force: bool):
@@ -281,8 +379,8 @@ def _parse(path: Path, force: bool):
     return ds, seen
 
 
-def _pixel_header_size(ds, vr) -> int:
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+def _pixel_header_size(ds, vr, ts=None) -> int:
+    ts = ts or getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     implicit = ts == "1.2.840.10008.1.2" if ts else bool(getattr(ds, "is_implicit_VR", False))
     if implicit:
         return 8
@@ -301,11 +399,17 @@ def read_header(path, require_mr: bool = True) -> dict:
         raise DicomReadError(f"cannot open file ({e.strerror or e})", path) from None
     if size == 0:
         raise DicomReadError("empty file (0 bytes)", path)
-    with open(path, "rb") as f:
-        head = f.read(132)
-    has_preamble = len(head) == 132 and head[128:132] == b"DICM"
     try:
-        ds, seen = _parse(path, force=not has_preamble)
+        scanned = _scan(path) if FAST_SCAN else None
+    except Exception:  # whatever the scan trips on, pydicom reads and reports it below
+        scanned = None
+    has_preamble = scanned is not None
+    if scanned is None:
+        with open(path, "rb") as f:
+            head = f.read(132)
+        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+    try:
+        ds, seen = scanned or _parse(path, force=not has_preamble)
     except EOFError as e:
         raise DicomReadError(f"truncated header (end of file while reading: {e})", path) from None
     except Exception as e:  # pydicom raises many types on garbage
@@ -331,7 +435,7 @@ def read_header(path, require_mr: bool = True) -> dict:
         raise DicomReadError("no pixel data", path)
 
     meta = getattr(ds, "file_meta", None)
-    ts = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+    ts = seen.get("ts") or (str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else "")
     meta_missing = not has_preamble or not ts
     if not ts:  # pydicom guessed the encoding from the dataset itself
         ts = "1.2.840.10008.1.2" if getattr(ds, "is_implicit_VR", True) else (
@@ -350,7 +454,7 @@ def read_header(path, require_mr: bool = True) -> dict:
     if not rows or not cols:
         raise DicomReadError(f"no image size (Rows={rows}, Columns={cols})", path)
     if not uid.is_deflated:
-        start = seen["offset"] + _pixel_header_size(ds, seen["vr"])
+        start = seen["offset"] + _pixel_header_size(ds, seen["vr"], seen.get("ts"))
         if not undefined and start + seen["length"] > size:
             raise DicomReadError(f"truncated: pixel data needs {seen['length']} bytes, file has {max(size - start, 0)}", path)
         if undefined:

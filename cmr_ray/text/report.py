@@ -166,7 +166,17 @@ def _values(phi) -> list[tuple[str, str]]:
     return out
 
 
+def _may_contain(text: str, literal: str) -> bool:
+    """False only when `literal` (spaces matching any whitespace, any case) cannot occur in
+    `text`: each of its words must be a substring of the case-folded text.  Folding is wider
+    than re.IGNORECASE (plus dotless i), so a True may still find nothing; a False never misses."""
+    folded = text.casefold().replace("\u0131", "i")
+    return all(w.casefold() in folded for w in literal.split())
+
+
 def _sub_literal(text: str, literal: str, repl: str) -> str:
+    if not _may_contain(text, literal):  # most scrub values are absent: skip compiling a regex
+        return text
     pat = re.escape(literal).replace(r"\ ", r"\s+")
     lead = r"(?<![\w])" if literal[:1].isalnum() else ""
     tail = r"(?![\w])" if literal[-1:].isalnum() else ""

@@ -1,5 +1,6 @@
-"""The two shortcuts `prepare` takes must not change a value:
-- read_header's fast value access gives the dict pydicom's own conversion gives;
+"""The shortcuts `prepare` takes must not change a value:
+- read_header's fast scan (its own element walk instead of pydicom's read_partial) and fast
+  value access give the dict, or the error, that pydicom's own parsing and conversion give;
 - decode_file(path, pixel_layout) gives the array a full pydicom decode gives, and falls back
   to the full decode for every file it cannot read directly (or that changed since indexing).
 """
@@ -16,7 +17,7 @@ from cmr_ray.dicom import headers
 from cmr_ray.dicom import load_grid, read_header
 from cmr_ray.dicom.pixels import decode_file
 from tests.dicom.builders import _base, MR, pydicom, write_enhanced, write_mr
-from tests.dicom.faults import no_file_meta, real_file
+from tests.dicom.faults import FAULTS, make_fault, no_file_meta, real_file
 
 NATIVE = ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_padded.dcm", "emri_small.dcm",
           "693_UNCR.dcm", "RG3_UNCR.dcm", "mlut_18.dcm", "vlut_04.dcm", "rtdose.dcm", "CT_small.dcm"]
@@ -41,6 +42,7 @@ def _both_routes(path, monkeypatch):
     out = []
     for fast in (True, False):
         monkeypatch.setattr(headers, "FAST_VALUES", fast)
+        monkeypatch.setattr(headers, "FAST_SCAN", fast)
         try:
             out.append(read_header(path, require_mr=False))
         except Exception as e:  # the same failure either way
@@ -158,3 +160,55 @@ def test_load_grid_with_layouts_equals_without(tmp_path):
     grid = [[(str(paths[0]), 0), (str(paths[1]), 0)], [(str(paths[2]), 0), (str(paths[3]), 0)]]
     assert load_grid(grid, layouts).tobytes() == load_grid(grid).tobytes()
     assert load_grid(grid, layouts)[:, :, 0, 0].tolist() == [[-2.0, 13.0], [28.0, 43.0]]
+
+
+def _scanned(path) -> bool:
+    return headers._scan(path) is not None
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, _, stage) in FAULTS.items() if stage == "header"))
+def test_scan_gives_pydicoms_error_on_broken_files(name, tmp_path, monkeypatch):
+    fast, slow = _both_routes(make_fault(name, tmp_path / "f.dcm"), monkeypatch)
+    assert _same(fast, slow)
+    if name != "non_mr":  # read with require_mr=False, so a CT file is no error here
+        assert isinstance(fast, str) and FAULTS[name][1] in fast
+
+
+def test_scan_takes_plain_files_and_declines_the_rest(tmp_path):
+    assert _scanned(real_file("MR_small.dcm")) and _scanned(real_file("MR_small_implicit.dcm"))
+    assert _scanned(real_file("MR_small_RLE.dcm")) and _scanned(real_file("emri_small_jpeg_ls_lossless.dcm"))
+    assert not _scanned(real_file("MR_small_bigendian.dcm")) and not _scanned(real_file("image_dfl.dcm"))
+    assert not _scanned(no_file_meta(tmp_path / "m.dcm"))
+    frames = [{"position": (0, 0, 0), "trigger": 0}]
+    assert not _scanned(write_enhanced(tmp_path / "e.dcm", frames))  # sequences: pydicom
+    cut = real_file("MR_small.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(cut[:600])  # ends inside the header
+    assert not _scanned(tmp_path / "cut.dcm")
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_scan_equals_pydicom_with_private_and_long_elements(tmp_path, monkeypatch, implicit):
+    """Private tags, a value longer than the first read (16 KiB), an OB element, a sequence of
+    defined length (declined to pydicom), all before the pixel data."""
+    ds = _base(MR, "1.2.826.0.1.9", "1.2.826.0.1.9.1", "cine sax", "p", 1, 4, 4)
+    ds.InstanceNumber = 1
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    ds.add_new(0x00291010, "OB", b"\x01" * 40000)          # a long private blob
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.ImageComments = "x" * 9000                            # LT, long
+    ds.PixelData = np.arange(16, dtype=np.uint16).tobytes()
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    p = tmp_path / "long.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    assert _scanned(p)
+    fast, slow = _both_routes(p, monkeypatch)
+    assert isinstance(fast, dict) and _same(fast, slow)
+    assert fast["series_description"] == "cine sax" and fast["pixel_layout"]["nbytes"] == 32
+    assert decode_file(p, fast["pixel_layout"]).tobytes() == decode_file(p).tobytes()
+    ds.ReferencedImageSequence = [pydicom.Dataset()]
+    ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.3"
+    ds.save_as(p, enforce_file_format=True)
+    assert not _scanned(p)
+    fast, slow = _both_routes(p, monkeypatch)
+    assert _same(fast, slow)

@@ -129,3 +129,18 @@ def test_choose_series_rule(tmp_path):
     assert choose_series([mag, psir]) is psir and choose_series([psir, mag]) is psir
     with pytest.raises(ValueError):
         choose_series([])
+
+
+def test_slice_normal_equals_numpy_cross_and_is_shared_read_only():
+    import numpy as np
+
+    from cmr_ray.dicom.geometry import slice_normal
+
+    rng = np.random.default_rng(3)
+    for o in rng.normal(size=(200, 6)).tolist() + [[1, 0, 0, 0, 1, 0], ["0.5", "0.5", "0", "0", "0", "1"]]:
+        n = np.cross(np.asarray(o[:3], float), np.asarray(o[3:], float))
+        want = n / np.linalg.norm(n)
+        got = slice_normal(o)
+        assert got.tobytes() == want.tobytes()
+        assert slice_normal(tuple(o)) is got and not got.flags.writeable
+    assert slice_normal([1, 0, 0, 1, 0, 0]) is None and slice_normal([1, 0, 0]) is None

@@ -75,3 +75,23 @@ def test_decode_report_bytes():
         assert got == text and got.encoding == codec
     latin = decode_report_bytes(b"caf\xe9 \x81")  # 0x81 is undefined in cp1252
     assert latin.encoding == "latin-1" and latin.startswith("café")
+
+
+def test_scrub_precheck_never_skips_a_match():
+    """_may_contain may say yes wrongly, never no: every character re.IGNORECASE matches to an
+    ASCII letter passes it, and scrub gives what the unconditional regex gives."""
+    import re
+
+    from cmr_ray.text.report import _may_contain, _sub_literal
+
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        for c in [chr(o) for o in range(0x250)] + ["\u212a", "\u0130", "\u0131", "\u017f"]:
+            if re.fullmatch(letter, c, re.IGNORECASE):
+                assert _may_contain(f"x {c} y", letter), (letter, hex(ord(c)))
+    text = "Seen by  DR. Jane\tDOE on 03/14/2021; MRN 00123. \u212aim Park."
+    for literal in ("Jane Doe", "dr. jane doe", "Kim", "00123", "123", "Smith", "14/03"):
+        pat = re.escape(literal).replace(r"\ ", r"\s+")
+        lead = r"(?<![\w])" if literal[:1].isalnum() else ""
+        tail = r"(?![\w])" if literal[-1:].isalnum() else ""
+        assert _sub_literal(text, literal, "[X]") == re.sub(lead + pat + tail, "[X]", text, flags=re.I)
+    assert not _may_contain(text, "Smith") and _may_contain(text, "kim")
