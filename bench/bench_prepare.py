@@ -1,7 +1,7 @@
 """Benchmark `prepare` against a plain single-process loop and an ideal per-core pool.
 
     python bench/bench_prepare.py --studies 24            # generates a synthetic cohort
-    python bench/bench_prepare.py --cohort path/to/cohort --cpus 1 2 --image-size 64
+    python bench/bench_prepare.py --cohort path/to/cohort --cpus 1 2 --image-size 64 --repeat 3
 
 Each decodes the same files and resizes with the same `to_uint8`; images/s counts decoded
 image frames.  Grids are planned once beforehand (not timed) for the loop and the pool.
@@ -71,6 +71,14 @@ def _plain_study(args):
     return n
 
 
+def warm_page_cache(dicom: Path) -> None:
+    """Read every file once (not timed): otherwise whichever method runs first pays for the
+    disk (the first loop ran 31 s cold against 19 s warm here)."""
+    for p in sorted(dicom.rglob("*")):
+        if p.is_file():
+            p.read_bytes()
+
+
 def study_grids(cohort: Path, cfg) -> list[list]:
     """Per study, the grids `prepare` would decode (planned in this process, not timed)."""
     from cmr_ray.data.index import index_local, list_input_files
@@ -138,6 +146,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--cpus", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every method N times and keep its fastest run (these machines are noisy)")
     args = ap.parse_args(argv)
     os.environ.setdefault("CMR_RAY_SALT", "bench-salt")
 
@@ -154,23 +164,40 @@ def main(argv=None):
             t = time.perf_counter()
             generate_cohort(cohort, studies=args.studies, seed=args.seed, progress=False)
             print(f"generated {args.studies} studies in {time.perf_counter() - t:.1f} s -> {cohort}")
+        warm_page_cache(cohort / "dicom")  # every method then reads from memory, the first one too
         work = study_grids(cohort, cfg)
         pct = tuple(cfg["data"]["clip_percentiles"])
-        rows = []  # (method, cpus, images, seconds, note)
-        rows.append(("decode-only loop", 1, *bench_loop(work, args.image_size, pct), "grids planned beforehand"))
-        rows.append(("plain pydicom script", 1, *bench_loop(work, args.image_size, pct, _plain_study),
-                     "reads + orders its files itself"))
+        size, n_images = args.image_size, None
+        methods = [("decode-only loop", 1, lambda: bench_loop(work, size, pct)),
+                   ("plain pydicom script", 1, lambda: bench_loop(work, size, pct, _plain_study))]
         for cpus in args.cpus:
-            rows.append(("Pool decode-only", cpus, *bench_pool(work, args.image_size, pct, cpus), ""))
-            rows.append(("Pool plain script", cpus, *bench_pool(work, args.image_size, pct, cpus, _plain_study), ""))
-            s, wall, start = bench_prepare(cohort, cfg, cpus, tmp / f"store-{cpus}")
-            if s.studies_used != len(work):
-                print(f"warning: prepare used {s.studies_used} studies, the loop {len(work)}", file=sys.stderr)
-            rows.append(("prepare (Ray Data)", cpus, rows[0][2], wall,  # same images as the loop
-                         f"+{start:.1f} s Ray start-up; " + ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items())))
+            methods += [("Pool decode-only", cpus, lambda c=cpus: bench_pool(work, size, pct, c)),
+                        ("Pool plain script", cpus, lambda c=cpus: bench_pool(work, size, pct, c, _plain_study)),
+                        ("prepare (Ray Data)", cpus, lambda c=cpus: bench_prepare(cohort, cfg, c, tmp / f"store-{c}"))]
+        # Rounds: every method once per round, so a slow spell of the machine hits all methods
+        # alike; each keeps its fastest round.
+        best: dict = {}
+        for _ in range(args.repeat):
+            for m, cpus, run in methods:
+                r = run()
+                if m.startswith("prepare"):
+                    s, wall, start = r
+                    if s.studies_used != len(work):
+                        print(f"warning: prepare used {s.studies_used} studies, the loop {len(work)}", file=sys.stderr)
+                    note = f"+{start:.1f} s Ray start-up; " + ", ".join(f"{k} {v:.1f} s" for k, v in s.phases.items())
+                    r = (None, wall, note)  # the same images as the loop
+                else:
+                    n_images = r[0]
+                    r = (r[0], r[1], "")
+                if (m, cpus) not in best or r[1] < best[(m, cpus)][1]:
+                    best[(m, cpus)] = r
+        notes = {"decode-only loop": "grids planned beforehand", "plain pydicom script": "reads + orders its files itself"}
+        rows = [(m, c, n_images if n is None else n, t, note or notes.get(m, ""))
+                for (m, c), (n, t, note) in best.items()]  # (method, cpus, images, seconds, note)
         rate = {(m, c): n / t for m, c, n, t, _ in rows}
         loop, plain = rate[("decode-only loop", 1)], rate[("plain pydicom script", 1)]
-        print(f"\n{len(work)} studies, {rows[0][2]} images, {args.image_size} px; machine: {os.cpu_count()} CPUs, "
+        print(f"\n{len(work)} studies, {rows[0][2]} images, {args.image_size} px, fastest of {args.repeat} run(s) each; "
+              f"machine: {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at the end")
         print(f"{'method':<22}{'cpus':>5}{'seconds':>9}{'images/s':>10}{'vs loop':>9}{'vs plain':>9}")
         for m, c, n, t, note in rows:

@@ -8,8 +8,8 @@
 Three passes on Ray (`cmr_ray.runtime.init_ray`):
 1. index: the driver lists files, Ray Data reads headers in parallel (no pixels);
 2. plan: plain Python over the small index (`cmr_ray.data.plan`);
-3. decode + write: Ray Data `map_batches` over the plan, one batch of whole studies per
-   task; each task decodes its studies' chosen series and streams them (one row group per
+3. decode + write: Ray Data `map_batches` over the plan, one group of whole studies per
+   task (`shard_groups`: groups of about equal decode cost, several per CPU); each task decodes its studies' chosen series and streams them (one row group per
    study) into one shard `STORE/shards/part-<hash>.parquet`, written under a temp name and
    renamed into place.  No groupby over pixel data; pixels never pass through the driver.
    A file is parsed once: the plan carries each native file's `pixel_layout` from the index,
@@ -34,6 +34,7 @@ names, or link them into a neutral tree, before `prepare`).  The synthetic cohor
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import os
 import pickle
@@ -104,8 +105,8 @@ def decode_study(plan, image_size: int, percentiles) -> tuple[dict, list]:
 
 
 def write_shard_batch(batch: pa.Table, store: str, image_size: int, percentiles, required) -> pa.Table:
-    """Ray Data batch function: plans in, one shard written, one result row per study out."""
-    plans = [pickle.loads(b) for b in batch["plan"].to_pylist()]
+    """Ray Data batch function: groups of plans in, one shard written, one result row per study out."""
+    plans = [p for b in batch["plans"].to_pylist() for p in pickle.loads(b)]
     fs, root = storefs.open_store(store)
     name = "part-" + keys.fingerprint(p.study_key for p in plans)[:16] + ".parquet"
     path = storefs.join(root, "shards", name)
@@ -134,17 +135,46 @@ def write_shard_batch(batch: pa.Table, store: str, image_size: int, percentiles,
         ("shard", pa.string()), ("failures", pa.string())]))
 
 
+def decode_cost(plan) -> int:
+    """A study's decode work in frame units: a frame read at its indexed layout counts 1, a
+    frame of a file that needs a full pydicom decode (compressed, big endian, ...) counts 3."""
+    return sum(1 if sp.layouts.get(path) else 3
+               for sp in plan.slots.values() for row in sp.grid for path, _ in row)
+
+
+def shard_groups(plans, cpus: int, max_per_shard: int = 32, tasks_per_cpu: int = 4) -> list[list]:
+    """Studies grouped into shards (one write task each) of about equal decode cost: the
+    most costly study goes to the group with the least cost so far (longest processing time
+    first).  Several groups per CPU, so a core that finishes early takes the next one and
+    no core waits long for the last; at most `max_per_shard` studies in a group.  Groups
+    come most costly first, each sorted by study key (deterministic for the same input)."""
+    if not plans:
+        return []
+    n = min(len(plans), max(tasks_per_cpu * max(cpus, 1), -(-len(plans) // max_per_shard)))
+    heap = [(0, i) for i in range(n)]
+    groups: list[list] = [[] for _ in range(n)]
+    cost = {}
+    for p in sorted(plans, key=lambda p: (-decode_cost(p), p.study_key)):
+        while True:
+            total, i = heapq.heappop(heap)
+            if len(groups[i]) < max_per_shard:
+                break  # a full group leaves the heap
+        groups[i].append(p)
+        cost[i] = total + decode_cost(p)
+        heapq.heappush(heap, (cost[i], i))
+    order = sorted(range(n), key=lambda i: (-cost.get(i, 0), i))
+    return [sorted(groups[i], key=lambda p: p.study_key) for i in order if groups[i]]
+
+
 def _write_studies(plans, store: str, cfg: dict, cpus: int, progress: bool) -> list[dict]:
     import ray
 
     if not plans:
         return []
     data = cfg["data"]
-    # Whole studies per task, several tasks per CPU so a slow study does not idle a core.
-    per_shard = max(1, min(32, -(-len(plans) // (3 * cpus))))
-    ds = ray.data.from_items([{"study_key": p.study_key, "plan": pickle.dumps(p)} for p in plans],
-                             override_num_blocks=-(-len(plans) // per_shard))
-    ds = ds.map_batches(write_shard_batch, batch_size=per_shard, batch_format="pyarrow",
+    groups = shard_groups(plans, cpus)
+    ds = ray.data.from_items([{"plans": pickle.dumps(g)} for g in groups], override_num_blocks=len(groups))
+    ds = ds.map_batches(write_shard_batch, batch_size=1, batch_format="pyarrow",
                         fn_kwargs=dict(store=store, image_size=data["image_size"],
                                        percentiles=tuple(data["clip_percentiles"]),
                                        required=combo_slots(data["views"])))

@@ -22,6 +22,7 @@ plain numpy) and pad with zeros to size x size, centred.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -127,8 +128,10 @@ def load_grid(grid, layouts: dict | None = None) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _weights(n_in: int, n_out: int) -> np.ndarray:
-    """[n_out, n_in] resampling matrix: area averaging (shrink) or bilinear (enlarge)."""
+    """[n_out, n_in] resampling matrix: area averaging (shrink) or bilinear (enlarge).
+    Cached (a cohort has a few image sizes) and read-only."""
     scale = n_in / n_out
     w = np.zeros((n_out, n_in), np.float64)
     if scale >= 1:  # each output pixel averages the input interval it covers
@@ -143,7 +146,9 @@ def _weights(n_in: int, n_out: int) -> np.ndarray:
             f = x - x0
             for i, wt in ((x0, 1 - f), (x0 + 1, f)):
                 w[o, min(max(i, 0), n_in - 1)] += wt
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    out = (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    out.setflags(write=False)
+    return out
 
 
 def resize_keep_aspect(frames: np.ndarray, size: int) -> np.ndarray:
