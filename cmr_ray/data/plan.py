@@ -1,6 +1,8 @@
 """Pass 2 of `prepare`: decide, per study, which series fills which view slot (pure Python).
 
     plan = plan_studies(index_rows, reports, labels, salt, cfg)
+    by_study, failed = group_index(index_rows)       # prepare: the driver groups, and
+    plan = plan_group(studies, reports, labels, salt, cfg)   # each write task plans its group
     plan.studies   # [StudyPlan]: keys, split, impression, labels, slot -> series grid
     plan.files     # {relpath: manifest row} for every indexed file
     plan.excluded  # [Excluded(study_key, reason, files, accession_key)]
@@ -117,11 +119,11 @@ def _report_for(accession: str, reports: dict) -> tuple[str | None, str | None]:
     return texts[0], None
 
 
-def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str,
-                 cfg: dict) -> Plan:
+def group_index(index_rows: list[dict]) -> tuple[dict[str, list], dict[str, dict]]:
+    """({StudyInstanceUID: index rows}, {relpath: manifest row} of files that belong to no
+    study: unreadable, or no StudyInstanceUID)."""
     files: dict[str, dict] = {}
     by_study: dict[str, list] = {}
-    rel_of: dict[str, str] = {}
     for r in index_rows:
         h = r["header"]
         if h is None:
@@ -131,16 +133,40 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
         if not uid:
             files[r["path"]] = file_row(r["path"], "failed", "no StudyInstanceUID in the header")
             continue
-        rel_of[os.path.abspath(str(h.get("path", r["path"])))] = r["path"]
         by_study.setdefault(uid, []).append(r)
+    return by_study, files
 
-    studies, excluded, phi_paths = [], [], []
-    for uid in sorted(by_study):
-        out = _plan_study(uid, by_study[uid], reports, labels or {}, salt, cfg, files,
+
+def study_accession(rows: list[dict]) -> str:
+    """The AccessionNumber a study's report is joined on (its first non-empty one)."""
+    return next((_s(r["header"].get("phi_accession_number")) for r in rows
+                 if _s(r["header"].get("phi_accession_number"))), "")
+
+
+def study_phi_paths(rows: list[dict]) -> list[str]:
+    return paths_with_phi([r["path"] for r in rows], [r["header"] for r in rows])
+
+
+def plan_group(studies, reports: dict, labels: dict | None, salt: str, cfg: dict) -> Plan:
+    """Plan the given studies, [(StudyInstanceUID, index rows)], each on its own (`prepare`
+    runs this inside its write tasks, one group of studies per task)."""
+    files: dict[str, dict] = {}
+    planned, excluded, phi_paths = [], [], []
+    for uid, rows in sorted(studies, key=lambda item: item[0]):
+        rel_of = {os.path.abspath(str(r["header"].get("path", r["path"]))): r["path"] for r in rows}
+        out = _plan_study(uid, rows, reports, labels or {}, salt, cfg, files,
                           lambda p: rel_of.get(os.path.abspath(p), p))
-        (studies if isinstance(out, StudyPlan) else excluded).append(out)
-        phi_paths += paths_with_phi([r["path"] for r in by_study[uid]], [r["header"] for r in by_study[uid]])
-    return Plan(studies, files, excluded, phi_paths)
+        (planned if isinstance(out, StudyPlan) else excluded).append(out)
+        phi_paths += study_phi_paths(rows)
+    return Plan(planned, files, excluded, phi_paths)
+
+
+def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str,
+                 cfg: dict) -> Plan:
+    by_study, failed = group_index(index_rows)
+    plan = plan_group(list(by_study.items()), reports, labels, salt, cfg)
+    plan.files.update(failed)
+    return plan
 
 
 def paths_with_phi(relpaths: list[str], headers: list[dict]) -> list[str]:
@@ -199,8 +225,7 @@ def _plan_study(uid, rows, reports, labels, salt, cfg, files, rel):
     skey = keys.study_key(salt, uid)
     pid = next((_s(h.get("phi_patient_id")) for h in headers if _s(h.get("phi_patient_id"))), "")
     pkey = keys.patient_key(salt, pid or f"study:{uid}")
-    accession = next((_s(h.get("phi_accession_number")) for h in headers
-                      if _s(h.get("phi_accession_number"))), "")
+    accession = study_accession(rows)
     akey = keys.accession_key(salt, accession) if accession else ""
 
     def mark(paths, status, reason, rkey=None, seq=None, view=None):

@@ -7,13 +7,18 @@
 
 Three passes on Ray (`cmr_ray.runtime.init_ray`):
 1. index: the driver lists files, Ray Data reads headers in parallel (no pixels);
-2. plan: plain Python over the small index (`cmr_ray.data.plan`);
-3. decode + write: Ray Data `map_batches` over the plan, one group of whole studies per
-   task (`shard_groups`: groups of about equal decode cost, several per CPU); each task decodes its studies' chosen series and streams them (one row group per
+2. plan: the driver groups the small index by study and refuses file paths that carry PHI;
+   each study is then planned in plain Python over its own index rows
+   (`cmr_ray.data.plan.plan_group`) by the task that writes it, so planning runs on every
+   CPU instead of serially in the driver;
+3. decode + write: Ray Data `map_batches`, one group of whole studies per task
+   (`shard_groups`: groups of about equal estimated decode cost, several per CPU); each task
+   plans its studies, decodes their chosen series and streams them (one row group per
    study) into one shard `STORE/shards/part-<hash>.parquet`, written under a temp name and
-   renamed into place.  No groupby over pixel data; pixels never pass through the driver.
-   A file is parsed once: the plan carries each native file's `pixel_layout` from the index,
-   so decoding reads its pixel bytes directly (compressed and other files: a full read).
+   renamed into place, and returns each study's plan (without grids) and manifest rows.
+   No groupby over pixel data; pixels never pass through the driver.  A file is parsed
+   once: the plan carries each native file's `pixel_layout` from the index, so decoding
+   reads its pixel bytes directly (compressed and other files: a full read).
 
 Incremental and restartable.  `STORE/studies.parquet` (the study registry) is the commit
 point, written after every shard: each study's key, the fingerprint of its input files
@@ -34,6 +39,7 @@ names, or link them into a neutral tree, before `prepare`).  The synthetic cohor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import json
 import os
@@ -104,86 +110,130 @@ def decode_study(plan, image_size: int, percentiles) -> tuple[dict, list]:
     return row, failures
 
 
-def write_shard_batch(batch: pa.Table, store: str, image_size: int, percentiles, required) -> pa.Table:
-    """Ray Data batch function: groups of plans in, one shard written, one result row per study out."""
-    plans = [p for b in batch["plans"].to_pylist() for p in pickle.loads(b)]
+_RESULT_SCHEMA = pa.schema([
+    ("study_key", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("shard", pa.string()), ("failures", pa.string()),
+    ("plan", pa.binary()),    # pickled StudyPlan (grids and layouts left out) or Excluded
+    ("files", pa.binary())])  # pickled {relpath: manifest row} of the study's files
+
+
+def write_shard_batch(batch: pa.Table, store: str, salt: str, cfg: dict) -> pa.Table:
+    """Ray Data batch function: a group of studies' index rows in; each study planned
+    (`plan_group`), its chosen series decoded, all of the group's kept studies written as one
+    shard; one result row per study out (kept, or excluded with the reason)."""
+    from cmr_ray.data.plan import plan_group
+
+    data = cfg["data"]
+    required = combo_slots(data["views"])
+    groups = [pickle.loads(b) for b in batch["group"].to_pylist()]
+    plan = plan_group([st for g in groups for st in g["studies"]],
+                      {a: t for g in groups for a, t in g["reports"].items()},
+                      {a: v for g in groups for a, v in g["labels"].items()}, salt, cfg)
     fs, root = storefs.open_store(store)
-    name = "part-" + keys.fingerprint(p.study_key for p in plans)[:16] + ".parquet"
+    name = "part-" + keys.fingerprint(p.study_key for p in plan.studies)[:16] + ".parquet"
     path = storefs.join(root, "shards", name)
     tmp = f"{path}{storefs.TMP_MARK}{uuid.uuid4().hex[:8]}"
     schema = arrow_schema()
     writer, out = None, []
+
+    def files_of(study):
+        return pickle.dumps({p: plan.files[p] for p in study.files if p in plan.files})
+
     try:
-        for p in plans:
-            row, failures = decode_study(p, image_size, percentiles)
+        for p in plan.studies:
+            row, failures = decode_study(p, data["image_size"], tuple(data["clip_percentiles"]))
             ok = any(row.get(s) is not None for s in required)
             if ok:
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, schema, filesystem=fs)
                 writer.write_table(pa.Table.from_pylist([row], schema=schema))
             bad = ", ".join(sorted(f[0] for f in failures))
+            light = dataclasses.replace(p, slots={k: dataclasses.replace(sp, grid=[], layouts={})
+                                                  for k, sp in p.slots.items()})
             out.append({"study_key": p.study_key, "status": "used" if ok else "excluded",
                         "reason": "" if ok else f"no required view decodes (failed: {bad or 'none'})",
-                        "shard": name if ok else None, "failures": json.dumps(failures)})
+                        "shard": name if ok else None, "failures": json.dumps(failures),
+                        "plan": pickle.dumps(light), "files": files_of(p)})
     finally:
         if writer is not None:
             writer.close()
     if writer is not None:
         fs.move(tmp, path)
-    return pa.Table.from_pylist(out, schema=pa.schema([
-        ("study_key", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-        ("shard", pa.string()), ("failures", pa.string())]))
+    for e in plan.excluded:
+        out.append({"study_key": e.study_key, "status": "excluded", "reason": e.reason, "shard": None,
+                    "failures": "[]", "plan": pickle.dumps(e), "files": files_of(e)})
+    return pa.Table.from_pylist(out, schema=_RESULT_SCHEMA)
 
 
-def decode_cost(plan) -> int:
-    """A study's decode work in frame units: a frame read at its indexed layout counts 1, a
-    frame of a file that needs a full pydicom decode (compressed, big endian, ...) counts 3."""
-    return sum(1 if sp.layouts.get(path) else 3
-               for sp in plan.slots.values() for row in sp.grid for path, _ in row)
+def index_cost(rows: list[dict]) -> int:
+    """A study's decode work estimated from its index rows, in frame units: a frame of a
+    file with a pixel layout counts 1, one that needs a full pydicom decode (compressed, big
+    endian, ...) counts 3.  Every series counts, also those planning will ignore."""
+    return sum(int(r["header"].get("number_of_frames") or 1) * (1 if r["header"].get("pixel_layout") else 3)
+               for r in rows if r["header"])
 
 
-def shard_groups(plans, cpus: int, max_per_shard: int = 32, tasks_per_cpu: int = 4) -> list[list]:
-    """Studies grouped into shards (one write task each) of about equal decode cost: the
-    most costly study goes to the group with the least cost so far (longest processing time
-    first).  Several groups per CPU, so a core that finishes early takes the next one and
-    no core waits long for the last; at most `max_per_shard` studies in a group.  Groups
-    come most costly first, each sorted by study key (deterministic for the same input)."""
-    if not plans:
+def shard_groups(items: list, cpus: int, cost, key, max_per_shard: int = 32, tasks_per_cpu: int = 4) -> list[list]:
+    """Items (studies) grouped into shards (one write task each) of about equal cost: the
+    most costly item goes to the group with the least cost so far (longest processing time
+    first).  Several groups per CPU, so a core that finishes early takes the next one and no
+    core waits long for the last; at most `max_per_shard` items in a group.  Groups come most
+    costly first, each sorted by `key` (the same groups for the same input, in any order)."""
+    if not items:
         return []
-    n = min(len(plans), max(tasks_per_cpu * max(cpus, 1), -(-len(plans) // max_per_shard)))
+    n = min(len(items), max(tasks_per_cpu * max(cpus, 1), -(-len(items) // max_per_shard)))
     heap = [(0, i) for i in range(n)]
     groups: list[list] = [[] for _ in range(n)]
-    cost = {}
-    for p in sorted(plans, key=lambda p: (-decode_cost(p), p.study_key)):
+    total = [0] * n
+    for it in sorted(items, key=lambda it: (-cost(it), key(it))):
         while True:
-            total, i = heapq.heappop(heap)
+            _, i = heapq.heappop(heap)
             if len(groups[i]) < max_per_shard:
                 break  # a full group leaves the heap
-        groups[i].append(p)
-        cost[i] = total + decode_cost(p)
-        heapq.heappush(heap, (cost[i], i))
-    order = sorted(range(n), key=lambda i: (-cost.get(i, 0), i))
-    return [sorted(groups[i], key=lambda p: p.study_key) for i in order if groups[i]]
+        groups[i].append(it)
+        total[i] += cost(it)
+        heapq.heappush(heap, (total[i], i))
+    order = sorted(range(n), key=lambda i: (-total[i], i))
+    return [sorted(groups[i], key=key) for i in order if groups[i]]
 
 
-def _write_studies(plans, store: str, cfg: dict, cpus: int, progress: bool) -> list[dict]:
+def _plan_and_write(by_study: dict, reports: dict, labels: dict, salt: str, store: str, cfg: dict,
+                    cpus: int, progress: bool):
+    """Pass 2 and 3 in the workers: (Plan of every study, {study key: write result})."""
     import ray
 
-    if not plans:
-        return []
-    data = cfg["data"]
-    groups = shard_groups(plans, cpus)
-    ds = ray.data.from_items([{"plans": pickle.dumps(g)} for g in groups], override_num_blocks=len(groups))
+    from cmr_ray.data.plan import Excluded, Plan, study_accession
+
+    plan, results = Plan([], {}, []), {}
+    if not by_study:
+        return plan, results
+    cost = {uid: index_cost(rows) for uid, rows in by_study.items()}
+    groups = shard_groups(list(by_study.items()), cpus, cost=lambda it: cost[it[0]], key=lambda it: it[0])
+    items = []
+    for g in groups:
+        accs = {study_accession(rows) for _, rows in g}
+        items.append({"group": pickle.dumps({
+            "studies": g, "reports": {a: reports[a] for a in accs if a in reports},
+            "labels": {a: labels[a] for a in accs if a in labels}}, protocol=5)})
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(write_shard_batch, batch_size=1, batch_format="pyarrow",
-                        fn_kwargs=dict(store=store, image_size=data["image_size"],
-                                       percentiles=tuple(data["clip_percentiles"]),
-                                       required=combo_slots(data["views"])))
-    results = []
+                        fn_kwargs=dict(store=store, salt=salt, cfg=cfg))
+    done = 0
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        results += batch.to_pylist()
+        for r in batch.to_pylist():
+            study = pickle.loads(r.pop("plan"))
+            plan.files.update(pickle.loads(r.pop("files")))
+            if isinstance(study, Excluded):
+                plan.excluded.append(study)
+            else:
+                plan.studies.append(study)
+                results[study.study_key] = r
+            done += 1
         if progress:
-            print_progress(len(results), len(plans), "studies written")
-    return results
+            print_progress(done, len(by_study), "studies planned and written")
+    plan.studies.sort(key=lambda s: s.study_key)
+    plan.excluded.sort(key=lambda e: e.study_key)
+    return plan, results
 
 
 # ---------------------------------------------------------------- store state (driver)
@@ -287,7 +337,7 @@ def _all_cpus_to_tasks(ray):
 def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cpus=None,
             progress: bool = True) -> Summary:
     from cmr_ray.config import load_config
-    from cmr_ray.data.plan import plan_studies
+    from cmr_ray.data.plan import group_index, study_phi_paths
     from cmr_ray.runtime import init_ray
 
     t0 = time.time()
@@ -353,20 +403,26 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         more = [stamp[p] for k in touched for p in files_of.get(k, []) if p in stamp and p not in done]
         idx += index_ray(dicom_dir, sorted(more, key=lambda f: f.path), cpus, progress=show)
 
-    # -- plan the studies that are new or changed
+    # -- group the new or changed studies; refuse PHI in paths before anything is written
     t_plan = time.time()
-    plan = plan_studies(idx, reports_by_acc, labels_by_acc, salt, cfg)
-    if plan.phi_paths:  # the manifest keeps paths: refuse before anything is written
-        raise PrepareError(f"{dicom_dir}: {len(plan.phi_paths)} file path(s) contain their study's "
-                           f"patient name, ID, accession number or a date, e.g. {plan.phi_paths[0]!r} "
+    by_study, unplaced = group_index(idx)
+    phi_paths = [p for uid in sorted(by_study) for p in study_phi_paths(by_study[uid])]
+    if phi_paths:  # the manifest keeps paths
+        raise PrepareError(f"{dicom_dir}: {len(phi_paths)} file path(s) contain their study's "
+                           f"patient name, ID, accession number or a date, e.g. {phi_paths[0]!r} "
                            "(the manifest keeps paths); export the studies under neutral folder names")
-    _remove_from_shards(fs, shard_dir, contents, touched | {s.study_key for s in plan.studies})
+    planned = {keys.study_key(salt, uid) for uid in by_study}
+    _remove_from_shards(fs, shard_dir, contents, touched | planned)
     for k in touched:
         prev_studies.pop(k, None)
+
+    # -- plan each study and write its clips, in the workers
     t_write = time.time()
     with _all_cpus_to_tasks(ray) if ray is not None else contextlib.nullcontext():
-        results = {r["study_key"]: r for r in _write_studies(plan.studies, str(out), cfg, cpus or 1, progress)}
-    phases = {"index": t_plan - t_index, "plan": t_write - t_plan, "write": time.time() - t_write}
+        plan, results = _plan_and_write(by_study, reports_by_acc, labels_by_acc, salt, str(out), cfg,
+                                        cpus or 1, progress)
+    plan.files.update(unplaced)
+    phases = {"index": t_plan - t_index, "group": t_write - t_plan, "plan+write": time.time() - t_write}
 
     # -- manifest and registry: untouched rows kept, the rest from this run
     manifest = {p: r for p, r in prev_files.items() if p in stamp and unchanged(p)
