@@ -128,24 +128,29 @@ def _spec(keyword):
 
 
 def _fast_value(ds, keyword):
-    spec = _spec(keyword) if FAST_VALUES else None
+    spec = (_SPEC[keyword] if keyword in _SPEC else _spec(keyword)) if FAST_VALUES else None
     if spec is None:
         return _SLOW
     tag, vr = spec
     elem = ds._dict.get(tag)  # as ds.get_item(tag): the stored element, raw or converted
     if elem is None:
         return _ABSENT
-    if vr not in _FAST_VRS or not isinstance(elem, RawDataElement) or elem.VR not in (None, vr):
+    if vr not in _FAST_VRS:
         return _SLOW
-    raw = elem.value
-    if not raw or not isinstance(raw, bytes):
+    if type(elem) is tuple:  # _Scanned: (VR or None, value bytes), little endian
+        elem_vr, raw, little = elem[0], elem[1], True
+    elif isinstance(elem, RawDataElement):
+        elem_vr, raw, little = elem.VR, elem.value, elem.is_little_endian
+    else:
+        return _SLOW
+    if elem_vr not in (None, vr) or not raw or not isinstance(raw, bytes):
         return _SLOW
     if vr in _BINARY:
         size, code = _BINARY[vr]
         n, rest = divmod(len(raw), size)
         if rest or (n != 1 and vr != "FD"):
             return _SLOW
-        values = struct.unpack(f"{'<' if elem.is_little_endian else '>'}{n}{code}", raw)
+        values = struct.unpack(f"{'<' if little else '>'}{n}{code}", raw)
         return values[0] if n == 1 else list(values)
     if not _ASCII_TEXT.fullmatch(raw):
         return _SLOW
@@ -357,11 +362,34 @@ def _scan(path):
             if meta:
                 if tag == 0x00020010:
                     ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
-            else:  # plain int keys: a lookup by int then needs no Python-level BaseTag.__eq__
-                elements[tag] = RawDataElement(BaseTag(tag), vr, length, buf[start:pos], start,
-                                               implicit, True)
+            else:
+                elements[tag] = (vr, buf[start:pos], start)
     seen.update(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
-    return Dataset(elements), seen
+    return _Scanned(elements, implicit), seen
+
+
+class _Scanned:
+    """What `_scan` read: ``_dict`` {int tag: (VR or None, value bytes, offset)}, which
+    `_fast_value` reads directly.  A value it leaves to pydicom (``get``) builds, once, the
+    pydicom Dataset of the same RawDataElements read_partial would have made."""
+
+    __slots__ = ("_dict", "_implicit", "_dataset")
+
+    def __init__(self, elements: dict, implicit: bool):
+        self._dict, self._implicit, self._dataset = elements, implicit, None
+
+    def dataset(self) -> Dataset:
+        if self._dataset is None:  # plain int keys: lookups by int need no BaseTag.__eq__
+            self._dataset = Dataset({tag: RawDataElement(BaseTag(tag), vr, len(value), value, offset,
+                                                         self._implicit, True)
+                                     for tag, (vr, value, offset) in self._dict.items()})
+        return self._dataset
+
+    def get(self, keyword, default=None):
+        return self.dataset().get(keyword, default)
+
+    def __contains__(self, keyword) -> bool:
+        return keyword in self.dataset()
 
 
 def _parse(path: Path, force: bool):
