@@ -9,6 +9,8 @@ image frames.  Grids are planned once beforehand (not timed) for the loop and th
 - plain pydicom script: one process, `dcmread` each of the same files once, order the
   images itself by position and TriggerTime, resize (no planning, no classification);
 - pool: `multiprocessing.Pool(n)` over studies, decode only: the ideal per-core speed-up;
+- pool of prepare's decode: the same, reading pixel bytes at the offsets the index recorded
+  (prepare's own decode path) on grids planned beforehand: decode without the index pass;
 - prepare: the whole command (index headers, plan, decode, write Parquet, manifest) on a
   local Ray with num_cpus=n; Ray's start-up is timed apart and not counted.
 Targets (issue 3): prepare at 2 CPUs >= 1.5x the loop, and within 20% of the 2-process pool.
@@ -32,13 +34,26 @@ from pathlib import Path
 
 
 def _decode_study(args):
+    """Decode through pydicom (dcmread of every file), as a plain script would."""
     grids, size, pct = args
     from cmr_ray.dicom.pixels import load_grid, to_uint8
 
     n = 0
-    for grid in grids:
+    for grid, _ in grids:
         to_uint8(load_grid(grid), size, pct)
         n += sum(len(row) for row in grid)  # image frames decoded
+    return n
+
+
+def _layout_study(args):
+    """prepare's own decode: pixel bytes read at the offsets its index recorded."""
+    grids, size, pct = args
+    from cmr_ray.dicom.pixels import load_grid, to_uint8
+
+    n = 0
+    for grid, layouts in grids:
+        to_uint8(load_grid(grid, layouts), size, pct)
+        n += sum(len(row) for row in grid)
     return n
 
 
@@ -88,12 +103,12 @@ def study_grids(cohort: Path, cfg) -> list[list]:
     dicom = cohort / "dicom"
     idx = index_local(dicom, list_input_files(dicom))
     plan = plan_studies(idx, load_reports(cohort / "reports.csv"), None, "bench-salt", cfg)
-    return [[sp.grid for sp in st.slots.values()] for st in plan.studies]
+    return [[(sp.grid, sp.layouts) for sp in st.slots.values()] for st in plan.studies]
 
 
 def bench_loop(work, size, pct, fn=_decode_study):
     if fn is _plain_study:
-        work = [[sorted({p for row in g for p, _ in row}) for g in grids] for grids in work]
+        work = [[sorted({p for row in g for p, _ in row}) for g, _ in grids] for grids in work]
     t = time.perf_counter()
     n = sum(fn((g, size, pct)) for g in work)
     return n, time.perf_counter() - t
@@ -101,7 +116,7 @@ def bench_loop(work, size, pct, fn=_decode_study):
 
 def bench_pool(work, size, pct, procs, fn=_decode_study):
     if fn is _plain_study:
-        work = [[sorted({p for row in g for p, _ in row}) for g in grids] for grids in work]
+        work = [[sorted({p for row in g for p, _ in row}) for g, _ in grids] for grids in work]
     ctx = mp.get_context("fork")
     with ctx.Pool(procs) as pool:
         pool.map(fn, [([], size, pct)] * procs)  # warm the workers' imports
@@ -172,6 +187,7 @@ def main(argv=None):
                    ("plain pydicom script", 1, lambda: bench_loop(work, size, pct, _plain_study))]
         for cpus in args.cpus:
             methods += [("Pool decode-only", cpus, lambda c=cpus: bench_pool(work, size, pct, c)),
+                        ("Pool prepare's decode", cpus, lambda c=cpus: bench_pool(work, size, pct, c, _layout_study)),
                         ("Pool plain script", cpus, lambda c=cpus: bench_pool(work, size, pct, c, _plain_study)),
                         ("prepare (Ray Data)", cpus, lambda c=cpus: bench_prepare(cohort, cfg, c, tmp / f"store-{c}"))]
         # Rounds: every method once per round, so a slow spell of the machine hits all methods
@@ -191,7 +207,8 @@ def main(argv=None):
                     r = (r[0], r[1], "")
                 if (m, cpus) not in best or r[1] < best[(m, cpus)][1]:
                     best[(m, cpus)] = r
-        notes = {"decode-only loop": "grids planned beforehand", "plain pydicom script": "reads + orders its files itself"}
+        notes = {"decode-only loop": "grids planned beforehand", "plain pydicom script": "reads + orders its files itself",
+                 "Pool prepare's decode": "no index: grids and pixel offsets planned beforehand"}
         rows = [(m, c, n_images if n is None else n, t, note or notes.get(m, ""))
                 for (m, c), (n, t, note) in best.items()]  # (method, cpus, images, seconds, note)
         rate = {(m, c): n / t for m, c, n, t, _ in rows}
@@ -203,10 +220,11 @@ def main(argv=None):
         for m, c, n, t, note in rows:
             print(f"{m:<22}{c:>5}{t:>9.2f}{n / t:>10.0f}{n / t / loop:>9.2f}{n / t / plain:>9.2f}   {note}")
         for c in args.cpus:
-            p = rate[("prepare (Ray Data)", c)]
+            p, own = rate[("prepare (Ray Data)", c)], rate[("Pool prepare's decode", c)]
             print(f"prepare at {c} CPU(s): {p / loop:.2f}x the decode-only loop, {p / plain:.2f}x the plain script; "
                   f"{p / rate[('Pool decode-only', c)]:.2f} of Pool({c}) decode-only, "
-                  f"{p / rate[('Pool plain script', c)]:.2f} of Pool({c}) plain script")
+                  f"{p / rate[('Pool plain script', c)]:.2f} of Pool({c}) plain script, "
+                  f"{p / own:.2f} of Pool({c}) prepare's decode")
         print("targets: prepare at 2 CPUs >= 1.5x the single-process loop, and >= 0.8 of the ideal pool")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
