@@ -33,28 +33,24 @@ import time
 from pathlib import Path
 
 
-def _decode_study(args):
-    """Decode through pydicom (dcmread of every file), as a plain script would."""
-    grids, size, pct = args
-    from cmr_ray.dicom.pixels import load_grid, to_uint8
-
-    n = 0
-    for grid, _ in grids:
-        to_uint8(load_grid(grid), size, pct)
-        n += sum(len(row) for row in grid)  # image frames decoded
-    return n
-
-
-def _layout_study(args):
-    """prepare's own decode: pixel bytes read at the offsets its index recorded."""
-    grids, size, pct = args
+def _decode_grids(grids, size, pct, direct: bool) -> int:
     from cmr_ray.dicom.pixels import load_grid, to_uint8
 
     n = 0
     for grid, layouts in grids:
-        to_uint8(load_grid(grid, layouts), size, pct)
-        n += sum(len(row) for row in grid)
+        to_uint8(load_grid(grid, layouts if direct else None), size, pct)
+        n += sum(len(row) for row in grid)  # image frames decoded
     return n
+
+
+def _decode_study(args):
+    """Decode through pydicom (dcmread of every file), as a plain script would."""
+    return _decode_grids(*args, direct=False)
+
+
+def _layout_study(args):
+    """prepare's own decode: pixel bytes read at the offsets its index recorded."""
+    return _decode_grids(*args, direct=True)
 
 
 def _plain_study(args):

@@ -143,22 +143,24 @@ def study_accession(rows: list[dict]) -> str:
                  if _s(r["header"].get("phi_accession_number"))), "")
 
 
-def study_phi_paths(rows: list[dict]) -> list[str]:
-    return paths_with_phi([r["path"] for r in rows], [r["header"] for r in rows])
+def phi_paths_of(by_study: dict[str, list]) -> list[str]:
+    """Relpaths naming a PHI value of their own study (`paths_with_phi`), studies by UID."""
+    return [p for uid in sorted(by_study) for p in
+            paths_with_phi([r["path"] for r in by_study[uid]], [r["header"] for r in by_study[uid]])]
 
 
 def plan_group(studies, reports: dict, labels: dict | None, salt: str, cfg: dict) -> Plan:
     """Plan the given studies, [(StudyInstanceUID, index rows)], each on its own (`prepare`
-    runs this inside its write tasks, one group of studies per task)."""
+    runs this inside its write tasks, one group of studies per task, after its driver has
+    checked the paths with `phi_paths_of`; so `phi_paths` is left empty here)."""
     files: dict[str, dict] = {}
-    planned, excluded, phi_paths = [], [], []
+    planned, excluded = [], []
     for uid, rows in sorted(studies, key=lambda item: item[0]):
         rel_of = {os.path.abspath(str(r["header"].get("path", r["path"]))): r["path"] for r in rows}
         out = _plan_study(uid, rows, reports, labels or {}, salt, cfg, files,
                           lambda p: rel_of.get(os.path.abspath(p), p))
         (planned if isinstance(out, StudyPlan) else excluded).append(out)
-        phi_paths += study_phi_paths(rows)
-    return Plan(planned, files, excluded, phi_paths)
+    return Plan(planned, files, excluded)
 
 
 def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, salt: str,
@@ -166,6 +168,7 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
     by_study, failed = group_index(index_rows)
     plan = plan_group(list(by_study.items()), reports, labels, salt, cfg)
     plan.files.update(failed)
+    plan.phi_paths = phi_paths_of(by_study)
     return plan
 
 

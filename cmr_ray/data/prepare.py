@@ -321,9 +321,10 @@ def quiet_ray_data() -> None:
 def _all_cpus_to_tasks(ray):
     """Ray Data's per-operator reservation keeps half the CPUs for other operators' outputs;
     on a small cluster (2 CPUs) that runs prepare's single map operator one task at a time
-    (index pass at 2 CPUs: 5.4 s with it, 4.1 s without, bench/bench_prepare.py cohort).
-    Off while prepare runs, restored after (the sweep's training datasets keep it)."""
-    ctx = ray.data.DataContext.get_current()
+    (the index pass of the benchmark cohort at 2 CPUs, interleaved rounds: 4.7-6.0 s with it,
+    3.2-4.1 s without).  Off while prepare runs, restored after (the sweep's training datasets
+    keep it).  `ray` None (nothing to do, no Ray started): no change."""
+    ctx = ray.data.DataContext.get_current() if ray is not None else None
     before = getattr(ctx, "op_resource_reservation_enabled", None)
     if before is not None:
         ctx.op_resource_reservation_enabled = False
@@ -337,7 +338,7 @@ def _all_cpus_to_tasks(ray):
 def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cpus=None,
             progress: bool = True) -> Summary:
     from cmr_ray.config import load_config
-    from cmr_ray.data.plan import group_index, study_phi_paths
+    from cmr_ray.data.plan import group_index, phi_paths_of
     from cmr_ray.runtime import init_ray
 
     t0 = time.time()
@@ -394,8 +395,7 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         quiet_ray_data()
         cpus = int(num_cpus or ray.cluster_resources().get("CPU", 1))
     show = print_progress if progress else None
-    tasks = _all_cpus_to_tasks(ray) if ray is not None else contextlib.nullcontext()
-    with tasks:
+    with _all_cpus_to_tasks(ray):
         idx = index_ray(dicom_dir, todo, cpus, progress=show)
         new_keys = {keys.study_key(salt, r["header"]["study_instance_uid"]) for r in idx if r["header"]}
         touched |= new_keys & set(prev_studies)
@@ -406,7 +406,7 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     # -- group the new or changed studies; refuse PHI in paths before anything is written
     t_plan = time.time()
     by_study, unplaced = group_index(idx)
-    phi_paths = [p for uid in sorted(by_study) for p in study_phi_paths(by_study[uid])]
+    phi_paths = phi_paths_of(by_study)
     if phi_paths:  # the manifest keeps paths
         raise PrepareError(f"{dicom_dir}: {len(phi_paths)} file path(s) contain their study's "
                            f"patient name, ID, accession number or a date, e.g. {phi_paths[0]!r} "
@@ -418,7 +418,7 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
 
     # -- plan each study and write its clips, in the workers
     t_write = time.time()
-    with _all_cpus_to_tasks(ray) if ray is not None else contextlib.nullcontext():
+    with _all_cpus_to_tasks(ray):
         plan, results = _plan_and_write(by_study, reports_by_acc, labels_by_acc, salt, str(out), cfg,
                                         cpus or 1, progress)
     plan.files.update(unplaced)

@@ -85,11 +85,8 @@ def _nums(value, n=None):
 
 
 def _get(ds, keyword, default=None):
-    fast = _fast_value(ds, keyword)
-    if fast is not _SLOW:
-        return default if fast is _ABSENT else fast
     try:
-        return ds.get(keyword, default)
+        return _strict(ds, keyword, default)
     except Exception:  # a malformed value must not sink the whole header
         return default
 
@@ -274,9 +271,9 @@ def _pixel_layout(ds, seen: dict, ts: str, meta_missing: bool, st: os.stat_resul
 # and Dataset machinery (about half of read_header's time).  For the common file it is not
 # needed: a DICM preamble, explicit-VR little-endian file meta, a little-endian
 # (implicit/explicit VR, compressed included) dataset of defined-length, non-sequence
-# elements up to the pixel data.  There `_scan` walks the elements with struct and gives
-# pydicom a Dataset of the same RawDataElements it would have made; values are converted
-# lazily as before.  Anything else (no preamble, big endian, deflate, a sequence, an
+# elements up to the pixel data.  There `_scan` walks the elements with struct and keeps
+# each one's (VR, bytes) in a `_Scanned`; the fast values read those, and a value left to
+# pydicom gets, once, a Dataset of the same RawDataElements read_partial would have made.  Anything else (no preamble, big endian, deflate, a sequence, an
 # undefined length, an odd VR, a file that ends early, no pixel data) returns None and goes
 # through read_partial unchanged, so its values and its errors stay pydicom's.
 # tests/dicom/test_headers_fast.py holds the two routes equal.
@@ -309,14 +306,14 @@ def _scan_encoding(ts):
 
 
 def _scan(path):
-    """(Dataset of RawDataElements, seen) for a plain file, else None (see above)."""
+    """(_Scanned, seen) for a plain file, else None (see above)."""
     with open(path, "rb") as f:
         buf = f.read(_CHUNK)
         if len(buf) < 144 or buf[128:132] != b"DICM":
             return None
         u16, u32, tags = _U16.unpack_from, _U32.unpack_from, _TAG.unpack_from
         pos, end, ts, meta = 132, len(buf), None, True
-        implicit, elements, seen = False, {}, {}
+        implicit, elements = False, {}
         while True:
             if pos + 12 > end:  # the longest element header
                 buf += f.read(_CHUNK)
@@ -364,8 +361,7 @@ def _scan(path):
                     ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
             else:
                 elements[tag] = (vr, buf[start:pos], start)
-    seen.update(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
-    return _Scanned(elements, implicit), seen
+    return _Scanned(elements, implicit), dict(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
 
 
 class _Scanned:
