@@ -55,7 +55,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cmr_ray.data import keys, storefs
-from cmr_ray.data.index import error_reason, index_ray, list_input_files, print_progress
+from cmr_ray.data.index import error_reason, full_rows, index_ray, list_input_files, print_progress
 from cmr_ray.data.manifest import (MANIFEST_SCHEMA, STUDY_SCHEMA, file_row, read_rows,
                                    summary_text, write_table)
 from cmr_ray.data.schema import SCHEMA_VERSION, arrow_schema, encode_view
@@ -126,7 +126,7 @@ def write_shard_batch(batch: pa.Table, store: str, salt: str, cfg: dict) -> pa.T
     data = cfg["data"]
     required = combo_slots(data["views"])
     groups = [pickle.loads(b) for b in batch["group"].to_pylist()]
-    plan = plan_group([st for g in groups for st in g["studies"]],
+    plan = plan_group([(uid, full_rows(rows)) for g in groups for uid, rows in g["studies"]],
                       {a: t for g in groups for a, t in g["reports"].items()},
                       {a: v for g in groups for a, v in g["labels"].items()}, salt, cfg)
     fs, root = storefs.open_store(store)
@@ -166,11 +166,9 @@ def write_shard_batch(batch: pa.Table, store: str, salt: str, cfg: dict) -> pa.T
 
 
 def index_cost(rows: list[dict]) -> int:
-    """A study's decode work estimated from its index rows, in frame units: a frame of a
-    file with a pixel layout counts 1, one that needs a full pydicom decode (compressed, big
-    endian, ...) counts 3.  Every series counts, also those planning will ignore."""
-    return sum(int(r["header"].get("number_of_frames") or 1) * (1 if r["header"].get("pixel_layout") else 3)
-               for r in rows if r["header"])
+    """A study's decode work estimated from its (light) index rows: the sum of its files'
+    `index.file_cost`.  Every series counts, also those planning will ignore."""
+    return sum(r["header"]["decode_cost"] for r in rows if r["header"])
 
 
 def shard_groups(items: list, cpus: int, cost, key, max_per_shard: int = 32, tasks_per_cpu: int = 4) -> list[list]:
@@ -212,8 +210,10 @@ def _plan_and_write(by_study: dict, reports: dict, labels: dict, salt: str, stor
     items = []
     for g in groups:
         accs = {study_accession(rows) for _, rows in g}
+        packed = [(uid, [{"path": r["path"], "header": None, "error": r["error"], "blob": r["blob"]}
+                        for r in rows]) for uid, rows in g]  # the task unpickles the full headers
         items.append({"group": pickle.dumps({
-            "studies": g, "reports": {a: reports[a] for a in accs if a in reports},
+            "studies": packed, "reports": {a: reports[a] for a in accs if a in reports},
             "labels": {a: labels[a] for a in accs if a in labels}}, protocol=5)})
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(write_shard_batch, batch_size=1, batch_format="pyarrow",

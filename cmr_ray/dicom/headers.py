@@ -85,8 +85,11 @@ def _nums(value, n=None):
 
 
 def _get(ds, keyword, default=None):
-    try:
-        return _strict(ds, keyword, default)
+    try:  # _strict, inlined: read_header calls this some fifty times per file
+        fast = _fast_value(ds, keyword)
+        if fast is _SLOW:
+            return ds.get(keyword, default)
+        return default if fast is _ABSENT else fast
     except Exception:  # a malformed value must not sink the whole header
         return default
 
@@ -135,11 +138,33 @@ def _fast_value(ds, keyword):
     if vr not in _FAST_VRS:
         return _SLOW
     if type(elem) is tuple:  # _Scanned: (VR or None, value bytes), little endian
-        elem_vr, raw, little = elem[0], elem[1], True
-    elif isinstance(elem, RawDataElement):
-        elem_vr, raw, little = elem.VR, elem.value, elem.is_little_endian
-    else:
-        return _SLOW
+        key = (vr, elem[0], elem[1])
+        value = _MEMO.get(key, _MISS)
+        if value is _MISS:
+            if len(_MEMO) >= _MEMO_SIZE:
+                _MEMO.clear()
+            value = _MEMO[key] = _convert(vr, elem[0], elem[1], True)
+        return list(value) if type(value) is list else value
+    if isinstance(elem, RawDataElement):
+        return _convert(vr, elem.VR, elem.value, elem.is_little_endian)
+    return _SLOW
+
+
+# The same (VR, bytes) recur in every file of a series (UIDs, descriptions, orientation,
+# sizes, rescale): converted once.  Lists come back as copies.  The memo holds header values
+# (PHI among them): `forget_values()` empties it when a batch of headers is done.
+_MEMO: dict = {}
+_MEMO_SIZE = 50_000
+_MISS = object()
+
+
+def forget_values() -> None:
+    """Drop the converted values kept for the files read so far (see _MEMO)."""
+    _MEMO.clear()
+
+
+def _convert(vr, elem_vr, raw, little):
+    """The Python value of one raw element whose dictionary VR is a fast one, or _SLOW."""
     if elem_vr not in (None, vr) or not raw or not isinstance(raw, bytes):
         return _SLOW
     if vr in _BINARY:
@@ -280,7 +305,10 @@ def _pixel_layout(ds, seen: dict, ts: str, meta_missing: bool, st: os.stat_resul
 FAST_SCAN = True
 _EXTENDED_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UR", b"UT", b"UN",
                  b"SV", b"UV"}
-_U16, _U32, _TAG = struct.Struct("<H"), struct.Struct("<L"), struct.Struct("<HH")
+_U32 = struct.Struct("<L").unpack_from
+_EXPLICIT = struct.Struct("<HH2sH").unpack_from  # group, element, VR, 16-bit length
+_IMPLICIT = struct.Struct("<HHL").unpack_from     # group, element, 32-bit length
+_VR_NAMES = {bytes((a, b)): chr(a) + chr(b) for a in range(65, 91) for b in range(65, 91)}
 _IMPLICIT_SQ: dict = {}  # tag -> dictionary VR is SQ (implicit VR needs the dictionary)
 _CHUNK = 16384
 
@@ -311,40 +339,68 @@ def _scan(path):
         buf = f.read(_CHUNK)
         if len(buf) < 144 or buf[128:132] != b"DICM":
             return None
-        u16, u32, tags = _U16.unpack_from, _U32.unpack_from, _TAG.unpack_from
-        pos, end, ts, meta = 132, len(buf), None, True
-        implicit, elements = False, {}
+        # the file meta: explicit VR little endian, group 2
+        pos, ts, end = 132, None, len(buf)
         while True:
             if pos + 12 > end:  # the longest element header
                 buf += f.read(_CHUNK)
-                if pos + 8 > len(buf):
-                    return None
                 end = len(buf)
-            group, element = tags(buf, pos)
-            tag = group << 16 | element
-            if meta and group != 2:  # end of the file meta: the dataset's encoding
-                implicit = _scan_encoding(ts)
-                if implicit is None:
+                if pos + 8 > end:
                     return None
-                meta = False
+            group, element, code, length = _EXPLICIT(buf, pos)
+            if group != 2:
+                break
+            if code == b"SQ":
+                return None
+            if code in _EXTENDED_VRS:
+                if pos + 12 > end:
+                    return None
+                length, start = _U32(buf, pos + 8)[0], pos + 12
+            elif code in _VR_NAMES:
+                start = pos + 8
+            else:
+                return None
+            if length == 0xFFFFFFFF:
+                return None
+            pos = start + length
+            if pos > end:
+                buf += f.read(max(pos - end, _CHUNK))
+                end = len(buf)
+                if pos > end:
+                    return None
+            if element == 0x0010:
+                ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
+        implicit = _scan_encoding(ts)
+        if implicit is None:
+            return None
+        # the dataset, up to the pixel data
+        elements, sq = {}, _IMPLICIT_SQ
+        while True:
+            if pos + 12 > end:
+                buf += f.read(_CHUNK)
+                end = len(buf)
+                if pos + 8 > end:
+                    return None
             if implicit:
-                vr, length, start = None, u32(buf, pos + 4)[0], pos + 8
+                group, element, length = _IMPLICIT(buf, pos)
+                tag, vr, start = group << 16 | element, None, pos + 8
                 if tag in _PIXEL_TAGS:
                     break
-                if _implicit_is_sq(tag):
+                if sq[tag] if tag in sq else _implicit_is_sq(tag):
                     return None
             else:
-                code = buf[pos + 4:pos + 6]
+                group, element, code, length = _EXPLICIT(buf, pos)
+                tag = group << 16 | element
                 if code in _EXTENDED_VRS:
                     if pos + 12 > end:
                         return None
-                    length, start = u32(buf, pos + 8)[0], pos + 12
+                    length, start = _U32(buf, pos + 8)[0], pos + 12
                 else:
-                    if not (65 <= code[0] <= 90 and 65 <= code[1] <= 90):
-                        return None
-                    length, start = u16(buf, pos + 6)[0], pos + 8
-                vr = code.decode("ascii")
-                if tag in _PIXEL_TAGS and not meta:
+                    start = pos + 8
+                vr = _VR_NAMES.get(code)
+                if vr is None:
+                    return None
+                if tag in _PIXEL_TAGS:
                     break
                 if vr == "SQ":
                     return None
@@ -356,11 +412,7 @@ def _scan(path):
                 end = len(buf)
                 if pos > end:
                     return None
-            if meta:
-                if tag == 0x00020010:
-                    ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
-            else:
-                elements[tag] = (vr, buf[start:pos], start)
+            elements[tag] = (vr, buf[start:pos], start)
     return _Scanned(elements, implicit), dict(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+from cmr_ray.data.index import light_header
 from cmr_ray.data.prepare import index_cost, shard_groups
 
 
@@ -13,10 +14,19 @@ def _groups(items, cpus, **kw):
 
 
 def test_index_cost_counts_frames_and_weights_full_decodes():
-    rows = [{"header": {"number_of_frames": 1, "pixel_layout": {"offset": 0}}},
-            {"header": {"number_of_frames": 4, "pixel_layout": None}},   # compressed, 4 frames
-            {"header": None}]                                             # unreadable
+    full = [{"number_of_frames": 1, "pixel_layout": {"offset": 0}, "study_instance_uid": "1.2"},
+            {"number_of_frames": 4, "pixel_layout": None, "study_instance_uid": "1.2"}]  # compressed
+    rows = [{"header": light_header(h)} for h in full] + [{"header": None}]  # and an unreadable file
     assert index_cost(rows) == 1 + 12
+
+
+def test_light_header_keeps_what_the_driver_needs_and_no_pixel_layout():
+    from cmr_ray.dicom.headers import PHI_KEYS
+
+    h = {"study_instance_uid": "1.2.3", "number_of_frames": 2, "pixel_layout": {"offset": 9},
+         "series_description": "cine", **{k: f"v-{k}" for k in PHI_KEYS}}
+    light = light_header(h)
+    assert light == {"study_instance_uid": "1.2.3", "decode_cost": 2, **{k: f"v-{k}" for k in PHI_KEYS}}
 
 
 def test_groups_cover_every_study_once_with_balanced_cost():
