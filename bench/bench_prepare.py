@@ -12,7 +12,9 @@ image frames.  Grids are planned once beforehand (not timed) for the loop and th
 - pool of prepare's decode: the same, reading pixel bytes at the offsets the index recorded
   (prepare's own decode path) on grids planned beforehand: decode without the index pass;
 - prepare: the whole command (index headers, plan, decode, write Parquet, manifest) on a
-  local Ray with num_cpus=n; Ray's start-up is timed apart and not counted.
+  local Ray with num_cpus=n; Ray's start-up is timed apart and not counted: ray.init, the
+  workers' imports, a first small dataset, and the wait until the machine is idle again
+  (`wait_until_idle`: Ray Data's helper actors finish starting), as on a running cluster.
 Targets (issue 3): prepare at 2 CPUs >= 1.5x the loop, and within 20% of the 2-process pool.
 Every process uses one BLAS/OpenMP thread (set here, inherited by the pool and Ray's
 workers): otherwise the resize's einsum spreads the "single-process" loop over both cores.
@@ -121,6 +123,36 @@ def bench_pool(work, size, pct, procs, fn=_decode_study):
         return n, time.perf_counter() - t
 
 
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds this machine has spent busy so far (Linux /proc/stat), None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(limit: float = 30.0, window: float = 0.5, busy: float = 0.15) -> float:
+    """Wait until the machine is idle (under `busy` of one CPU over `window` seconds), at most
+    `limit` seconds; return the seconds waited.  After Ray's start-up and the first dataset,
+    Ray Data's helper actors (_StatsActor, the autoscaling coordinator) go on starting, about
+    2 s of CPU each here: on a cluster that already ran a dataset they are idle, and so they
+    are when prepare starts."""
+    t0 = time.perf_counter()
+    last = _busy_cpu_seconds()
+    if last is None:
+        time.sleep(5.0)
+        return time.perf_counter() - t0
+    while time.perf_counter() - t0 < limit:
+        time.sleep(window)
+        now = _busy_cpu_seconds()
+        if now - last < busy * window:
+            break
+        last = now
+    return time.perf_counter() - t0
+
+
 def bench_prepare(cohort: Path, cfg, cpus: int, out: Path):
     import ray
 
@@ -142,6 +174,7 @@ def bench_prepare(cohort: Path, cfg, cpus: int, out: Path):
 
     quiet_ray_data()
     ray.data.range(4 * cpus, override_num_blocks=2 * cpus).map_batches(lambda b: b).take_all()
+    wait_until_idle()
     start = time.perf_counter() - t
     t = time.perf_counter()
     s = prepare(cohort / "dicom", cohort / "reports.csv", out, cfg=cfg, num_cpus=cpus, progress=False)

@@ -212,3 +212,30 @@ def test_scan_equals_pydicom_with_private_and_long_elements(tmp_path, monkeypatc
     assert not _scanned(p)
     fast, slow = _both_routes(p, monkeypatch)
     assert _same(fast, slow)
+
+
+def test_memoised_values_are_copies_and_forgotten_after_an_index_batch(tmp_path, monkeypatch):
+    """Values converted once per (VR, bytes) give the same header on a second read; a list a
+    caller changes does not change the next file's; index_batch leaves no value behind."""
+    import pyarrow as pa
+
+    from cmr_ray.data.index import index_batch
+
+    path = real_file("MR_small.dcm")
+    headers.forget_values()
+    first = read_header(path)
+    assert headers._MEMO  # something was kept
+    scanned, _ = headers._scan(path)
+    for kw in ("ImageType", "ImageOrientationPatient"):  # multi-valued CS and DS: lists
+        value = headers._get(scanned, kw)
+        assert isinstance(value, list) and len(value) > 1
+        value.append("CHANGED")
+        assert "CHANGED" not in headers._get(scanned, kw)
+    again = read_header(path)
+    _, slow = _both_routes(path, monkeypatch)
+    assert _same(again, slow)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.dcm").write_bytes(open(path, "rb").read())
+    out = index_batch(pa.table({"path": ["a/x.dcm", "a/missing.dcm"]}), str(tmp_path))
+    assert out["error"].to_pylist()[0] is None and "not found" in out["error"].to_pylist()[1]
+    assert not headers._MEMO
