@@ -79,7 +79,7 @@ class Summary:
     files: dict = field(default_factory=dict)              # status -> count
     input_files: int = 0
     seconds: float = 0.0
-    phases: dict = field(default_factory=dict)             # index/plan/write -> seconds
+    phases: dict = field(default_factory=dict)             # ray (start or join)/index/group/plan+write -> s
     text: str = ""
 
     @property
@@ -388,12 +388,13 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
             touched.add(k)
     todo = [f for f in files if not unchanged(f.path)]
 
-    t_index = time.time()
+    t_ray = time.time()
     cpus = num_cpus
     ray = init_ray(address, num_cpus) if (todo or touched) else None
     if ray is not None:
         quiet_ray_data()
         cpus = int(num_cpus or ray.cluster_resources().get("CPU", 1))
+    t_index = time.time()
     show = print_progress if progress else None
     with _all_cpus_to_tasks(ray):
         idx = index_ray(dicom_dir, todo, cpus, progress=show)
@@ -422,7 +423,8 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         plan, results = _plan_and_write(by_study, reports_by_acc, labels_by_acc, salt, str(out), cfg,
                                         cpus or 1, progress)
     plan.files.update(unplaced)
-    phases = {"index": t_plan - t_index, "group": t_write - t_plan, "plan+write": time.time() - t_write}
+    phases = {"ray": t_index - t_ray, "index": t_plan - t_index, "group": t_write - t_plan,
+              "plan+write": time.time() - t_write}
 
     # -- manifest and registry: untouched rows kept, the rest from this run
     manifest = {p: r for p, r in prev_files.items() if p in stamp and unchanged(p)

@@ -65,6 +65,8 @@ def test_prepare_rerun_and_add_studies(tmp_path, ray_module):
     rows = manifest(store)
     assert [r["path"] for r in rows] == input_files(dicom)
     assert sum(s.files.values()) == len(rows) == s.input_files
+    assert list(s.phases) == ["ray", "index", "group", "plan+write"]  # Ray's start apart from the index
+    assert 0 <= sum(s.phases.values()) <= s.seconds and f"ray {s.phases['ray']:.1f}" in s.text
     by = {r["path"]: r for r in rows}
     assert by["notes.txt"]["status"] == "failed" and "not a DICOM file" in by["notes.txt"]["reason"]
     assert all(by[p]["status"] == "ignored" and "no report" in by[p]["reason"] for p in by if p.startswith("study003"))
