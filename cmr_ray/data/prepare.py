@@ -6,7 +6,9 @@
     print(summary.text); summary.ok
 
 Three passes on Ray (`cmr_ray.runtime.init_ray`):
-1. index: the driver lists files, Ray Data reads headers in parallel (no pixels);
+1. index: the driver lists files, Ray Data reads headers in parallel (no pixels); the driver
+   keeps a light header per file, the full one travels pickled to the task that plans its
+   study (`cmr_ray.data.index.light_header`);
 2. plan: the driver groups the small index by study and refuses file paths that carry PHI;
    each study is then planned in plain Python over its own index rows
    (`cmr_ray.data.plan.plan_group`) by the task that writes it, so planning runs on every
