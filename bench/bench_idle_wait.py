@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +41,7 @@ def main(argv=None):
                 walls[k].append(wall)
     finally:
         bp.wait_until_idle = real
-        bp.shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"prepare at {args.cpus} CPU(s), seconds per round:")
     for k, v in walls.items():
         print(f"  {k:<14}" + "".join(f"{x:8.2f}" for x in v) + f"   best {min(v):.2f}")

@@ -85,11 +85,8 @@ def _nums(value, n=None):
 
 
 def _get(ds, keyword, default=None):
-    try:  # _strict, inlined: read_header calls this some fifty times per file
-        fast = _fast_value(ds, keyword)
-        if fast is _SLOW:
-            return ds.get(keyword, default)
-        return default if fast is _ABSENT else fast
+    try:
+        return _strict(ds, keyword, default)
     except Exception:  # a malformed value must not sink the whole header
         return default
 
@@ -339,44 +336,10 @@ def _scan(path):
         buf = f.read(_CHUNK)
         if len(buf) < 144 or buf[128:132] != b"DICM":
             return None
-        # the file meta: explicit VR little endian, group 2
-        pos, ts, end = 132, None, len(buf)
+        pos, end, ts, meta = 132, len(buf), None, True  # the file meta first: explicit VR
+        implicit, elements, sq = False, {}, _IMPLICIT_SQ
         while True:
             if pos + 12 > end:  # the longest element header
-                buf += f.read(_CHUNK)
-                end = len(buf)
-                if pos + 8 > end:
-                    return None
-            group, element, code, length = _EXPLICIT(buf, pos)
-            if group != 2:
-                break
-            if code == b"SQ":
-                return None
-            if code in _EXTENDED_VRS:
-                if pos + 12 > end:
-                    return None
-                length, start = _U32(buf, pos + 8)[0], pos + 12
-            elif code in _VR_NAMES:
-                start = pos + 8
-            else:
-                return None
-            if length == 0xFFFFFFFF:
-                return None
-            pos = start + length
-            if pos > end:
-                buf += f.read(max(pos - end, _CHUNK))
-                end = len(buf)
-                if pos > end:
-                    return None
-            if element == 0x0010:
-                ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
-        implicit = _scan_encoding(ts)
-        if implicit is None:
-            return None
-        # the dataset, up to the pixel data
-        elements, sq = {}, _IMPLICIT_SQ
-        while True:
-            if pos + 12 > end:
                 buf += f.read(_CHUNK)
                 end = len(buf)
                 if pos + 8 > end:
@@ -390,6 +353,13 @@ def _scan(path):
                     return None
             else:
                 group, element, code, length = _EXPLICIT(buf, pos)
+                if meta and group != 2:  # end of the file meta: the dataset's encoding
+                    implicit = _scan_encoding(ts)
+                    if implicit is None:
+                        return None
+                    meta = False
+                    if implicit:
+                        continue  # read this element's header again, as implicit VR
                 tag = group << 16 | element
                 if code in _EXTENDED_VRS:
                     if pos + 12 > end:
@@ -400,7 +370,7 @@ def _scan(path):
                 vr = _VR_NAMES.get(code)
                 if vr is None:
                     return None
-                if tag in _PIXEL_TAGS:
+                if tag in _PIXEL_TAGS and not meta:
                     break
                 if vr == "SQ":
                     return None
@@ -412,7 +382,11 @@ def _scan(path):
                 end = len(buf)
                 if pos > end:
                     return None
-            elements[tag] = (vr, buf[start:pos], start)
+            if meta:
+                if tag == 0x00020010:
+                    ts = buf[start:pos].decode("ascii", "replace").rstrip("\0 ")
+            else:
+                elements[tag] = (vr, buf[start:pos], start)
     return _Scanned(elements, implicit), dict(tag=tag, vr=vr, length=length, offset=pos, ts=ts)
 
 
