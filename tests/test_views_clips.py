@@ -3,7 +3,8 @@ import pytest
 
 from cmr_ray.data.clips import MissingViewError, assemble, make_clip, sample_indices
 from cmr_ray.data.schema import arrow_schema, columns_for, encode_view
-from cmr_ray.views import PAPER_NAMES, ViewComboError, combo_slots, paper_name, parse_combo
+from cmr_ray.views import (ABLATION_NAMES, FULL_COMBO, NAMES, PAPER_NAMES, ViewComboError, combo_slots,
+                           paper_name, parse_combo)
 
 
 def test_parse_combo_keeps_order_and_rejects_unknown():
@@ -15,10 +16,26 @@ def test_parse_combo_keeps_order_and_rejects_unknown():
 
 
 def test_paper_names_round_trip():
-    for name, combo in PAPER_NAMES.items():
+    assert PAPER_NAMES == {           # the paper's six names; "lax" is the 4-chamber view
+        "CINE_sax": "cine:sax",
+        "CINE_lax-sax": "cine:4ch+sax",
+        "LGE_lax-sax": "lge:sax+4ch",
+        "LGE_lax-sax-2ch-3ch": "lge:sax+4ch+2ch+3ch",
+        "CINE_lax-sax + LGE_lax-sax": "cine:4ch+sax|lge:sax+4ch",
+        "CINE_lax-sax + LGE_lax-sax-2ch-3ch": "cine:4ch+sax|lge:sax+4ch+2ch+3ch",
+    }
+    assert FULL_COMBO == "cine:4ch+sax|lge:sax+4ch+2ch+3ch"
+    # the authors' Figure 4 order along the frame axis: cine lax, cine sax, LGE sax, LGE lax, 2ch, 3ch
+    assert parse_combo(FULL_COMBO) == [("cine", "4ch"), ("cine", "sax"), ("lge", "sax"),
+                                       ("lge", "4ch"), ("lge", "2ch"), ("lge", "3ch")]
+    for name, combo in NAMES.items():
         assert paper_name(combo) == name
-    assert paper_name("cine:4ch+3ch+2ch+sax") == "CINE_lax-sax"  # order-insensitive
-    assert paper_name("lge:4ch") == "lge:4ch"
+    assert len({tuple(sorted(parse_combo(c))) for c in NAMES.values()}) == len(NAMES)  # one name per combo
+    assert set(ABLATION_NAMES).isdisjoint(PAPER_NAMES)
+    assert paper_name("cine:4ch") == "CINE_lax" and paper_name("lge:4ch") == "LGE_lax"
+    assert paper_name("lge:3ch+2ch+4ch+sax|cine:sax+4ch") == "CINE_lax-sax + LGE_lax-sax-2ch-3ch"  # any order
+    assert paper_name("cine:sax+2ch+3ch+4ch") == "cine:sax+2ch+3ch+4ch"   # lax is not 2ch+3ch+4ch
+    assert paper_name("lge:2ch") == "lge:2ch"
 
 
 def fake_row(S=6, T=12, H=4):

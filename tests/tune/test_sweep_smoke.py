@@ -52,7 +52,7 @@ def test_smoke_sweep_end_to_end(workdir, ray_local):
 
     res = CliRunner().invoke(main, ["report", "smoke"])
     assert res.exit_code == 0, res.output
-    assert "| CINE_sax | 4 |" in res.output and "| CINE_lax-sax + LGE_lax-sax | 8 |" in res.output
+    assert "| CINE_sax | 4 |" in res.output and "| cine:sax+2ch+3ch+4ch\\|lge:sax+2ch+3ch+4ch | 8 |" in res.output  # no paper name
 
     again = run_sweep(REPO / "experiments" / "smoke.yaml", resume=True)   # nothing left to do
     assert again["parent_run_id"] == out["parent_run_id"] and again["runs"] == out["runs"]
