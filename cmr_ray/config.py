@@ -122,6 +122,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "scheduler": _f("choice", "none", "early stopping", choices=("none", "asha")),
         "metric": _f("str", "val/rsum", "metric the sweep maximises"),
         "register_model": _f("str", "cmr-clip", "registered model name for the best trial ('' to skip)"),
+        "baselines": _f("list", [], "baselines computed once per sweep, each a child run: zeroshot, simclr",
+                        choices=("zeroshot", "simclr")),
+        "baseline_trial": _f("dict", {}, "dotted key -> value over the experiment's config for the baselines, "
+                             "like one trial (e.g. {data.frames: 16})"),
     },
 }
 
@@ -217,6 +221,8 @@ def _check_value(src, key: str, f: Field, v: Any) -> Any:
     elif f.kind == "list":
         if not isinstance(v, list):
             raise bad("a list")
+        if f.choices and any(x not in f.choices for x in v):
+            raise bad("a list of " + ", ".join(map(str, f.choices)))
     elif f.kind == "dict":
         if not isinstance(v, dict):
             raise bad("a mapping")
@@ -248,6 +254,7 @@ def _check_sweep(src, cfg: dict) -> None:
         if not isinstance(trial, dict):
             raise ConfigError(f"{src}: key 'sweep.trials[{i}]' expected a mapping of dotted keys, got {trial!r}")
         rows += [(f"sweep.trials[{i}]", k, [v]) for k, v in trial.items()]
+    rows += [("sweep.baseline_trial", k, [v]) for k, v in sweep["baseline_trial"].items()]
     for where, key, vals in rows:
         if not isinstance(vals, list) or not vals:
             raise ConfigError(f"{src}: key '{where}.{key}' expected a non-empty list of values, got {vals!r}")

@@ -10,8 +10,9 @@ CMR-CLIP trains with; no left-right flip unless train.hflip) — are pulled toge
 NT-Xent loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
 Representations"): each view's positive is the other view of its clip, the other 2B - 2
 views of the batch are negatives.  The loss is on `encode_video` (tower + projection).
-Same budget as the CLIP run: train.epochs passes over the train split, batch
-train.batch_size x train.workers, AdamW at train.lr with linear warm-up and cosine decay.
+Same budget as the CLIP run: train.steps optimizer steps when that key is set and > 0,
+else train.epochs passes over the train split; batch train.batch_size x train.workers,
+AdamW at train.lr with linear warm-up and cosine decay over those steps.
 A plain single-process torch loop (CPU, or the GPU when train.use_gpu and one exists).
 """
 from __future__ import annotations
@@ -60,6 +61,13 @@ def _schedule(total: int, warmup_fraction: float):
     return f
 
 
+def budget_steps(train: dict, steps_per_epoch: int) -> int:
+    """A CLIP trial's optimizer steps: `train.steps` when set and > 0, else train.epochs
+    passes of `steps_per_epoch`."""
+    steps = int(train.get("steps") or 0)
+    return steps if steps > 0 else int(train["epochs"]) * int(steps_per_epoch)
+
+
 def train_simclr(cfg: dict, store, model=None, temperature: float | None = None, progress: bool = True):
     """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR."""
     import torch
@@ -89,16 +97,18 @@ def train_simclr(cfg: dict, store, model=None, temperature: float | None = None,
         raise ValueError(f"{store}: SimCLR needs at least 2 training studies with {d['views']}, found {len(usable)}")
     batch = max(2, min(int(t["batch_size"]) * int(t["workers"]), len(usable)))
     steps_per_epoch = len(usable) // batch  # drop the last partial batch, as training does
-    epochs = int(t["epochs"])
+    total_steps = budget_steps(t, steps_per_epoch)
+    epochs = -(-total_steps // steps_per_epoch)  # passes over the train split (the last may be partial)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(epochs * steps_per_epoch, float(t["warmup_fraction"])))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total_steps, float(t["warmup_fraction"])))
     rng = np.random.default_rng(seed)
     t0 = time.time()
     for epoch in range(epochs):
         order = rng.permutation(usable)
         total = 0.0
-        for s in range(steps_per_epoch):
+        n_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        for s in range(n_steps):
             rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
             v1, v2 = two_views(rows, d["views"], int(d["frames"]), rng, bool(t.get("hflip", False)))
             z1 = model.encode_video(torch.from_numpy(v1).to(device))
@@ -110,7 +120,8 @@ def train_simclr(cfg: dict, store, model=None, temperature: float | None = None,
             sched.step()
             total += float(loss.detach())
         if progress:
-            print(f"simclr epoch {epoch + 1}/{epochs}: loss {total / max(1, steps_per_epoch):.4f} "
-                  f"({time.time() - t0:.0f} s)", file=sys.stderr)
+            print(f"simclr epoch {epoch + 1}/{epochs}: loss {total / max(1, n_steps):.4f} "
+                  f"(step {epoch * steps_per_epoch + n_steps}/{total_steps}, {time.time() - t0:.0f} s)",
+                  file=sys.stderr)
     model.eval()
     return model

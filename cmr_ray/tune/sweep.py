@@ -8,13 +8,15 @@ Flow: load and expand the experiment (`grid.expand_trials`); start or join Ray
 (loopback-only when local); make sure the clip store exists (generating and preparing the
 synthetic cohort when `data.source` is synthetic); open the MLflow experiment and the
 sweep's parent run, with one SCHEDULED child run per trial; run the trials that are not
-FINISHED yet as a Tune grid (`max_concurrent` from the cluster, optional ASHA); log the
-best trial's model and register it; close the parent run.
+FINISHED yet as a Tune grid (`max_concurrent` from the cluster, optional ASHA); compute
+the sweep's baselines (`sweep.baselines`, once per sweep, each a child run of its own:
+`cmr_ray.tune.baselines`); log the best trial's model and register it; close the parent run.
 
 `--resume` finds the latest parent run of the same sweep (same trial keys) and runs only
 the trials whose child run is not FINISHED, reusing those runs (so each trial has exactly
 one child run) and the Train run of the interrupted attempt (same name and storage, so
-training continues from its last checkpoint).
+training continues from its last checkpoint).  A baseline already FINISHED is not
+computed again.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from cmr_ray import tracking
 from cmr_ray.config import ConfigError, load_config, to_yaml
+from cmr_ray.tune.baselines import expand_baselines, is_baseline_key, run_baselines
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
 
 def say(line: str) -> None:
@@ -159,8 +162,9 @@ def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, ech
     import mlflow
 
     key = f"best/{cfg['sweep']['metric']}"
-    runs = [r for r in tracking.child_runs(c, exp_id, parent_id).values()
-            if r.info.status == "FINISHED" and key in r.data.metrics and r.data.tags.get("cmr.checkpoint_path")]
+    runs = [r for k, r in tracking.child_runs(c, exp_id, parent_id).items()
+            if not is_baseline_key(k) and not r.data.tags.get("cmr.baseline")  # a baseline is never the best trial
+            and r.info.status == "FINISHED" and key in r.data.metrics and r.data.tags.get("cmr.checkpoint_path")]
     if not runs:
         return None
     best = max(runs, key=lambda r: r.data.metrics[key])
@@ -197,13 +201,17 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
               train_fn=None, eval_fn=None, model_loader=None, num_cpus=None, echo=say) -> dict:
     """Run (or resume) the sweep in experiment file `path`.  Returns a summary dict:
     experiment_id, parent_run_id, runs {trial key: run id}, status {trial key: MLflow status},
-    best_run_id.  `train_fn`, `eval_fn`, `model_loader` replace the real training, evaluation
-    and checkpoint loading (tests)."""
+    best_run_id; runs and status also hold each baseline under its key (`baseline-<name>`),
+    and baselines maps baseline name -> run id.  `train_fn`, `eval_fn`, `model_loader`
+    replace the real training, evaluation and checkpoint loading (tests); never the baselines."""
     t0 = time.time()
     cfg = load_config(path, list(overrides))
     trials = expand_trials(cfg, src=str(path))
+    bases = expand_baselines(cfg, src=str(path))
     uri = tracking.resolve_uri(tracking_uri)
-    echo(f"sweep {path}: {len(trials)} trial(s); MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
+    echo(f"sweep {path}: {len(trials)} trial(s)"
+         + (f" and baseline(s) {', '.join(b.name for b in bases)}" if bases else "")
+         + f"; MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
 
     check_existing_store(absolute_paths(cfg))  # a mismatched store fails before any work starts
     from cmr_ray.runtime import init_ray, local_env
@@ -216,14 +224,14 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
         num_cpus = num_cpus or local_cpus()  # the cores, plus slots for Ray Data's tasks
     init_ray(address, num_cpus=num_cpus)
     try:
-        return _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo)
+        return _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo)
     finally:
         if started_ray:
             ray.shutdown()
         echo(f"sweep {path}: wall time {time.time() - t0:.0f} s")
 
 
-def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
+def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
     import ray
     from ray import tune
 
@@ -247,7 +255,7 @@ def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loade
         parent_id = parent.info.run_id
         tracking.set_status(c, parent_id, "RUNNING")
     existing = tracking.child_runs(c, exp_id, parent_id)
-    done = {k for k, r in existing.items() if r.info.status == "FINISHED"}
+    done = {t.key for t in trials if t.key in existing and existing[t.key].info.status == "FINISHED"}
     if resume and parent is not None:
         echo(f"--resume: {len(done)} of {len(trials)} trial(s) already finished; running the other {len(trials) - len(done)}")
 
@@ -305,16 +313,23 @@ def _run(path, cfg, trials, uri, address, resume, train_fn, eval_fn, model_loade
             if status == "KILLED":
                 tracking.set_status(c, parent_id, "KILLED")
 
-    runs = tracking.child_runs(c, exp_id, parent_id)
+    if bases:  # once per sweep, after the trials; a failure is logged and leaves the trials' results alone
+        run_baselines(c, exp_id, parent_id, bases, uri, echo=echo)
+    wanted = {t.key for t in trials} | {b.key for b in bases}
+    runs = {k: r for k, r in tracking.child_runs(c, exp_id, parent_id).items() if k in wanted}
     statuses = {k: r.info.status for k, r in runs.items()}
     best = _log_best_model(c, exp_id, parent_id, cfg, model_loader, echo)
-    failed = [k for k, s in statuses.items() if s != "FINISHED"]
-    tracking.set_status(c, parent_id, "FAILED" if failed else "FINISHED")
+    failed = [k for k, s in statuses.items() if s != "FINISHED" and not is_baseline_key(k)]
+    failed_bases = [k for k, s in statuses.items() if s != "FINISHED" and is_baseline_key(k)]
+    tracking.set_status(c, parent_id, "FAILED" if failed or failed_bases else "FINISHED")
     from cmr_ray.tune.report import render_report
 
     echo(render_report(c, cfg["sweep"]["experiment"]))
-    echo(f"sweep {'finished' if not failed else f'ended with {len(failed)} failed trial(s) (rerun with --resume)'}: "
+    ended = " and ".join(([f"{len(failed)} failed trial(s)"] if failed else [])
+                         + ([f"{len(failed_bases)} failed baseline(s)"] if failed_bases else []))
+    echo(f"sweep {f'ended with {ended} (rerun with --resume)' if ended else 'finished'}: "
          f"MLflow experiment '{cfg['sweep']['experiment']}' (id {exp_id}), parent run {parent_id} in {uri}; "
          f"browse with: cmr-ray ui")
     return dict(experiment_id=exp_id, parent_run_id=parent_id, best_run_id=best,
-                runs={k: r.info.run_id for k, r in runs.items()}, status=statuses)
+                runs={k: r.info.run_id for k, r in runs.items()}, status=statuses,
+                baselines={b.name: runs[b.key].info.run_id for b in bases if b.key in runs})

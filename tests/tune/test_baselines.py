@@ -1,0 +1,168 @@
+"""A sweep's baselines (`sweep.baselines`): the config keys, SimCLR's step budget, the MLflow
+bookkeeping of `run_baselines` (no Ray), and one real sweep whose baselines are computed
+once each as child runs and not again on `--resume` (fake trials, real baselines)."""
+from __future__ import annotations
+
+import pytest
+
+from cmr_ray import tracking
+from cmr_ray.config import ConfigError, load_config
+from conftest import REPO
+
+FULL = "cine:4ch+sax|lge:sax+4ch+2ch+3ch"
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory):
+    from tests.model.fakes import write_tiny_text_model
+
+    return write_tiny_text_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def _exp(tmp_path, sweep: str):
+    p = tmp_path / "exp.yaml"
+    p.write_text(f"base: {REPO / 'experiments' / 'smoke.yaml'}\nsweep: {{experiment: b, {sweep}}}\n")
+    return p
+
+
+def test_config_keys_default_none_and_reject_unknown_names(tmp_path):
+    from cmr_ray.tune.baselines import expand_baselines
+
+    cfg = load_config(REPO / "experiments" / "smoke.yaml")
+    assert cfg["sweep"]["baselines"] == [] and cfg["sweep"]["baseline_trial"] == {}
+    assert expand_baselines(cfg) == []
+    with pytest.raises(ConfigError) as e:
+        load_config(_exp(tmp_path, "baselines: [zeroshot, moco]"))
+    msg = str(e.value)
+    assert "\n" not in msg and "exp.yaml" in msg and "'sweep.baselines'" in msg and "zeroshot, simclr" in msg
+    with pytest.raises(ConfigError, match=r"sweep\.baseline_trial.*data\.framez"):
+        load_config(_exp(tmp_path, "baselines: [zeroshot], baseline_trial: {data.framez: 16}"))
+    with pytest.raises(ConfigError, match=r"sweep\.baseline_trial\.data\.frames"):
+        load_config(_exp(tmp_path, "baselines: [zeroshot], baseline_trial: {data.frames: 0}"))
+
+
+def test_expand_baselines_names_keys_and_config(tmp_path):
+    from cmr_ray.tune.baselines import expand_baselines, is_baseline_key
+
+    cfg = load_config(_exp(tmp_path, f'baselines: [zeroshot, simclr], baseline_trial: {{data.views: "{FULL}", data.frames: 16}}'))
+    zs, sc = expand_baselines(cfg)
+    assert (zs.key, sc.key) == ("baseline-zeroshot", "baseline-simclr") and is_baseline_key(zs.key)
+    assert zs.title == "Zero-shot (untrained tower) · CINE_lax-sax + LGE_lax-sax-2ch-3ch · 16 frames"
+    assert sc.title.startswith("SimCLR (image-only pretraining) · ")
+    assert zs.cfg["data"]["views"] == FULL and zs.cfg["data"]["frames"] == 16 and cfg["data"]["frames"] == 4
+    assert zs.config_key == sc.config_key
+
+
+def test_views_yaml_asks_for_both_baselines_on_the_full_combo_at_16_frames():
+    from cmr_ray.tune.baselines import expand_baselines
+    from cmr_ray.views import paper_name
+
+    bases = expand_baselines(load_config(REPO / "experiments" / "views.yaml"))
+    assert [b.name for b in bases] == ["zeroshot", "simclr"]
+    assert all(b.cfg["data"]["frames"] == 16 and paper_name(b.cfg["data"]["views"]) == paper_name(FULL)
+               for b in bases)
+
+
+def test_simclr_budget_is_train_steps_when_set_else_epochs(tmp_path, tiny_text, capsys):
+    from cmr_ray.eval.simclr import budget_steps, train_simclr
+    from tests.model.fakes import write_fake_store
+
+    assert budget_steps({"epochs": 3}, 5) == 15 and budget_steps({"epochs": 3, "steps": 0}, 5) == 15
+    assert budget_steps({"epochs": 3, "steps": 7}, 5) == 7
+    store = write_fake_store(tmp_path / "store", studies=30, size=16)
+    cfg = load_config(None, {"data.store": store, "data.image_size": 16, "data.views": "cine:sax", "data.frames": 2,
+                             "model.hidden_size": 16, "model.layers": 1, "model.heads": 2, "model.patch_size": 8,
+                             "model.embed_dim": 16, "model.text_model": tiny_text, "train.batch_size": 8,
+                             "train.epochs": 1})
+    cfg["train"]["steps"] = 5  # 2 steps per pass over 21 train studies: 3 passes, the last one partial
+    train_simclr(cfg, store)
+    err = capsys.readouterr().err
+    assert "simclr epoch 3/3" in err and "(step 5/5," in err and "epoch 4" not in err
+
+
+def test_run_baselines_logs_metrics_failures_and_skips_finished(workdir):
+    from cmr_ray.tune.baselines import expand_baselines, run_baselines
+
+    cfg = load_config(_exp(workdir, "baselines: [zeroshot, simclr]"))
+    bases = expand_baselines(cfg)
+    c = tracking.client()
+    exp = tracking.ensure_experiment(c, "b")
+    parent = tracking.start_parent(c, exp, "k", "b", {})
+
+    def job(name, cfg, params_cfg, run_id, uri):
+        if name == "simclr":
+            raise ValueError("store: SimCLR needs at least 2 training studies\nsecond line")
+        return {"test/rsum": 12.5, "probe/acdc_acc": 0.4, "probe/hcm_auc": float("nan")}
+
+    lines = []
+    status = run_baselines(c, exp, parent, bases, c.tracking_uri, echo=lines.append, remote=False, job=job)
+    assert status == {"baseline-zeroshot": "FINISHED", "baseline-simclr": "FAILED"}
+    runs = tracking.child_runs(c, exp, parent)
+    zs, sc = runs["baseline-zeroshot"], runs["baseline-simclr"]
+    assert zs.data.metrics == {"test/rsum": 12.5, "probe/acdc_acc": 0.4}
+    assert zs.data.tags["cmr.baseline"] == "zeroshot" and zs.data.tags["cmr.kind"] == "baseline"
+    assert zs.data.params["data.views"] == cfg["data"]["views"] and "train.epochs" in zs.data.params
+    assert sc.data.tags["cmr.error"] == "ValueError: second line" and sc.data.tags["cmr.outcome"] == "failed"
+    assert any(ln.startswith("baseline simclr: FAILED after") for ln in lines)
+    assert any(ln.startswith("baseline zeroshot: done in") and "test/rsum=12.500" in ln for ln in lines)
+
+    lines.clear()
+    status = run_baselines(c, exp, parent, bases, c.tracking_uri, echo=lines.append, remote=False,
+                           job=lambda *a: {"test/rsum": 1.0})
+    assert status == {"baseline-zeroshot": "FINISHED", "baseline-simclr": "FINISHED"}
+    after = tracking.child_runs(c, exp, parent)
+    assert after["baseline-zeroshot"].info.end_time == zs.info.end_time    # finished: not computed again
+    assert after["baseline-simclr"].info.run_id == sc.info.run_id          # failed: its run reused
+    assert any("baseline zeroshot: already finished" in ln for ln in lines)
+
+
+@pytest.mark.integration
+def test_sweep_computes_each_baseline_once_as_a_child_run(workdir, fakes, ray_local, tiny_text):
+    from cmr_ray.tune import run_sweep
+    from cmr_ray.tune.trainable import store_impressions
+    from tests.model.fakes import write_fake_store
+
+    write_fake_store(workdir / "store", studies=60, size=32)
+    exp = workdir / "basesweep.yaml"
+    exp.write_text(
+        f"base: {REPO / 'experiments' / 'smoke.yaml'}\n"
+        f"data: {{store: store}}\nmodel: {{text_model: {tiny_text}}}\ntrain: {{storage_path: ray_results}}\n"
+        "sweep:\n  experiment: basesweep\n"
+        "  trials: [{data.views: 'cine:sax'}, {data.views: 'cine:sax+4ch|lge:sax'}]\n"
+        "  baselines: [zeroshot, simclr]\n"
+        f"  baseline_trial: {{data.views: '{FULL}', data.frames: 8}}\n")
+    lines = []
+    out = run_sweep(exp, train_fn=fakes.fake_train, eval_fn=fakes.fake_eval, model_loader=fakes.fake_loader,
+                    echo=lines.append)
+    c = tracking.client()
+    kids = c.search_runs([out["experiment_id"]], f"tags.`mlflow.parentRunId` = '{out['parent_run_id']}'")
+    bases = {r.data.tags["cmr.baseline"]: r for r in kids if "cmr.baseline" in r.data.tags}
+    assert len(kids) == 4 and set(bases) == {"zeroshot", "simclr"}
+    assert c.get_run(out["parent_run_id"]).info.status == "FINISHED"
+    assert out["best_run_id"] not in {r.info.run_id for r in bases.values()}
+    assert out["baselines"] == {n: r.info.run_id for n, r in bases.items()}
+    for name, r in bases.items():
+        assert r.info.status == "FINISHED" and r.data.tags["cmr.trial_key"] == f"baseline-{name}"
+        assert r.info.run_name.endswith("· CINE_lax-sax + LGE_lax-sax-2ch-3ch · 8 frames")
+        assert r.data.params["data.views"] == FULL and r.data.params["data.frames"] == "8"
+        assert r.data.params["train.epochs"] == "2" and r.data.params["model.text_model"] == tiny_text
+        assert {"test/t2v_r5", "test/rsum", "probe/acdc_acc", "probe/hcm_auc"} <= set(r.data.metrics)
+        assert not any(k.startswith("baseline/") for k in r.data.metrics)  # a trial's keys, unprefixed
+        arts = {a.path for a in c.list_artifacts(r.info.run_id)} | {a.path for a in c.list_artifacts(r.info.run_id, "eval")}
+        assert {"config.yaml", "eval/tables.md", "eval/retrieval.csv", "eval/probe_acdc.csv"} <= arts
+        assert sum(ln.startswith(f"baseline {name}: done in") for ln in lines) == 1
+    assert bases["zeroshot"].info.run_name.startswith("Zero-shot (untrained tower)")
+    impressions = [t.encode() for t in store_impressions(str(workdir / "store"))]
+    blob = b"".join(p.read_bytes() for p in (workdir / "mlartifacts").rglob("*") if p.is_file())
+    assert impressions and not any(t in blob for t in impressions)
+
+    lines.clear()
+    again = run_sweep(exp, resume=True, train_fn=fakes.fake_train, eval_fn=fakes.fake_eval,
+                      model_loader=fakes.fake_loader, echo=lines.append)
+    assert again["parent_run_id"] == out["parent_run_id"] and again["runs"] == out["runs"]
+    assert "--resume: 2 of 2 trial(s) already finished; running the other 0" in lines
+    assert not any(": done in" in ln for ln in lines)
+    for name, r in bases.items():
+        assert f"baseline {name}: already finished (run {r.info.run_id}); not computed again" in lines
+        assert c.get_run(r.info.run_id).info.end_time == r.info.end_time
+    assert len(c.search_runs([out["experiment_id"]])) == 5
