@@ -7,9 +7,13 @@ run's `EpochClock`.  Per step: AdamW on the contrastive loss with global negativ
 (`contrastive_step`), learning rate by linear warm-up then cosine decay.  Per epoch,
 rank 0 embeds the whole validation split, reports `val/loss` and the retrieval metrics
 (`val/rsum`, `val/t2v_r5`, ...) and a checkpoint; the other workers report their metrics
-without one.  On start, `ray.train.get_checkpoint()` (set by Ray after a worker failure,
-or when a run is started again with the same name and storage) restores model, optimizer,
-scheduler and the epoch counter.  bf16 autocast on GPU, fp32 on CPU.
+without one.  Learning is checked (`cmr_ray.train.collapse`): every epoch also reports
+`train/loss_ratio` = train/loss / ln(global batch) (about 1: every pair scores alike, the
+run learned nothing) and rank 0 `val/video_spread`, the spread of the validation video
+embeddings (0: they all collapsed to one point).  On start, `ray.train.get_checkpoint()`
+(set by Ray after a worker failure, or when a run is started again with the same name and
+storage) restores model, optimizer, scheduler and the epoch counter.  bf16 autocast on
+GPU, fp32 on CPU.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from cmr_ray.model import ClipLoss, build_model, contrastive_step
+from cmr_ray.train import collapse
 from cmr_ray.train.checkpoint import MODEL_FILE, save_checkpoint
 from cmr_ray.train.data import iter_clip_batches, to_unit
 
@@ -97,7 +102,15 @@ def validate(model, val_batches: list[dict], cfg, global_batch: int, device, aut
     out = {f"val/{k}": float(x) for k, x in retrieval_metrics((t @ v.T).numpy()).items()}
     out["val/loss"] = float(np.mean(losses)) if losses else float("nan")
     out["val/studies"] = len(v)
+    out["val/video_spread"] = video_spread(v)
     return out
+
+
+def video_spread(v: torch.Tensor) -> float:
+    """Root of the total variance of L2-normalised embeddings [N, D] = sqrt(1 - |mean|²):
+    0 when all N are one vector (collapse), 1 when their mean is zero."""
+    v = torch.nn.functional.normalize(v.float(), dim=-1)
+    return float(v.var(dim=0, unbiased=False).sum().clamp(min=0).sqrt()) if len(v) > 1 else float("nan")
 
 
 def _fault_hook(hook: dict | None, epoch: int, rank: int) -> None:
@@ -177,9 +190,13 @@ def train_loop_per_worker(config: dict) -> None:
             model.clamp_logit_scale_()
             seen += len(video)
         train_time = time.perf_counter() - t0
+        train_loss = _mean_over_workers(float(np.mean(losses)) if losses else float("nan"), device)
         metrics = {
             "epoch": epoch + 1,
-            "train/loss": _mean_over_workers(float(np.mean(losses)) if losses else float("nan"), device),
+            "train/loss": train_loss,
+            # / ln(batch × accum × workers): the candidates per row; masked duplicate impressions
+            # make it fewer, so this is approximate (a collapsed run can sit a little under 1)
+            "train/loss_ratio": collapse.loss_ratio(train_loss, collapse.global_batch(cfg)),
             "train/lr": float(scheduler.get_last_lr()[0]),
             "train/logit_scale": float(model.logit_scale()),
             "train/samples_per_s": seen * world / max(train_time, 1e-9),
@@ -190,7 +207,8 @@ def train_loop_per_worker(config: dict) -> None:
                 val_batches = load_val(ray.train.get_dataset_shard("val"), batch)
             metrics.update(validate(model, val_batches, cfg, batch * world, device, autocast))
             metrics["time/epoch_s"] = time.perf_counter() - t0
-            history.append({k: metrics[k] for k in ("epoch", "train/loss", "val/loss", "val/rsum")})
+            history.append({k: metrics[k] for k in ("epoch", "train/loss", "train/loss_ratio", "val/loss", "val/rsum",
+                                                    "val/video_spread")})
             with tempfile.TemporaryDirectory(prefix="cmr-ckpt-") as d:
                 save_checkpoint(d, model, optimizer, scheduler, epoch + 1, cfg, metrics, history)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))

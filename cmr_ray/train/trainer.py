@@ -13,6 +13,10 @@ Datasets (train split across workers, val whole for rank 0), checkpoints kept by
 restarting from the last checkpoint.  Starting a run again with the same name and storage
 path continues from its latest checkpoint (Ray Train keeps a snapshot of the reported
 checkpoints under STORAGE/NAME).  Joins a running Ray, or starts a loopback-only one.
+
+Learning is checked: each epoch's console line shows train/loss as a fraction of
+ln(global batch), and at the end a run whose verdict (`cmr_ray.train.collapse`) is
+`collapsed` or `slow` gets a WARNING line naming it.
 """
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ def _progress_callback(epochs: int):
             if "val/rsum" not in m:
                 return
             where = f" -> {checkpoint.path}" if checkpoint is not None else ""
-            print(f"[cmr-ray train] epoch {m['epoch']}/{epochs}  train/loss {m['train/loss']:.4f}  "
+            ratio = f" ({m['train/loss_ratio']:.2f} ln B)" if "train/loss_ratio" in m else ""
+            print(f"[cmr-ray train] epoch {m['epoch']}/{epochs}  train/loss {m['train/loss']:.4f}{ratio}  "
                   f"val/loss {m['val/loss']:.4f}  val/rsum {m['val/rsum']:.1f}  "
                   f"{m['train/samples_per_s']:.0f} samples/s  {time.time() - self.t0:.0f}s{where}", flush=True)
 
@@ -123,6 +128,27 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options={"train": exec_opts}),
     )
     try:
-        return trainer.fit()
+        result = trainer.fit()
     finally:
         ray.kill(clock)
+    _say_learning(result, cfg, name or tr["name"], progress)
+    return result
+
+
+def _say_learning(result, cfg: dict, run: str, progress: bool) -> dict | None:
+    """The end-of-run learning verdict: a WARNING line when collapsed or slow (always), the
+    verdict itself with `progress`.  Judged on the final epoch's report."""
+    from cmr_ray.train.collapse import collapse_verdict, global_batch, warning_line
+
+    if getattr(result, "error", None) is not None:
+        return None
+    try:
+        verdict = collapse_verdict([dict(result.metrics or {})], global_batch(cfg))
+    except ValueError:  # no finite train/loss reported: nothing to judge
+        return None
+    line = warning_line(run, verdict)
+    if line:
+        print(f"[cmr-ray train] {line}", flush=True)
+    elif progress:
+        print(f"[cmr-ray train] run {run} learned: {verdict['reason']}", flush=True)
+    return verdict

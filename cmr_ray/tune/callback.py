@@ -6,6 +6,11 @@ per-epoch metrics with `step=epoch`, the final metrics (`test/…`, `probe/…`)
 trial reports `final=1`, and the run's status (RUNNING, then FINISHED or FAILED).  A
 trial stopped early by the scheduler ends FINISHED with the tag `cmr.outcome=stopped_early`.
 It also prints one progress line per epoch.
+
+Learning is checked: from the final report's verdict (`run_trial`, `cmr_ray.train.collapse`)
+the run gets the tags `cmr.learning` (`learned`, `slow` or `collapsed`) and `cmr.collapsed`
+(`1`/`0`), `train/loss_ratio` at the final epoch (logged here if the epochs did not report
+it), and the sweep console a WARNING line when the trial collapsed or learned too slowly.
 """
 from __future__ import annotations
 
@@ -14,9 +19,9 @@ import time
 from ray.tune import Callback
 
 from cmr_ray import tracking
-from cmr_ray.tune.trainable import FINAL, HISTORY
+from cmr_ray.tune.trainable import FINAL, HISTORY, LEARNING
 
-SHOWN = ("train/loss", "val/loss", "val/rsum")
+SHOWN = ("train/loss", "train/loss_ratio", "val/loss", "val/rsum")
 EPOCH_PREFIXES = ("train/", "val/")  # per-epoch keys: never logged again by the final report
 
 
@@ -76,12 +81,28 @@ class MlflowTrialCallback(Callback):
                 self.client.set_tag(p["run_id"], "cmr.checkpoint_path", str(result["checkpoint_path"]))
             shown = {k: result[k] for k in ("test/rsum", "probe/hcm_auc") if k in result}
             self.echo(f"{self._tag(p)}: evaluated " + "  ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+            self._learning(p, result)
             return
         epoch = self._log_epoch(p, result)
         if epoch is None:
             return
         shown = "  ".join(f"{k}={result[k]:.3f}" for k in SHOWN if isinstance(result.get(k), (int, float)))
         self.echo(f"{self._tag(p)}: epoch {epoch}  {shown}")
+
+    def _learning(self, p, result) -> None:
+        """Tags `cmr.learning`/`cmr.collapsed`, the final `train/loss_ratio`, a WARNING unless learned."""
+        state = result.get(LEARNING)
+        if state is None:
+            return
+        self.client.set_tag(p["run_id"], "cmr.learning", str(state))
+        self.client.set_tag(p["run_id"], "cmr.collapsed", "1" if state == "collapsed" else "0")
+        ratio, epoch = result.get("train/loss_ratio"), result.get(f"{LEARNING}_epoch")
+        if isinstance(ratio, (int, float)) and isinstance(epoch, (int, float)) and \
+                tracking.max_step(self.client, p["run_id"], "train/loss_ratio") < int(epoch):
+            tracking.log_metrics(self.client, p["run_id"], {"train/loss_ratio": ratio}, step=int(epoch))
+        if state != "learned":
+            what = "COLLAPSED (learned nothing)" if state == "collapsed" else "learned too slowly"
+            self.echo(f"{self._tag(p)}: WARNING: {what}: {result.get(f'{LEARNING}_reason', '')}")
 
     def _log_epoch(self, p, metrics) -> int | None:
         """Log one epoch's metrics with step=epoch, unless that epoch is in MLflow already."""

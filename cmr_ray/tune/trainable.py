@@ -11,6 +11,11 @@ it evaluates the best checkpoint (by `sweep.metric`) with `eval_fn` (default
 `cmr_ray.eval.evaluate`), logs the eval tables/plots and the resolved config as the
 trial's MLflow artifacts (after checking they hold no report text), and reports the
 final metrics with `final=1`.  The driver's MLflow callback logs every metric.
+
+Learning is checked: the final report carries the run's verdict from its per-epoch
+history (`cmr_ray.train.collapse`): `learning` ('learned', 'slow' or 'collapsed'),
+`learning_reason` (one line), `learning_epoch` and `train/loss_ratio` (final epoch's
+train/loss / ln(global batch)); the callback makes them MLflow tags and a WARNING line.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from pathlib import Path
 
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
 HISTORY = "epoch_history"  # in the final report: the epochs the Train run still knows
+LEARNING = "learning"  # in the final report: 'learned' | 'slow' | 'collapsed' (cmr_ray.train.collapse)
 TEXT_SUFFIXES = (".md", ".csv", ".json", ".txt", ".yaml", ".yml", ".html", ".svg", ".tsv")
 
 
@@ -61,6 +67,18 @@ def epoch_history(result) -> list[dict]:
         if isinstance(m.get("epoch"), (int, float)):
             rows[int(m["epoch"])] = {k: v for k, v in m.items() if isinstance(v, (int, float))}
     return [rows[e] for e in sorted(rows)]
+
+
+def learning_report(history: list[dict], cfg: dict) -> dict:
+    """The final report's learning keys from the per-epoch history; {} when there is no train/loss."""
+    from cmr_ray.train.collapse import collapse_verdict, global_batch
+
+    try:
+        v = collapse_verdict(history, global_batch(cfg))
+    except ValueError:
+        return {}
+    return {LEARNING: v["learning"], f"{LEARNING}_reason": v["reason"], f"{LEARNING}_epoch": v["epoch"],
+            "train/loss_ratio": v["loss_ratio"]}
 
 
 def store_impressions(store: str, min_len: int = 24) -> list[str]:
@@ -129,6 +147,7 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
     finally:
         shutil.rmtree(out, ignore_errors=True)
     final[HISTORY] = epoch_history(result)
+    final.update(learning_report(final[HISTORY], cfg))
     final.setdefault(metric, best.get(metric, float("nan")))  # Tune's schedulers expect it in every result
     final[f"best/{metric}"] = best.get(metric, float("nan"))
     final["best/epoch"] = best.get("epoch", -1)
