@@ -120,7 +120,7 @@ def build_video_tower(cfg: dict) -> nn.Module:
     kind = cfg["model"].get("video", "timesformer")
     common = dict(image_size=sizes["image_size"], patch_size=sizes["patch_size"],
                   hidden_size=sizes["hidden_size"], layers=sizes["layers"], heads=sizes["heads"],
-                  pool=cfg["model"].get("pool", "cls"),
+                  pool=cfg["model"].get("pool", "cls"), input_norm=cfg["model"].get("input_norm", "none"),
                   grad_checkpointing=bool(cfg["model"].get("grad_checkpointing", False)))
     if kind == "framemean":
         return FrameMeanTower(**common)

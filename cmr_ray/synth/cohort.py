@@ -28,10 +28,10 @@ from cmr_ray.synth.phantom import Phantom
 from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
 from cmr_ray.synth.report import write_report
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression
 LABEL_FIELDS = [
     "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", "pathology", "comorbidities",
-    "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "transmurality",
+    "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "scar_levels", "transmurality",
     "wma", "lge_pattern", "rv_scale", "atria_scale", "effusion_mm", "heart_rate", "t_es", "sex", "age",
     "vendor", "enhanced", "compression", "field_t", "fov_mm", "noise", "yaw_deg", "pitch_deg", "roll_deg",
     "inplane_deg", "lax_tilt_deg", "ti_ms", "study_dir", "n_files",
@@ -109,7 +109,7 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) 
         "comorbidities": ";".join(p.comorbidities), "ef": measured["ef"], "ef_target": round(p.ef_target, 1),
         "lv_edv_ml": round(measured["lv_edv_ml"], 1), "lv_esv_ml": round(measured["lv_esv_ml"], 1),
         "lv_edd_mm": measured["lv_edd_mm"], "wall_mm": measured["wall_mm"], "septal_mm": round(p.septal_mm, 1),
-        "territory": p.territory, "transmurality": round(p.transmurality, 3), "wma": round(p.wma, 3),
+        "territory": p.territory, "scar_levels": "+".join(p.scar_levels), "transmurality": round(p.transmurality, 3), "wma": round(p.wma, 3),
         "lge_pattern": p.lge_pattern, "rv_scale": round(p.rv_scale, 3), "atria_scale": round(p.atria_scale, 3),
         "effusion_mm": round(p.effusion_mm, 1), "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
         "sex": p.sex, "age": p.age, "vendor": p.vendor, "enhanced": int(p.enhanced), "compression": p.compression,

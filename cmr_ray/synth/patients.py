@@ -32,6 +32,14 @@ LABELS = {
     "rv": (0, 0, 0, 0, "RV"),
 }
 TERRITORIES = ("LAD", "LCx", "RCA")
+LEVELS = ("basal", "mid", "apical")  # thirds of the LV long axis, as the AHA segments group them
+# contiguous runs of levels an infarct spans, and how often, per territory: the LAD's
+# infarcts reach the apex, the LCx's and RCA's the base (Cerqueira et al. 2002, AHA 17-segment model)
+SCAR_LEVELS = {
+    "LAD": {("mid", "apical"): 0.4, ("apical",): 0.25, ("basal", "mid", "apical"): 0.2, ("mid",): 0.15},
+    "LCx": {("basal", "mid"): 0.4, ("basal",): 0.25, ("mid",): 0.2, ("basal", "mid", "apical"): 0.15},
+    "RCA": {("basal", "mid"): 0.4, ("basal",): 0.25, ("mid",): 0.2, ("basal", "mid", "apical"): 0.15},
+}
 VENDORS = {"GE": 0.35, "Siemens": 0.30, "Philips": 0.20, "UKB": 0.15}
 COMPRESSIONS = ("rle", "jpeg2000", "jpegls")
 
@@ -89,6 +97,7 @@ class Patient:
     ef_target: float  # EF the remote myocardium would give; the reported EF is measured
     # disease specifics
     territory: str = ""
+    scar_levels: tuple = ()  # the LEVELS an infarct spans (base to apex); seen on LGE SAX slices and LAX views
     transmurality: float = 0.0
     wma: float = 1.0  # contraction left in the infarct territory (1 = normal)
     lge_pattern: str = "none"
@@ -167,6 +176,9 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
     if path == "icm":
         p.lv_edd_mm, p.ef_target = _u(rng, 52, 70), _u(rng, 30, 55)
         p.territory = TERRITORIES[int(rng.choice(3, p=[0.5, 0.2, 0.3]))]
+        runs = SCAR_LEVELS[p.territory]
+        extent = np.random.default_rng([seed, index, 2])  # its own stream: other draws stay as they were
+        p.scar_levels = list(runs)[int(extent.choice(len(runs), p=np.array(list(runs.values()))))]
         p.transmurality = _u(rng, 0.5, 1.0)
         p.wma = _u(rng, 0.0, 0.25) if p.transmurality > 0.7 else _u(rng, 0.25, 0.55)
         p.lge_pattern = "transmural" if p.transmurality > 0.75 else "subendocardial"

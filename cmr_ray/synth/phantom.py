@@ -38,6 +38,7 @@ TERRITORY = {  # angle centre, half-width (deg), z range as a fraction of LV len
     "RCA": (290.0, 45.0, (-0.75, 0.05), False),
 }
 LONG_RATIO = 0.5  # longitudinal shortening as a fraction of radial shortening
+LEVEL_Z = {"basal": (-0.33, 0.05), "mid": (-0.67, -0.33), "apical": (-1.3, -0.67)}  # z / LV length
 AORTA_RADIUS = 12.0
 HEART_ORIGIN = np.array([10.0, 20.0, 30.0])  # LPS mm, centre of the LV base plane
 
@@ -139,6 +140,10 @@ class Phantom:
         if not self.p.territory:
             return np.zeros_like(phi)
         centre, half, (zlo, zhi), cap = TERRITORY[self.p.territory]
+        levels = self.p.scar_levels
+        if levels:  # the infarct's own extent along the long axis (patients.SCAR_LEVELS)
+            zlo, zhi = LEVEL_Z[levels[-1]][0], LEVEL_Z[levels[0]][1]
+            cap = cap and "apical" in levels
         t = _ang_window(phi, centre, half) * _window(zn, zlo, zhi, 0.06)
         if cap:
             t = np.maximum(t, _window(zn, -2.0, -0.72, 0.06))

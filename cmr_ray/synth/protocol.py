@@ -24,7 +24,7 @@ from cmr_ray.synth.phantom import Phantom
 
 PRESETS = {
     # size: pixels; slices: SAX stack; phases: cine; fov_scale: x patient.fov_mm
-    "small": dict(size=96, slices=6, phases=12, flow_phases=6, t1_slices=1, fov_scale=1.0, thickness=8.0),
+    "small": dict(size=96, slices=10, phases=12, flow_phases=6, t1_slices=1, fov_scale=1.0, thickness=8.0),
     "paper": dict(size=256, slices=12, phases=25, flow_phases=20, t1_slices=3, fov_scale=1.5, thickness=7.0),
 }
 VIEWS = ("sax", "2ch", "3ch", "4ch")

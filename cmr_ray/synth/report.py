@@ -14,11 +14,21 @@ import datetime as dt
 
 from cmr_ray.synth.patients import Patient
 
-TERRITORY_WALLS = {
-    "LAD": "mid-to-apical anterior wall, anteroseptum and apex",
-    "LCx": "basal to mid anterolateral and inferolateral walls",
-    "RCA": "basal to mid inferior wall and inferoseptum",
+TERRITORY_WALLS = {  # the walls each coronary territory supplies (without the levels)
+    "LAD": "anterior wall and anteroseptum",
+    "LCx": "anterolateral and inferolateral walls",
+    "RCA": "inferior wall and inferoseptum",
 }
+
+
+def territory_walls(p: Patient) -> str:
+    """Where an infarct lies, levels included: 'basal to mid inferior wall and inferoseptum'.
+    The levels are the patient's own (patients.SCAR_LEVELS): seeing them takes the LGE SAX
+    slices at those levels, or the long-axis views."""
+    levels = p.scar_levels or ("mid", "apical")
+    span = levels[0] if len(levels) == 1 else f"{levels[0]} to {levels[-1]}"
+    walls = f"{span} {TERRITORY_WALLS[p.territory]}"
+    return walls + (", and the apex" if p.territory == "LAD" and "apical" in levels else "")
 INDICATION = {
     "normal": ["atypical chest pain", "palpitations", "abnormal ECG", "exertional dyspnea", "family history of cardiomyopathy"],
     "dcm": ["reduced ejection fraction on echocardiography", "new heart failure", "exertional dyspnea"],
@@ -62,7 +72,7 @@ def _lge_findings(p: Patient, rng) -> tuple[str, str | None]:
     """(findings sentence, impression sentence or None)."""
     pat = p.lge_pattern
     if pat in ("subendocardial", "transmural"):
-        walls = TERRITORY_WALLS[p.territory]
+        walls = territory_walls(p)
         depth = "transmural (>75%)" if pat == "transmural" else "subendocardial (<50%)" if p.transmurality < 0.55 else "subendocardial (50-75%)"
         viable = "non-viable" if pat == "transmural" else "likely viable"
         return (f"There is {depth} late gadolinium enhancement of the {walls}, in the {p.territory} territory, "
@@ -122,7 +132,7 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         lv.append(_pick(rng, [f"Wall thickness is normal (maximal {wall:.0f} mm).", f"Normal wall thickness, {wall:.0f} mm."]))
     if p.territory:
         motion = "akinesis" if p.wma < 0.25 else "hypokinesis"
-        lv.append(f"There is {motion} of the {TERRITORY_WALLS[p.territory]}.")
+        lv.append(f"There is {motion} of the {territory_walls(p)}.")
     elif ef < 50:
         lv.append("There is global hypokinesis without a regional wall motion abnormality.")
     else:
@@ -162,6 +172,8 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         items.append(rv.replace("The right ventricle is", "Right ventricle").rstrip("."))
     if p.effusion_mm > 0:
         items.append(f"{'Small' if p.effusion_mm < 5 else 'Moderate'} pericardial effusion ({p.effusion_mm:.0f} mm)")
+    if p.atria_scale > 1.04:  # seen on the long-axis views only: the SAX stack lies below the atria
+        items.append("Biatrial enlargement" if p.atria_scale > 1.2 else "Mild left atrial enlargement")
     if p.pathology == "normal" or (not lge_imp and rng.random() < 0.5):
         items.append(_pick(rng, ["No late gadolinium enhancement", "No evidence of myocardial infarction, infiltration or fibrosis"]))
     order = list(rng.permutation(len(items)))

@@ -38,6 +38,23 @@ from cmr_ray.train.checkpoint import MODEL_FILE, save_checkpoint
 from cmr_ray.train.data import iter_clip_batches, to_unit
 
 
+def plan_steps(tr: dict, n_train: int, world: int = 1) -> tuple[int, int, int]:
+    """(steps per epoch, epochs, total optimizer steps) of a run.
+
+    `train.steps` > 0 budgets the run in optimizer steps: every trial of a sweep then takes
+    the same number of steps whatever its clip length or split size, and the last epoch
+    stops when the budget is spent.  `train.steps: 0` keeps `train.epochs` full epochs."""
+    batch, accum = int(tr["batch_size"]), int(tr["accum_steps"])
+    per_epoch = (int(n_train) // world) // (batch * accum)
+    if per_epoch < 1:
+        raise ValueError(f"train split has {n_train} studies: fewer than train.workers × train.batch_size × "
+                         f"train.accum_steps = {world * batch * accum}; lower train.batch_size")
+    steps = int(tr.get("steps") or 0)
+    if steps > 0:
+        return per_epoch, -(-steps // per_epoch), steps
+    return per_epoch, int(tr["epochs"]), int(tr["epochs"]) * per_epoch
+
+
 def warmup_cosine(total_steps: int, warmup_fraction: float):
     warm = int(round(total_steps * warmup_fraction))
 
@@ -144,13 +161,9 @@ def train_loop_per_worker(config: dict) -> None:
     model = ddp.module if hasattr(ddp, "module") else ddp
     optimizer = make_optimizer(model, cfg)
     batch, accum = int(tr["batch_size"]), int(tr["accum_steps"])
-    steps_per_epoch = (n_train // world) // (batch * accum)
-    if steps_per_epoch < 1:
-        raise ValueError(f"train split has {n_train} studies: fewer than train.workers × train.batch_size × "
-                         f"train.accum_steps = {world * batch * accum}; lower train.batch_size")
-    epochs = int(tr["epochs"])
+    steps_per_epoch, epochs, total_steps = plan_steps(tr, n_train, world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(epochs * steps_per_epoch, float(tr["warmup_fraction"])))
+        optimizer, warmup_cosine(total_steps, float(tr["warmup_fraction"])))
     loss_fn = ClipLoss(mask_duplicates=bool(tr["mask_duplicate_impressions"]))
 
     start_epoch, history, last_metrics = 0, [], {}
@@ -176,9 +189,12 @@ def train_loop_per_worker(config: dict) -> None:
         t0, losses, seen = time.perf_counter(), [], 0
         shard = ray.train.get_dataset_shard("train")
         batches = iter_clip_batches(shard, batch * accum, train=True, seed=int(tr["seed"]), epoch=epoch)
+        budget = total_steps - epoch * steps_per_epoch  # the last epoch of a step budget is partial
         for step, b in enumerate(batches):
             if step == 0:
                 _fault_hook(hook, epoch, rank)
+            if step >= budget:  # drain the shard (every worker ends the epoch alike), no more steps
+                continue
             video = to_unit(b["video"], device)
             micro = [(video[i:i + batch], b["texts"][i:i + batch], b["iid"][i:i + batch].to(device))
                      for i in range(0, len(video), batch)]

@@ -101,7 +101,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     from cmr_ray.model.text import load_text_encoder
     from cmr_ray.train.data import EpochClock, clip_dataset
     from cmr_ray.train.loopback import torch_config
-    from cmr_ray.train.loop import train_loop_per_worker
+    from cmr_ray.train.loop import plan_steps, train_loop_per_worker
 
     load_text_encoder(cfg["model"]["text_model"], config_only=True)  # fail here, in one line, if it is missing
     tr = cfg["train"]
@@ -122,7 +122,8 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
                                                checkpoint_score_attribute="val/rsum",
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=int(tr["max_failures"])),
-            callbacks=([_progress_callback(int(tr["epochs"]))] if progress else []) + list(callbacks or []),
+            callbacks=([_progress_callback(plan_steps(tr, n_train, int(tr["workers"]))[1])] if progress else [])
+            + list(callbacks or []),
         ),
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=["train"], execution_options={"train": exec_opts}),

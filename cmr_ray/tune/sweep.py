@@ -74,7 +74,10 @@ def check_store_matches(cfg: dict, info: dict, cohort: dict | None = None) -> No
                             f"{data['image_size']}; point data.store elsewhere or delete it")
     if data["source"] != "synthetic" or not cohort:
         return
-    want = {"studies": data["synth_studies"], "seed": data["synth_seed"], "preset": data["synth_preset"]}
+    from cmr_ray.synth.cohort import FORMAT_VERSION
+
+    want = {"studies": data["synth_studies"], "seed": data["synth_seed"], "preset": data["synth_preset"],
+            "format_version": FORMAT_VERSION}  # a cohort of an older generator is another cohort
     bad = [k for k in want if cohort.get(k) != want[k]]
     if bad:
         raise StoreMismatch(f"data.store {store}: its synthetic cohort ({cohort_dir(store)}) has "

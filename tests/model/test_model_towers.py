@@ -164,3 +164,36 @@ def test_paper_preset_sizes(tiny_cfg):
     assert s == {**PAPER_VIDEO, "image_size": 224}
     assert (s["hidden_size"], s["layers"], s["heads"], s["patch_size"], s["max_frames"]) == (768, 12, 12, 16, 64)
     assert video_sizes(tiny_cfg)["max_frames"] == 4
+
+
+def test_standardised_input_ignores_the_scanner_gain_and_spreads_the_untrained_embeddings():
+    """model.input_norm='clip' (the default): a clip times a gain embeds the same, and the
+    untrained tower's embeddings of different clips differ more than with raw grey levels
+    (raw: nearly one point, the plateau of issue 14)."""
+    from torch.nn import functional as F
+
+    from cmr_ray.model.video import standardise
+
+    x = torch.rand(8, 4, 32, 32) * 0.3
+    norm, raw = tower(input_norm="clip"), tower(input_norm="none")
+    assert torch.allclose(norm(x), norm(0.5 * x), atol=5e-3)  # up to the 1e-3 in the std
+    assert torch.allclose(standardise(x).mean(dim=(1, 2, 3)), torch.zeros(8), atol=1e-5)
+    assert torch.equal(standardise(x, "none"), x)
+
+    def spread(t):
+        e = F.normalize(t(x), dim=-1)
+        return float((1 - e.mean(0).norm() ** 2).sqrt())
+
+    assert spread(norm) > 2 * spread(raw)
+    with pytest.raises(ValueError, match="input_norm"):
+        tower(input_norm="batch")
+
+
+def test_build_model_takes_input_norm_from_the_config():
+    from cmr_ray.config import load_config
+    from cmr_ray.model.clip import build_video_tower
+
+    cfg = load_config(None, {"data.image_size": 32, "model.hidden_size": 32, "model.heads": 2})
+    assert cfg["model"]["input_norm"] == "clip" and build_video_tower(cfg).input_norm == "clip"
+    cfg["model"]["input_norm"] = "none"
+    assert build_video_tower(cfg).input_norm == "none"

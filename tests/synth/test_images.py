@@ -142,3 +142,55 @@ def test_icm_scar_lies_in_its_territory(zoo):
     off = np.abs((a - centre + 180) % 360 - 180)
     assert a.size > 10 and np.mean(off <= half + 15) > 0.9
     assert p.territory in r["report"]
+
+
+@pytest.mark.parametrize("territory,levels", [("RCA", ("basal",)), ("LAD", ("mid", "apical"))])
+def test_infarct_spans_its_own_levels_and_the_report_names_them(territory, levels):
+    """Issue 14: an infarct's extent along the long axis is the patient's own and the
+    impression states it, so seeing it takes the LGE SAX slices at those levels."""
+    import numpy.random as npr
+
+    from cmr_ray.synth.geometry import sax_planes
+    from cmr_ray.synth.patients import sample_patient
+    from cmr_ray.synth.phantom import LEVEL_Z
+    from cmr_ray.synth.protocol import sax_levels
+    from cmr_ray.synth.report import write_report
+
+    p = sample_patient(3, 0, pathology="icm")
+    p.territory, p.transmurality, p.lge_pattern, p.scar_levels = territory, 0.9, "transmural", levels
+    ph = Phantom(p)
+    heights = sax_levels(ph, 10)
+    inside, outside = [], []
+    for plane, z in zip(sax_planes(ph.frame, heights, 0.3 * ph.R0, p.fov_mm, 96, p.inplane), heights):
+        img, m = ph.render(plane, "lge", masks=True)
+        myo = m["lv_myo"] > 0.9
+        bright = float((img[myo] > 0.6).mean()) if myo.any() else 0.0
+        zn = z / ph.L0
+        level = next(name for name, (lo, hi) in LEVEL_Z.items() if lo - 1e-9 <= zn <= hi + 1e-9)
+        near_edge = any(abs(zn - edge) < 0.08 for name in levels for edge in LEVEL_Z[name])
+        if level in levels and not near_edge:
+            inside.append(bright)
+        elif level not in levels and not near_edge:
+            outside.append(bright)
+    assert inside and outside
+    assert min(inside) > 0.05 and max(outside) < 0.01, (inside, outside)
+    measured = {"ef": 40, "lv_edd_mm": 60.0, "wall_mm": 9.0, "lv_edv_ml": 180.0}
+    text, _ = write_report(p, measured, npr.default_rng(0))
+    impression = text.split("mpression")[-1] if "mpression" in text else text.split("IMPRESSION")[-1]
+    span = levels[0] if len(levels) == 1 else f"{levels[0]} to {levels[-1]}"
+    assert f"{span} " in impression and territory in impression
+
+
+def test_atrial_enlargement_is_in_the_impression():
+    """Seen on long-axis views only: the impression says it when the atria are enlarged."""
+    import numpy.random as npr
+
+    from cmr_ray.synth.patients import sample_patient
+    from cmr_ray.synth.report import write_report
+
+    measured = {"ef": 60, "lv_edd_mm": 45.0, "wall_mm": 15.0, "lv_edv_ml": 110.0}
+    p = sample_patient(3, 1, pathology="amyloid")
+    p.atria_scale = 1.3
+    assert "Biatrial enlargement" in write_report(p, measured, npr.default_rng(0))[0].split("IMPRESSION")[-1].split("mpression")[-1]
+    p.atria_scale = 1.0
+    assert "atrial enlargement" not in write_report(p, measured, npr.default_rng(0))[0]

@@ -116,12 +116,12 @@ def clips(cls, gen):
     return (0.2 + 0.6 * disk + 0.1 * torch.randn(disk.shape, generator=gen)).clamp(0, 1)
 
 
-def train_tiny(text_model, lr: float, steps: int = 100, every: int = 10) -> list[dict]:
+def train_tiny(text_model, lr: float, steps: int = 100, every: int = 10, input_norm: str = "clip") -> list[dict]:
     """Per-'epoch' history (`every` steps each) of a tiny CMRClip trained on the class clips.
 
-    Mean pooling and τ = 0.07: with the CLS token at τ = 0.05 this tiny tower sat on the
-    plateau (loss ln 15, one masked duplicate per row) for all of 40 steps, as the cine
-    trials of issue 14 did."""
+    The config's defaults otherwise (CLS pooling, τ = 0.05): with raw grey levels
+    (`input_norm="none"`) this tower sits on the plateau at ln(batch), as the cine trials of
+    issue 14 did; standardised clips (the default) leave it."""
     import torch
 
     from cmr_ray.config import load_config
@@ -130,7 +130,7 @@ def train_tiny(text_model, lr: float, steps: int = 100, every: int = 10) -> list
 
     cfg = load_config(None, {"data.image_size": SIZE, "data.frames": FRAMES, "model.hidden_size": 32,
                              "model.layers": 1, "model.heads": 2, "model.patch_size": 16, "model.embed_dim": 16,
-                             "model.pool": "mean", "model.temperature": 0.07, "model.text_model": text_model,
+                             "model.input_norm": input_norm, "model.text_model": text_model,
                              "train.batch_size": BATCH})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 2-core machine shared with other work: one thread is the fastest
@@ -163,6 +163,17 @@ def test_tiny_model_learns_well_below_ln_batch(tiny_text_model):
     v = collapse_verdict(history, BATCH)
     assert history[-1]["train/loss"] < 0.6 * math.log(BATCH), history
     assert v["learning"] == "learned", v
+
+
+def test_raw_grey_levels_stay_on_the_plateau(tiny_text_model):
+    """The cause of issue 14's collapsed trials: without standardised input the same run
+    does not leave ln(batch) (the test above is its control)."""
+    raw = train_tiny(tiny_text_model, lr=3e-3, steps=40, input_norm="none")
+    std = train_tiny(tiny_text_model, lr=3e-3, steps=40)
+    # measured: 0.976 against 0.631 x ln(batch) after 40 steps (raw leaves the plateau ~step 60)
+    assert raw[-1]["train/loss"] > 0.95 * math.log(BATCH), raw
+    assert std[-1]["train/loss"] < 0.8 * math.log(BATCH), std
+    assert collapse_verdict(raw, BATCH)["learning"] == "collapsed"
 
 
 def test_untrained_model_is_collapsed(tiny_text_model):

@@ -104,3 +104,15 @@ def test_studies_missing_a_view_are_left_out(tmp_path):
     assert list(out["study_key"]) == ["s00001", "s00002"] and out["video"].shape == (2, 4, 32, 32)
     none = sample_rows(table.slice(0, 1), "cine:sax|lge:sax", 4, train=False)
     assert none["video"].shape == (0, 4, 32, 32)
+
+
+def test_plan_steps_budgets_in_optimizer_steps():
+    from cmr_ray.train.loop import plan_steps
+
+    tr = {"batch_size": 64, "accum_steps": 1, "epochs": 10, "steps": 0}
+    assert plan_steps(tr, 538) == (8, 10, 80)                  # epochs: whole epochs
+    assert plan_steps({**tr, "steps": 150}, 538) == (8, 19, 150)  # steps: the last epoch is partial
+    assert plan_steps({**tr, "steps": 16}, 538) == (8, 2, 16)
+    assert plan_steps({**tr, "steps": 150}, 538, world=2) == (4, 38, 150)
+    with pytest.raises(ValueError, match="fewer than"):
+        plan_steps(tr, 50)

@@ -7,7 +7,7 @@ import pytest
 
 from cmr_ray import tracking
 from cmr_ray.config import ConfigError, load_config
-from conftest import REPO
+from tests.tune.conftest import REPO
 
 FULL = "cine:4ch+sax|lge:sax+4ch+2ch+3ch"
 

@@ -6,10 +6,11 @@ import json
 import pytest
 
 from cmr_ray.config import ConfigError, load_config
+from cmr_ray.synth.cohort import FORMAT_VERSION
 from cmr_ray.tune.sweep import check_store_matches, existing_store_info
 
 INFO = {"image_size": 64, "counts": {"studies": 398, "excluded": 2}}
-COHORT = {"studies": 400, "seed": 0, "preset": "small", "files": 46767}
+COHORT = {"studies": 400, "seed": 0, "preset": "small", "files": 46767, "format_version": FORMAT_VERSION}
 
 
 def _cfg(**over):
@@ -31,6 +32,11 @@ def test_another_cohort_or_frame_size_is_one_clear_line(over, words):
     msg = str(e.value)
     assert "\n" not in msg and "data.store" in msg
     assert all(w in msg for w in words), msg
+
+
+def test_a_cohort_of_an_older_generator_is_another_cohort():
+    with pytest.raises(ConfigError, match="format_version 1"):
+        check_store_matches(_cfg(), INFO, {**COHORT, "format_version": 1})
 
 
 def test_a_store_prepared_by_hand_or_from_dicom_is_taken_as_it_is():
