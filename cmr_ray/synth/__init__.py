@@ -39,7 +39,7 @@ Series (`protocol`, `dicomio`): cine SAX stack, cine 2ch/3ch/4ch, LGE SAX stack,
 names in GE, Siemens, Philips or UK Biobank style.  About 10% of studies (half the
 Philips ones) store cine and LGE as Enhanced MR multi-frame; about 10% use a lossless
 compressed transfer syntax (RLE, JPEG 2000 or JPEG-LS).  Presets: ``small`` (96 px,
-6 slices x 12 phases, 127 images = 127 files per study, 18 files for an Enhanced MR study)
+10 slices x 12 phases, 179 images = 179 files per study, 18 files for an Enhanced MR study)
 and ``paper`` (256 px, 12 slices x 25 phases, 416 images per study, as the paper's Table 2).
 
 Limits: a phantom, not anatomy: smooth ellipsoids, no papillary muscles, trabeculae,

@@ -58,6 +58,18 @@ def _progress_callback(epochs: int):
     return Progress()
 
 
+def _ingest_options():
+    """Ray Train's default ingest options with the order kept (with the seeded shuffle: the
+    same batches on every run).  Built here rather than by `DataConfig.default_ingest_options()`,
+    which passes the deprecated `exclude_resources` (a RayDeprecationWarning in every trial's
+    log; it is removed after January 2027)."""
+    from ray.data import DataContext, ExecutionOptions
+
+    ctx = DataContext.get_current().execution_options
+    return ExecutionOptions(resource_limits=ctx.resource_limits, preserve_order=True,
+                            verbose_progress=ctx.verbose_progress)
+
+
 def check_inputs(cfg: dict) -> tuple[int, int]:
     """Rows of the train and val splits; one clear line when training cannot start."""
     from cmr_ray.data.reader import StoreError
@@ -107,8 +119,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     tr = cfg["train"]
     clock = EpochClock.remote()
     datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}
-    exec_opts = DataConfig.default_ingest_options()
-    exec_opts.preserve_order = True  # with the seeded shuffle: the same batches on every run
+    exec_opts = _ingest_options()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg, "n_train": n_train, "clock": clock, "fault_hook": fault_hook},

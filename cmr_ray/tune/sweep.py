@@ -160,6 +160,17 @@ def _scheduler(cfg: dict):
     )
 
 
+def _result_loggers() -> list:
+    """Tune's CSV and JSON result files (`ExperimentAnalysis` and `ResultGrid` read them),
+    without its TensorBoardX logger: that one warns on every trial's final result, whose
+    `epoch_history` (a list, for the MLflow callback) it cannot log.  Tune adds all three
+    unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set, which only the driver reads."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    return [CSVLoggerCallback(), JsonLoggerCallback()]
+
+
 def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, echo) -> str | None:
     """Log (and register) the model of the finished trial with the best `best/<metric>`."""
     import mlflow
@@ -299,7 +310,7 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
             run_config=tune.RunConfig(
                 name=f"sweep-{cfg['sweep']['experiment']}-{parent_id[:8]}-{int(time.time())}",
                 storage_path=absolute_paths(cfg)["train"]["storage_path"],
-                callbacks=[callback], verbose=0,
+                callbacks=[callback, *_result_loggers()], verbose=0,
             ),
         )
         try:

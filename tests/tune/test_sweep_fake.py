@@ -56,8 +56,8 @@ def test_fake_sweep_logs_one_parent_and_one_child_per_trial(workdir, fakes, ray_
     # the report renders from MLflow alone
     res = CliRunner().invoke(main, ["report", str(exp)])
     assert res.exit_code == 0, res.output
-    assert "| CINE_sax | 4 |" in res.output and "| cine:sax+2ch+3ch+4ch\\|lge:sax+2ch+3ch+4ch | 8 |" in res.output  # no paper name
-    assert "cine:sax+4ch\\|lge:sax" in res.output  # a combo without a paper name, escaped for Markdown
+    assert "| CINE_sax | 4 |" in res.output and "| CINE_lax-sax + LGE_lax-sax-2ch-3ch | 8 |" in res.output
+    assert "| cine:sax+2ch\\|lge:sax | 4 |" in res.output  # a combo without a paper name, escaped for Markdown
 
 
 def _proc_children(pid: int) -> set[int]:

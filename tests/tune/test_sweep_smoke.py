@@ -28,8 +28,7 @@ def test_smoke_sweep_end_to_end(workdir, ray_local):
     assert {r.info.status for r in runs} == {"FINISHED"}
     for r in kids:
         assert r.data.params["data.store"] == "cmr_store/smoke" and r.data.params["train.epochs"] == "2"
-        assert r.data.params["data.views"] in ("cine:sax", "cine:sax+4ch|lge:sax",
-                                               "cine:sax+2ch+3ch+4ch|lge:sax+2ch+3ch+4ch")
+        assert r.data.params["data.views"] in ("cine:sax", "cine:sax+2ch|lge:sax", "cine:4ch+sax|lge:sax+4ch+2ch+3ch")
         m = r.data.metrics
         for k in ("test/t2v_r5", "test/t2v_r10", "test/t2v_r50", "test/v2t_r5", "test/rsum",
                   "probe/nicm_acc", "probe/acdc_acc", "best/val/rsum"):
@@ -52,7 +51,9 @@ def test_smoke_sweep_end_to_end(workdir, ray_local):
 
     res = CliRunner().invoke(main, ["report", "smoke"])
     assert res.exit_code == 0, res.output
-    assert "| CINE_sax | 4 |" in res.output and "| cine:sax+2ch+3ch+4ch\\|lge:sax+2ch+3ch+4ch | 8 |" in res.output  # no paper name
+    # (a 2-epoch trial may carry the collapse mark after its name: "CINE_sax ⚠ collapsed")
+    assert "| CINE_sax" in res.output and "| CINE_lax-sax + LGE_lax-sax-2ch-3ch" in res.output
+    assert "| cine:sax+2ch\\|lge:sax" in res.output  # no paper name, escaped for Markdown
 
     again = run_sweep(REPO / "experiments" / "smoke.yaml", resume=True)   # nothing left to do
     assert again["parent_run_id"] == out["parent_run_id"] and again["runs"] == out["runs"]

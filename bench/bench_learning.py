@@ -1,0 +1,136 @@
+"""Does a configuration learn, and how fast?  One trial's training without Ray, in minutes.
+
+    .venv/bin/python bench/bench_learning.py --store cmr_store/synthetic-small --steps 150
+    .venv/bin/python bench/bench_learning.py --store S --views cine:sax --set model.input_norm=none
+    .venv/bin/python bench/bench_learning.py --store S --set train.lr=0.002 --set model.temperature=0.1
+
+Loads the store's train/val/test splits into memory (`load_split`), then trains the model
+of `experiments/views.yaml` (plus `--set` overrides) with the platform's own parts: clip
+assembly and frame sampling (`make_clip`), augmentation, `build_model`, `contrastive_step`
+with `ClipLoss`, AdamW with `warmup_cosine` over `--steps` optimizer steps.  Prints:
+  - the loss every `--log` steps beside ln(batch) (`ratio`: 1.0 is the plateau where every
+    pair scores alike; issue 14's pass mark is 0.85);
+  - before and after training, on the test split: RSUM (chance is printed: the sum of
+    min(k, n)/n over R@5/10/50, both directions), a 5-class (ACDC) logistic-regression
+    probe on the L2-normalised video embeddings fitted on train + val (C = 1), and the
+    spread of the test embeddings (`train.loop.video_spread`: 0 is one point);
+  - one JSON line with the figures, for tables.
+This is how the views sweep's learning rate, temperature and step budget were chosen
+(README, "How the budget was chosen"): the sweep itself costs 40 minutes, this a minute.
+Not a replacement for the sweep's evaluation (`cmr_ray.eval`: CV-chosen probes, both
+retrieval directions' full metrics), only a quick, comparable look at learning.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from cmr_ray.config import load_config
+    from cmr_ray.data.clips import make_clip
+    from cmr_ray.data.reader import load_split
+    from cmr_ray.eval.retrieval import retrieval_metrics
+    from cmr_ray.model import ClipLoss, build_model, contrastive_step
+    from cmr_ray.model.ids import impression_id
+    from cmr_ray.train.augment import augment_clip
+    from cmr_ray.train.loop import make_optimizer, video_spread, warmup_cosine
+    from cmr_ray.views import FULL_COMBO, combo_slots
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--experiment", default=str(ROOT / "experiments" / "views.yaml"))
+    ap.add_argument("--views", default=FULL_COMBO)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], help="config override, as the CLI's --set")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    cfg = load_config(a.experiment, [f"data.views={a.views}", f"data.frames={a.frames}", *a.set])
+    batch = int(cfg["train"]["batch_size"])
+    slots = combo_slots(a.views)
+    rows = {s: [r for r in load_split(a.store, slots, s) if all(r.get(x) is not None for x in slots)]
+            for s in ("train", "val", "test")}
+    n_test = len(rows["test"])
+    chance = 2 * sum(min(k, n_test) / n_test for k in (5, 10, 50)) * 100
+    print(f"{a.views} at {a.frames} frames; studies {({k: len(v) for k, v in rows.items()})}; "
+          f"chance RSUM {chance:.1f}; ln({batch}) = {math.log(batch):.3f}; overrides {a.set}", flush=True)
+    torch.manual_seed(a.seed)
+    model = build_model(cfg)
+
+    def clips(rs, rng=None):
+        out = []
+        for r in rs:
+            c = make_clip(r, a.views, a.frames, rng)
+            out.append(augment_clip(c, rng) if rng is not None else c)
+        return torch.from_numpy(np.stack(out)).float() / 255.0
+
+    @torch.no_grad()
+    def embed(rs):
+        model.eval()
+        vs, ts = [], []
+        for i in range(0, len(rs), 64):
+            v, t, _ = model(clips(rs[i:i + 64]), [r["impression"] for r in rs[i:i + 64]])
+            vs.append(v), ts.append(t)
+        model.train()
+        return torch.cat(vs), torch.cat(ts)
+
+    def look(tag: str) -> dict:
+        fit = rows["train"] + rows["val"]
+        vf, _ = embed(fit)
+        vt, tt = embed(rows["test"])
+        rsum = retrieval_metrics((tt @ vt.T).numpy())["rsum"]
+        clf = LogisticRegression(max_iter=2000, class_weight="balanced").fit(vf.numpy(), [r["label_acdc"] for r in fit])
+        acc = float((clf.predict(vt.numpy()) == np.array([r["label_acdc"] for r in rows["test"]])).mean())
+        spread = video_spread(vt)
+        print(f"{tag}: test RSUM {rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}", flush=True)
+        return {"rsum": rsum, "acc": acc, "spread": spread}
+
+    before = look("untrained")
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(a.steps, float(cfg["train"]["warmup_fraction"])))
+    loss_fn = ClipLoss(mask_duplicates=bool(cfg["train"]["mask_duplicate_impressions"]), gather=False)
+    rng = np.random.default_rng(a.seed)
+    train, losses, t0, lnb = rows["train"], [], time.perf_counter(), math.log(batch)
+    while len(losses) < a.steps:
+        perm = rng.permutation(len(train))
+        for i in range(0, len(train) - batch + 1, batch):
+            b = [train[j] for j in perm[i:i + batch]]
+            texts = [r["impression"] for r in b]
+            ids = torch.tensor([impression_id(t) for t in texts])
+            opt.zero_grad(set_to_none=True)
+            losses.append(contrastive_step(model, loss_fn, [(clips(b, rng), texts, ids)]))
+            opt.step()
+            sched.step()
+            model.clamp_logit_scale_()
+            if len(losses) % a.log == 0:
+                m = float(np.mean(losses[-a.log:]))
+                print(f"step {len(losses)}  loss {m:.3f}  ratio {m / lnb:.3f}  {time.perf_counter() - t0:.0f} s", flush=True)
+            if len(losses) >= a.steps:
+                break
+    secs = time.perf_counter() - t0
+    after = look("trained")
+    final = float(np.mean(losses[-10:]))
+    print(json.dumps({"views": a.views, "frames": a.frames, "steps": a.steps, "overrides": a.set,
+                      "final_loss_ratio": round(final / lnb, 3), "chance_rsum": round(chance, 1),
+                      "before": before, "after": after, "train_s": round(secs, 1)}))
+
+
+if __name__ == "__main__":
+    main()
