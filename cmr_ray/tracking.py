@@ -135,10 +135,14 @@ def start_parent(c: MlflowClient, exp_id: str, sweep_key: str, name: str, params
     return run.info.run_id
 
 
+def children(c: MlflowClient, exp_id: str, parent_id: str) -> list:
+    """Every child run of this parent, newest first."""
+    return _search(c, exp_id, f"tags.`mlflow.parentRunId` = '{parent_id}'")
+
+
 def child_runs(c: MlflowClient, exp_id: str, parent_id: str) -> dict[str, Any]:
     """Trial key -> child run of this parent."""
-    runs = _search(c, exp_id, f"tags.`mlflow.parentRunId` = '{parent_id}'")
-    return {r.data.tags.get("cmr.trial_key"): r for r in runs}
+    return {r.data.tags.get("cmr.trial_key"): r for r in children(c, exp_id, parent_id)}
 
 
 def ensure_child(c: MlflowClient, exp_id: str, parent_id: str, trial, existing: dict | None = None) -> str:

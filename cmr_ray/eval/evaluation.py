@@ -100,11 +100,23 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
     return metrics, extras, notes
 
 
+def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metrics: dict) -> None:
+    """The evaluation's files in `out`: the tables (`tables.md` under `header`, one .md and
+    .csv per table), `notes.txt` and `metrics.json` (NaN as null)."""
+    from cmr_ray.eval.tables import write_tables
+
+    text = write_tables(tables, out, notes)
+    (out / "tables.md").write_text(header + "\n\n" + text)
+    (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
+    (out / "metrics.json").write_text(json.dumps(
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}, indent=1))
+
+
 def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: bool = True) -> dict:
     """`evaluate` for a model already in memory (same outputs)."""
     from cmr_ray.config import to_yaml
     from cmr_ray.eval import plots
-    from cmr_ray.eval.tables import METHOD_NAMES, build_tables, prefix, write_tables
+    from cmr_ray.eval.tables import METHOD_NAMES, build_tables, prefix
 
     baselines = check_baselines(baselines)
     check_eval_config(cfg)
@@ -137,11 +149,7 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
     test = extras["ours"]["test"]
     header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
               f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    text = write_tables(tables, out, notes)
-    (out / "tables.md").write_text(header + "\n\n" + text)
-    (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
-    (out / "metrics.json").write_text(json.dumps(
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}, indent=1))
+    write_outputs(out, header, tables, notes, metrics)
     if cfg["eval"]["plots"]:
         if "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
             _say("eval: zero-shot embeddings for the t-SNE figure", progress)

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from cmr_ray.train.budget import budget_steps
+
 DEFAULT_TEMPERATURE = 0.1
 
 
@@ -59,13 +61,6 @@ def _schedule(total: int, warmup_fraction: float):
             return (step + 1) / warm
         return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
     return f
-
-
-def budget_steps(train: dict, steps_per_epoch: int) -> int:
-    """A CLIP trial's optimizer steps: `train.steps` when set and > 0, else train.epochs
-    passes of `steps_per_epoch`."""
-    steps = int(train.get("steps") or 0)
-    return steps if steps > 0 else int(train["epochs"]) * int(steps_per_epoch)
 
 
 def train_simclr(cfg: dict, store, model=None, temperature: float | None = None, progress: bool = True):

@@ -88,9 +88,13 @@ def collapse_verdict(history: list[dict], batch: int) -> dict:
             "reason": reason}
 
 
+def what_happened(state: str) -> str:
+    """The words for a run that did not learn: 'COLLAPSED (learned nothing)' or 'learned too slowly'."""
+    return "COLLAPSED (learned nothing)" if state == "collapsed" else "learned too slowly"
+
+
 def warning_line(run: str, verdict: dict) -> str | None:
     """A console WARNING naming the run, or None when it learned."""
     if verdict["learning"] == "learned":
         return None
-    what = "COLLAPSED (learned nothing)" if verdict["collapsed"] else "learned too slowly"
-    return f"WARNING: run {run} {what} by epoch {verdict['epoch']}: {verdict['reason']}"
+    return f"WARNING: run {run} {what_happened(verdict['learning'])} by epoch {verdict['epoch']}: {verdict['reason']}"

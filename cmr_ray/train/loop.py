@@ -34,25 +34,9 @@ import torch.distributed as dist
 
 from cmr_ray.model import ClipLoss, build_model, contrastive_step
 from cmr_ray.train import collapse
+from cmr_ray.train.budget import plan_steps
 from cmr_ray.train.checkpoint import MODEL_FILE, save_checkpoint
 from cmr_ray.train.data import iter_clip_batches, to_unit
-
-
-def plan_steps(tr: dict, n_train: int, world: int = 1) -> tuple[int, int, int]:
-    """(steps per epoch, epochs, total optimizer steps) of a run.
-
-    `train.steps` > 0 budgets the run in optimizer steps: every trial of a sweep then takes
-    the same number of steps whatever its clip length or split size, and the last epoch
-    stops when the budget is spent.  `train.steps: 0` keeps `train.epochs` full epochs."""
-    batch, accum = int(tr["batch_size"]), int(tr["accum_steps"])
-    per_epoch = (int(n_train) // world) // (batch * accum)
-    if per_epoch < 1:
-        raise ValueError(f"train split has {n_train} studies: fewer than train.workers × train.batch_size × "
-                         f"train.accum_steps = {world * batch * accum}; lower train.batch_size")
-    steps = int(tr.get("steps") or 0)
-    if steps > 0:
-        return per_epoch, -(-steps // per_epoch), steps
-    return per_epoch, int(tr["epochs"]), int(tr["epochs"]) * per_epoch
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):

@@ -113,7 +113,8 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     from cmr_ray.model.text import load_text_encoder
     from cmr_ray.train.data import EpochClock, clip_dataset
     from cmr_ray.train.loopback import torch_config
-    from cmr_ray.train.loop import plan_steps, train_loop_per_worker
+    from cmr_ray.train.budget import plan_steps
+    from cmr_ray.train.loop import train_loop_per_worker
 
     load_text_encoder(cfg["model"]["text_model"], config_only=True)  # fail here, in one line, if it is missing
     tr = cfg["train"]

@@ -71,14 +71,12 @@ def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> di
     """Build (and for simclr pretrain) the baseline's model, evaluate it like a trial, and
     write its tables (`tables.md`, one .md/.csv per table), `metrics.json` and `notes.txt`
     to out_dir.  Returns the unprefixed metrics."""
-    import json
-    import math
     from pathlib import Path
 
     import torch
 
-    from cmr_ray.eval.evaluation import check_eval_config, evaluate_method, fresh_model
-    from cmr_ray.eval.tables import build_tables, prefix, write_tables
+    from cmr_ray.eval.evaluation import check_eval_config, evaluate_method, fresh_model, write_outputs
+    from cmr_ray.eval.tables import build_tables, prefix
 
     if cfg["train"].get("torch_threads"):
         torch.set_num_threads(int(cfg["train"]["torch_threads"]))
@@ -93,13 +91,9 @@ def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> di
     out = Path(out_dir)
     tables = build_tables({prefix(name) + k: v for k, v in metrics.items()}, [name],
                           cfg["eval"]["few_shot"], cfg["eval"]["probes"])
-    text = write_tables(tables, out, notes)
     header = (f"{baseline_title(name, cfg)}. Test split: {len(extras['test'])} studies; probes fitted on "
               f"{extras['n_fit']} train+val studies; views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    (out / "tables.md").write_text(header + "\n\n" + text)
-    (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
-    (out / "metrics.json").write_text(json.dumps(
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}, indent=1))
+    write_outputs(out, header, tables, notes, metrics)
     return metrics
 
 

@@ -101,8 +101,9 @@ class MlflowTrialCallback(Callback):
                 tracking.max_step(self.client, p["run_id"], "train/loss_ratio") < int(epoch):
             tracking.log_metrics(self.client, p["run_id"], {"train/loss_ratio": ratio}, step=int(epoch))
         if state != "learned":
-            what = "COLLAPSED (learned nothing)" if state == "collapsed" else "learned too slowly"
-            self.echo(f"{self._tag(p)}: WARNING: {what}: {result.get(f'{LEARNING}_reason', '')}")
+            from cmr_ray.train.collapse import what_happened
+
+            self.echo(f"{self._tag(p)}: WARNING: {what_happened(state)}: {result.get(f'{LEARNING}_reason', '')}")
 
     def _log_epoch(self, p, metrics) -> int | None:
         """Log one epoch's metrics with step=epoch, unless that epoch is in MLflow already."""

@@ -31,6 +31,7 @@ import math
 from typing import NamedTuple
 
 from cmr_ray import paper, tracking
+from cmr_ray.train.collapse import LEARNED_MAX_RATIO as MAX_LOSS_RATIO
 from cmr_ray.views import FULL_COMBO, paper_name, parse_combo
 
 RETRIEVAL = [("T2V R@5", "test/t2v_r5"), ("T2V R@10", "test/t2v_r10"), ("T2V R@50", "test/t2v_r50"),
@@ -40,7 +41,6 @@ PROBES = [("NICM", "nicm"), ("ICM", "icm"), ("AMYL", "amyl"), ("HCM", "hcm"), ("
 PROBE_STATS = [("Acc", "acc"), ("AUC", "auc"), ("F1", "f1")]
 BASELINES = {"zeroshot": paper.ZEROSHOT, "simclr": paper.SIMCLR}   # tag value -> row name
 LOSS_RATIO = "train/loss_ratio"
-MAX_LOSS_RATIO = 0.85        # issue 14: every trial's final train loss at most 0.85 × ln(batch)
 MIN_ACC_GAP = 0.05           # trained > SimCLR > Zero-shot, each by at least this (5-class accuracy)
 COLLAPSED = " ⚠ collapsed"
 
@@ -129,12 +129,6 @@ def table5(trials, baselines: dict | None = None) -> str:
     return _table(head + [h for h, _ in cols], rows)
 
 
-def _children(c, exp_id: str, parent_id: str) -> list:
-    # Not tracking.child_runs: that is keyed by `cmr.trial_key`, which baselines need not carry.
-    return c.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
-                         max_results=5000, order_by=["attributes.start_time DESC"])
-
-
 def sweep_runs(c, experiment: str, parent_id: str | None = None) -> SweepRuns:
     """(parent run, FINISHED trials in trial order, {baseline: latest FINISHED run}) of the
     experiment's latest sweep, or of `parent_id`."""
@@ -144,7 +138,8 @@ def sweep_runs(c, experiment: str, parent_id: str | None = None) -> SweepRuns:
     parent = c.get_run(parent_id) if parent_id else tracking.latest_parent(c, exp.experiment_id)
     if parent is None:
         raise LookupError(f"experiment '{experiment}' has no sweep runs at {c.tracking_uri}")
-    done = [r for r in _children(c, exp.experiment_id, parent.info.run_id) if r.info.status == "FINISHED"]
+    # every child, newest first (not child_runs' dict: one run per cmr.trial_key, which hand-made runs may lack)
+    done = [r for r in tracking.children(c, exp.experiment_id, parent.info.run_id) if r.info.status == "FINISHED"]
     trials = [r for r in done if not _baseline(r)]
     trials.sort(key=lambda r: int(r.data.tags.get("cmr.trial_index", 0)))
     baselines: dict = {}

@@ -107,7 +107,7 @@ def test_studies_missing_a_view_are_left_out(tmp_path):
 
 
 def test_plan_steps_budgets_in_optimizer_steps():
-    from cmr_ray.train.loop import plan_steps
+    from cmr_ray.train.budget import plan_steps
 
     tr = {"batch_size": 64, "accum_steps": 1, "epochs": 10, "steps": 0}
     assert plan_steps(tr, 538) == (8, 10, 80)                  # epochs: whole epochs
