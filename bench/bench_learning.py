@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_learning.py --store cmr_store/synthetic-small --steps 150
     .venv/bin/python bench/bench_learning.py --store S --views cine:sax --set model.input_norm=none
     .venv/bin/python bench/bench_learning.py --store S --set train.lr=0.002 --set model.temperature=0.1
+    .venv/bin/python bench/bench_learning.py --store S --frames 16 --simclr    # the SimCLR baseline
 
 Loads the store's train/val/test splits into memory (`load_split`), then trains the model
 of `experiments/views.yaml` (plus `--set` overrides) with the platform's own parts: clip
@@ -11,14 +12,15 @@ with `ClipLoss`, AdamW with `warmup_cosine` over `--steps` optimizer steps.  Pri
   - the loss every `--log` steps beside ln(batch) (`ratio`: 1.0 is the plateau where every
     pair scores alike; issue 14's pass mark is 0.85);
   - before and after training, on the test split: RSUM (chance is printed: the sum of
-    min(k, n)/n over R@5/10/50, both directions), a 5-class (ACDC) logistic-regression
-    probe on the L2-normalised video embeddings fitted on train + val (C = 1), and the
-    spread of the test embeddings (`train.loop.video_spread`: 0 is one point);
+    min(k, n)/n over R@5/10/50, both directions), the evaluation's own probes
+    (`cmr_ray.eval.probe.probe_tasks`: scaled, CV-chosen logistic regression fitted on
+    train + val; 5-class accuracy and the binary labels' AUC), and the spread of the test
+    embeddings (`train.loop.video_spread`: 0 is one point); `--steps 0` stops there;
   - one JSON line with the figures, for tables.
 This is how the views sweep's learning rate, temperature and step budget were chosen
 (README, "How the budget was chosen"): the sweep itself costs 40 minutes, this a minute.
-Not a replacement for the sweep's evaluation (`cmr_ray.eval`: CV-chosen probes, both
-retrieval directions' full metrics), only a quick, comparable look at learning.
+Not a replacement for the sweep's evaluation (both retrieval directions' full metrics,
+per-view embeddings), only a quick, comparable look at learning.
 """
 from __future__ import annotations
 
@@ -37,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     import torch
-    from sklearn.linear_model import LogisticRegression
 
     from cmr_ray.config import load_config
     from cmr_ray.data.clips import make_clip
     from cmr_ray.data.reader import load_split
+    from cmr_ray.eval.probe import TASKS, probe_tasks
     from cmr_ray.eval.retrieval import retrieval_metrics
     from cmr_ray.model import ClipLoss, build_model, contrastive_step
     from cmr_ray.model.ids import impression_id
@@ -58,6 +60,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--simclr", action="store_true", help="pretrain image-only (the SimCLR baseline) instead")
     ap.add_argument("--set", action="append", default=[], help="config override, as the CLI's --set")
     a = ap.parse_args()
 
@@ -96,13 +99,29 @@ def main() -> None:
         vf, _ = embed(fit)
         vt, tt = embed(rows["test"])
         rsum = retrieval_metrics((tt @ vt.T).numpy())["rsum"]
-        clf = LogisticRegression(max_iter=2000, class_weight="balanced").fit(vf.numpy(), [r["label_acdc"] for r in fit])
-        acc = float((clf.predict(vt.numpy()) == np.array([r["label_acdc"] for r in rows["test"]])).mean())
+        labels = {split: {t: [r.get(f"label_{t}") for r in rs] for t in TASKS}
+                  for split, rs in (("fit", fit), ("test", rows["test"]))}
+        m, _, _ = probe_tasks(vf.numpy(), labels["fit"], vt.numpy(), labels["test"], TASKS)
+        acc = m["acdc_acc"]
         spread = video_spread(vt)
-        print(f"{tag}: test RSUM {rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}", flush=True)
-        return {"rsum": rsum, "acc": acc, "spread": spread}
+        print(f"{tag}: test RSUM {rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}  "
+              + "  ".join(f"{t} AUC {m[t + '_auc']:.2f}" for t in TASKS[:-1]), flush=True)
+        return {"rsum": rsum, "acc": acc, "spread": spread, **{k: round(v, 3) for k, v in m.items()}}
 
     before = look("untrained")
+    if a.steps == 0:
+        print(json.dumps({"views": a.views, "frames": a.frames, "steps": 0, "chance_rsum": round(chance, 1),
+                          "before": before}))
+        return
+    if a.simclr:  # the sweep's SimCLR baseline, with this run's step budget
+        from cmr_ray.eval.simclr import train_simclr
+
+        t0 = time.perf_counter()
+        cfg["train"]["steps"] = a.steps
+        train_simclr(cfg, a.store, model=model.train(), progress=False)
+        print(json.dumps({"views": a.views, "frames": a.frames, "steps": a.steps, "simclr": True,
+                          "before": before, "after": look("simclr"), "train_s": round(time.perf_counter() - t0, 1)}))
+        return
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(a.steps, float(cfg["train"]["warmup_fraction"])))
     loss_fn = ClipLoss(mask_duplicates=bool(cfg["train"]["mask_duplicate_impressions"]), gather=False)

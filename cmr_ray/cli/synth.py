@@ -9,7 +9,7 @@ import click
 @click.option("--studies", type=click.IntRange(min=1), default=800, show_default=True, help="number of studies")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="same seed, same bytes")
 @click.option("--preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="small: 96 px, 6x12 cine SAX, 127 images/study; paper: 256 px, 12x25, 416 images/study")
+              help="small: 96 px, 10x12 cine SAX, about 163 images/study; paper: 256 px, 12x25, 416 images/study")
 @click.option("--workers", type=click.IntRange(min=1), help="processes (default: all cores)")
 @click.option("--overwrite", is_flag=True, help="replace an existing, different cohort in OUT")
 def synth_cmd(out, studies, seed, preset, workers, overwrite):

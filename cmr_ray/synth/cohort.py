@@ -28,7 +28,7 @@ from cmr_ray.synth.phantom import Phantom
 from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
 from cmr_ray.synth.report import write_report
 
-FORMAT_VERSION = 2  # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression
+FORMAT_VERSION = 3  # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease ranges
 LABEL_FIELDS = [
     "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", "pathology", "comorbidities",
     "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "scar_levels", "transmurality",

@@ -106,6 +106,11 @@ class Patient:
     rv_contraction: float = 0.18
     atria_scale: float = 1.0
     effusion_mm: float = 0.0
+    # body habitus (the chest around the heart): size relative to the reference chest,
+    # subcutaneous fat, and where the heart sits in it (mm, patient x and y)
+    body_scale: float = 1.0
+    fat_mm: float = 12.0
+    body_shift: tuple = (0.0, 0.0)
     phi: dict = field(default_factory=dict)
 
     def labels(self) -> dict:
@@ -157,24 +162,25 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
         seed=seed, index=index, pathology=path, comorbidities=(), sex=sex, age=age,
         vendor=vendor, enhanced=bool(enhanced), compression=compression,
         field_t=1.5 if vendor == "UKB" or rng.random() < 0.6 else 3.0,
-        heart_rate=_u(rng, 52, 92), t_es=_u(rng, 0.33, 0.42), fov_mm=_u(rng, 180, 220),
+        heart_rate=_u(rng, 52, 92), t_es=_u(rng, 0.33, 0.42), fov_mm=_u(rng, 180, 240),
         noise=_u(rng, 0.015, 0.05), yaw=_u(rng, -15, 15), pitch=_u(rng, -12, 12), roll=_u(rng, -20, 20),
         inplane=_u(rng, -15, 15), lax_tilt=_u(rng, -6, 6), ti_ms=int(rng.integers(20, 33)) * 10,
-        lv_edd_mm=_u(rng, 42, 54), lv_length_mm=0.0, wall_mm=_u(rng, 7.5, 10.5), septal_mm=0.0,
+        lv_edd_mm=_u(rng, 45, 57) if sex == "M" else _u(rng, 41, 53), lv_length_mm=0.0,
+        wall_mm=_u(rng, 6.5, 11.0), septal_mm=0.0,
         ef_target=_u(rng, 56, 72),
     )
     sphericity = _u(rng, 3.0, 3.5)  # long semi-axis / short radius
     if path in ("dcm", "nicm"):
         # DCM and NICM share one cine distribution: only LGE tells them apart
-        p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 55, 74), _u(rng, 7.0, 10.0), _u(rng, 15, 45)
-        sphericity = _u(rng, 2.3, 2.9)
+        p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 50, 68), _u(rng, 6.5, 10.0), _u(rng, 20, 45)
+        sphericity = _u(rng, 2.5, 3.2)
     if path == "nicm":
         extra = rng.random() < 0.35
         p.lge_pattern = "midwall"
         p.lge = {"centre": _u(rng, 0.45, 0.55), "half_width": _u(rng, 0.30, 0.38),  # band >= 2 px at 64 px
                  "regions": ["septal", "inferolateral"] if extra else ["septal"], "patch": _u(rng, 0, 360)}
     if path == "icm":
-        p.lv_edd_mm, p.ef_target = _u(rng, 52, 70), _u(rng, 30, 55)
+        p.lv_edd_mm, p.ef_target = _u(rng, 46, 64), _u(rng, 30, 52)
         p.territory = TERRITORIES[int(rng.choice(3, p=[0.5, 0.2, 0.3]))]
         runs = SCAR_LEVELS[p.territory]
         extent = np.random.default_rng([seed, index, 2])  # its own stream: other draws stay as they were
@@ -184,7 +190,7 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
         p.lge_pattern = "transmural" if p.transmurality > 0.75 else "subendocardial"
     elif path == "hcm":
         p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 38, 50), _u(rng, 8.5, 11.5), _u(rng, 60, 78)
-        p.septal_mm = _u(rng, 15, 28)
+        p.septal_mm = _u(rng, 14, 26)
         p.atria_scale = _u(rng, 1.05, 1.25)
         if rng.random() < 0.8:
             p.lge_pattern = "rv_insertion"
@@ -199,6 +205,16 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
     elif path == "rv":
         p.rv_scale, p.rv_contraction = _u(rng, 1.3, 1.6), _u(rng, 0.07, 0.13)
         p.ef_target = _u(rng, 50, 66)
+    # what varies between any two people, whatever their disease (its own stream: the draws
+    # above stay as they were): chest size, fat, the heart's place in the chest, RV and atria
+    body = np.random.default_rng([seed, index, 3])
+    p.body_scale = float(body.uniform(0.95, 1.2) if sex == "M" else body.uniform(0.85, 1.1))
+    p.fat_mm = float(body.uniform(5, 32))
+    p.body_shift = (float(body.uniform(-15, 15)), float(body.uniform(-12, 12)))
+    if p.rv_scale == 1.0:
+        p.rv_scale = float(body.uniform(0.88, 1.12))
+    if p.atria_scale == 1.0:
+        p.atria_scale = float(body.uniform(0.9, 1.04))
     p.septal_mm = p.septal_mm or p.wall_mm
     p.lv_length_mm = p.lv_edd_mm / 2 * sphericity
     comorb = []

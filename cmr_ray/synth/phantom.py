@@ -242,14 +242,17 @@ class Phantom:
             img += m * (value - img)
 
         # body: axial ellipse (infinite along z), subcutaneous fat rim, lungs, spine, aortas, liver
-        body = _ellipsoid_d(P[:, 0], P[:, 1] - 10.0, 0.0, 160.0, 112.0, 1e9)
+        # (the patient's own chest: scaled by body_scale and moved by body_shift around the heart)
+        k, fat = self.p.body_scale, self.p.fat_mm
+        X, Y, Z = P[:, 0] - self.p.body_shift[0], P[:, 1] - self.p.body_shift[1], P[:, 2]
+        body = _ellipsoid_d(X, Y - 10.0 * k, 0.0, 160.0 * k, 112.0 * k, 1e9)
         paint(body, s["fat"])
-        paint(body + 12.0, s["tissue"])
-        paint(_ellipsoid_d(P[:, 0] + 50.0, P[:, 1] - 10.0, P[:, 2] + 110.0, 110.0, 90.0, 80.0), s["liver"])
+        paint(body + fat, s["tissue"])
+        paint(_ellipsoid_d(X + 50.0 * k, Y - 10.0 * k, Z + 110.0, 110.0 * k, 90.0 * k, 80.0), s["liver"])
         for cx in (-85.0, 95.0):
-            paint(_ellipsoid_d(P[:, 0] - cx, P[:, 1] - 25.0, P[:, 2] - 40.0, 58.0, 72.0, 125.0), s["lung"])
-        paint(np.hypot(P[:, 0], P[:, 1] - 85.0) - 18.0, s["bone"])
-        paint(np.hypot(P[:, 0] - 20.0, P[:, 1] - 60.0) - 11.0, s["blood"])
+            paint(_ellipsoid_d(X - cx * k, Y - 25.0 * k, Z - 40.0, 58.0 * k, 72.0 * k, 125.0), s["lung"])
+        paint(np.hypot(X, Y - 85.0 * k) - 18.0, s["bone"])
+        paint(np.hypot(X - 20.0 * k, Y - 60.0 * k) - 11.0, s["blood"])
         # heart, static parts (heart frame)
         x, y, z = c.h[:, 0], c.h[:, 1], c.h[:, 2]
         e = self.p.effusion_mm

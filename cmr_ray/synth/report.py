@@ -64,6 +64,9 @@ def ef_grade(ef: int) -> str:
     return "mildly reduced" if ef >= 45 else "moderately reduced" if ef >= 35 else "severely reduced"
 
 
+RV_DILATED = 1.2  # rv_scale above which the RV reads as dilated (healthy hearts span 0.88-1.12)
+
+
 def _rv_grade(scale: float) -> str:
     return "mildly" if scale < 1.35 else "moderately" if scale < 1.5 else "severely"
 
@@ -139,7 +142,7 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         lv.append(_pick(rng, ["No regional wall motion abnormality.", "Regional wall motion is normal."]))
     lv.append(f"Global systolic function is {grade}, with an ejection fraction of {ef}%.")
 
-    rv_dilated = p.rv_scale > 1.01
+    rv_dilated = p.rv_scale > RV_DILATED
     if rv_dilated:
         rv = f"The right ventricle is {_rv_grade(p.rv_scale)} dilated with {'mildly ' if p.rv_contraction > 0.1 else ''}reduced systolic function."
     else:

@@ -38,6 +38,25 @@ def test_parameters_vary_within_a_label_and_overlap_between(patients):
     assert {p.territory for p in patients if p.pathology == "icm"} == {"LAD", "LCx", "RCA"}
 
 
+def test_gross_anatomy_does_not_give_the_diagnosis_away(patients):
+    """Issue 14: an untrained tower read the 5-class label from gross anatomy (a normal RV
+    and atria of one fixed size, disease LV sizes disjoint from normal, one chest for all).
+    Healthy variation now spans what a disease changes, except where the disease is defined."""
+    from cmr_ray.synth.report import RV_DILATED, lv_size
+
+    by = lambda k, attr: np.array([getattr(p, attr) for p in patients if p.pathology == k])  # noqa: E731
+    healthy_rv = np.concatenate([by(k, "rv_scale") for k in ("normal", "hcm", "amyloid")])
+    assert healthy_rv.std() > 0.05 and healthy_rv.max() < RV_DILATED < by("rv", "rv_scale").min()
+    assert by("normal", "atria_scale").std() > 0.02
+    # some cardiomyopathies are not dilated: their LV size reads as normal, only EF/LGE tell
+    for k in ("dcm", "nicm", "icm"):
+        sized = [lv_size(p.lv_edd_mm, p.sex) for p in patients if p.pathology == k]
+        assert 0.1 < sized.count("normal") / len(sized) < 0.7, (k, sized.count("normal"))
+    for attr, spread in (("body_scale", 0.05), ("fat_mm", 5.0)):
+        assert np.std([getattr(p, attr) for p in patients]) > spread
+    assert np.std([p.body_shift[0] for p in patients]) > 5
+
+
 def test_formats_and_phi(patients):
     enhanced = np.mean([p.enhanced for p in patients])
     compressed = np.mean([bool(p.compression) for p in patients])
