@@ -114,6 +114,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "chunk_size": _f("int", 4096, "rows per similarity chunk", min=1),
         "batch_size": _f("int", 32, "clips per embedding batch", min=1),
         "simclr_temperature": _f("float", 0.1, "NT-Xent temperature of the SimCLR baseline", min=0.001),
+        "bootstrap": _f("int", 1000, "resamples of the test studies for the 95% intervals (_lo, _hi) of every "
+                        "test and probe metric (0: none)", min=0),
     },
     "sweep": {
         "experiment": _f("str", "", "MLflow experiment name (default: the file's stem)"),

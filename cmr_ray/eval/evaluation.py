@@ -23,6 +23,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embeddings
 
 BASELINES = ("zeroshot", "simclr")
@@ -96,15 +98,29 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
                                            test.labels, tasks, temperature=temp)
         metrics.update({f"zeroshot_prompt/{k}": v for k, v in zs_m.items()})
         notes += zs_notes
+    if int(ev["bootstrap"]):
+        from cmr_ray.eval.bootstrap import interval_metrics
+
+        iv, iv_notes = interval_metrics(ranks, outcomes, test.labels, int(ev["bootstrap"]), int(cfg["train"]["seed"]))
+        metrics.update(iv)
+        notes += iv_notes
     extras = {"ranks": ranks, "test": test, "outcomes": outcomes, "n_fit": len(fit)}
     return metrics, extras, notes
 
 
-def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metrics: dict) -> None:
+def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metrics: dict, extras: dict | None = None) -> None:
     """The evaluation's files in `out`: the tables (`tables.md` under `header`, one .md and
-    .csv per table), `notes.txt` and `metrics.json` (NaN as null)."""
+    .csv per table), `notes.txt`, `metrics.json` (NaN as null) and, given the method's
+    `extras`, `per_study.npz` (test ranks and probe predictions per study, for paired
+    comparisons between runs: `bootstrap.per_study_record`)."""
     from cmr_ray.eval.tables import write_tables
 
+    if extras is not None:
+        from cmr_ray.eval.bootstrap import per_study_record
+
+        test = extras["test"]
+        np.savez_compressed(out / "per_study.npz", **per_study_record(test.study_keys, extras["ranks"],
+                                                                      extras["outcomes"], test.labels))
     text = write_tables(tables, out, notes)
     (out / "tables.md").write_text(header + "\n\n" + text)
     (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
@@ -149,7 +165,7 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
     test = extras["ours"]["test"]
     header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
               f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    write_outputs(out, header, tables, notes, metrics)
+    write_outputs(out, header, tables, notes, metrics, extras["ours"])
     if cfg["eval"]["plots"]:
         if "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
             _say("eval: zero-shot embeddings for the t-SNE figure", progress)

@@ -4,6 +4,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -43,6 +44,17 @@ def test_eval_command_writes_tables_plots_and_keys(fake_store, cfg, tmp_path):
     for row in ("| Zero-shot |", "| SimCLR |", "| CMR-CLIP (ours) |"):
         assert row in text
     assert (out / "config.yaml").exists()
+    # issue 19: a 95% bootstrap interval around every test and probe metric, of every method
+    values = {k: v for k, v in m.items() if ("test/" in k or "probe/" in k) and not k.endswith(("_lo", "_hi"))
+              and "fewshot" not in k and "zeroshot_prompt" not in k}
+    assert len(values) >= 2 * 20
+    for k, v in values.items():
+        if v is not None:
+            assert m[k + "_lo"] <= v + 1e-9 and v <= m[k + "_hi"] + 1e-9, (k, m[k + "_lo"], v, m[k + "_hi"])
+    rec = np.load(out / "per_study.npz")
+    n = len(rec["study_key"])
+    assert rec["t2v_rank"].shape == rec["v2t_rank"].shape == (n,) and rec["acdc_score"].shape == (n, 5)
+    assert (out / "per_study.npz").stat().st_size < 50_000
 
 
 def test_eval_command_errors_are_one_line(tmp_path):
