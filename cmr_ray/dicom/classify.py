@@ -23,7 +23,9 @@ structure (aortic valve, RVOT, RV2CH/RV3CH, axial/sagittal/coronal, PA ...) -> n
 `other` always has view none.
 
 Header evidence (classify_series) checks the description: cine needs more than one phase per
-slice; a one-phase "cine" with an InversionTime is LGE, without one it is other; "LGE" with
+slice and cardiac timing (`cardiac_timing`: TriggerTime spread over the phases,
+CardiacNumberOfImages or NominalInterval; never diffusion b-values), so several images at
+one position (DWI b-values, copies of one image, an ungated time series) are not cine; a one-phase "cine" with an InversionTime is LGE, without one it is other; "LGE" with
 several phases is other; frames in several orientations or ImageType LOCALIZER/MAP are
 other.  Where the description is empty or says nothing, the sequence comes from timing
 (phases, InversionTime) and the view from geometry (axis-aligned planes -> none; a stack of
@@ -207,9 +209,14 @@ def classify_series(series, context: dict | None = None) -> Classification:
         ev.append(f"CardiacNumberOfImages={st['cardiac_number_of_images']}")
     if st.get("n_trigger_times", 0) > 1:
         ev.append(f"TriggerTime spread {st['trigger_spread_ms']:.0f} ms")
+    if st.get("nominal_interval"):
+        ev.append(f"NominalInterval={st['nominal_interval']:g}")
+    if st.get("b_values"):
+        ev.append(f"b-values {'/'.join(f'{b:g}' for b in st['b_values'])}")
     if ti:
         ev.append(f"InversionTime={ti:g}")
     types = [t for t in st.get("image_type", []) if any(k in t for k in _HEADER_OTHER)]
+    timed, timing = cardiac_timing(st)
 
     def done(sequence, v, why):
         v = "none" if sequence == "other" else v
@@ -229,21 +236,52 @@ def classify_series(series, context: dict | None = None) -> Classification:
             seq, why = "lge", f"headers: described as cine but one phase and InversionTime={ti:g}: LGE"
         else:
             return done("other", "none", "headers: described as cine but only one phase")
+    elif seq == "cine" and not timed:
+        return done("other", "none", f"headers: described as cine but {phases} images per slice with {timing}")
     elif seq == "other":  # description empty or says nothing: decide from timing
+        if phases > 1 and not timed:
+            return done("other", "none", f"description unhelpful; headers: {phases} images per slice "
+                                         f"with {timing}: not cine")
         if phases > 1:
-            seq, why = "cine", f"description unhelpful; headers: {phases} phases: cine"
+            seq, why = "cine", f"description unhelpful; headers: {phases} phases, {timing}: cine"
         elif ti:
             seq, why = "lge", f"description unhelpful; headers: one phase with InversionTime={ti:g}: LGE"
         else:
             return done("other", "none", "description unhelpful; headers: one phase, no InversionTime")
     else:
-        why = f"headers agree ({phases} phase(s){', TI' if ti and seq == 'lge' else ''})"
+        why = f"headers agree ({phases} phase(s){', TI' if ti and seq == 'lge' else ''}"
+        why += f", {timing})" if seq == "cine" else ")"
         if seq == "lge" and not ti:
             why = "headers: one phase (no InversionTime recorded)"
     if desc_view_named:
         return done(seq, view, why)
     gview, gwhy = _view_from_geometry(st, context or {})
     return done(seq, gview, f"{why}; {gwhy}")
+
+
+_DIFFUSION_TYPES = {"DIFFUSION", "ADC", "TRACEW", "EADC", "FA", "DWI"}
+
+
+def cardiac_timing(st: dict) -> tuple[bool, str]:
+    """Whether a series' images per slice are cardiac phases, from geometry.series_stats:
+    (True, the timing seen) or (False, what is missing or speaks against it).  Phases need
+    cardiac timing: TriggerTime spread over the phases (at least half of them distinct),
+    CardiacNumberOfImages > 1 or a NominalInterval (R-R); diffusion (b-values, ImageType
+    DIFFUSION/ADC/TRACEW) never is cine, whatever its timing."""
+    b = st.get("b_values") or []
+    dtypes = sorted(set(st.get("image_type") or []) & _DIFFUSION_TYPES)
+    if len(b) > 1 or any(v > 0 for v in b):
+        return False, f"diffusion b-values {'/'.join(f'{v:g}' for v in b)}"
+    if dtypes:
+        return False, f"diffusion ImageType {'/'.join(dtypes)}"
+    phases, times = st.get("phases", 1), st.get("n_trigger_times", 0)
+    if times >= max(2, phases // 2) and st.get("trigger_spread_ms", 0) > 0:
+        return True, f"TriggerTime spread {st['trigger_spread_ms']:.0f} ms"
+    if (st.get("cardiac_number_of_images") or 0) > 1:
+        return True, f"CardiacNumberOfImages={st['cardiac_number_of_images']}"
+    if (st.get("nominal_interval") or 0) > 0:
+        return True, f"NominalInterval={st['nominal_interval']:g} ms"
+    return False, "no cardiac timing (no TriggerTime spread, CardiacNumberOfImages or NominalInterval)"
 
 
 def _excluded(series) -> bool:

@@ -2,7 +2,7 @@
 
     frames = frames_of(header)      # one Frame per image frame in the file
     n = slice_normal(orientation6)  # unit normal of the image plane (row x column)
-    stats = series_stats(headers)   # counts the classifier uses as evidence
+    stats = series_stats(headers)   # counts the classifier uses as evidence (timing, b-values)
 
 A single-frame file is one frame; an Enhanced MR file gives one frame per item of its
 per-frame functional groups; a classic multi-frame file (no per-frame geometry) is taken as
@@ -107,6 +107,9 @@ def series_stats(headers: list[dict]) -> dict:
     times = sorted({round(f.trigger_time, 3) for f in frames if f.trigger_time is not None})
     cni = [h.get("cardiac_number_of_images") for h in headers if h.get("cardiac_number_of_images")]
     tis = [h.get("inversion_time") for h in headers if h.get("inversion_time")]
+    bvals = sorted({round(float(b), 1) for h in headers
+                    for b in ((h.get("frame_b_values") or []) + [h.get("b_value")]) if b is not None})
+    rr = [h.get("nominal_interval") for h in headers if h.get("nominal_interval")]
     n_slices = max(len(slices), 1)
     phases_by_count = len(frames) // n_slices if frames else 0
     axis = None
@@ -123,6 +126,8 @@ def series_stats(headers: list[dict]) -> dict:
         "trigger_spread_ms": (times[-1] - times[0]) if times else 0.0,
         "cardiac_number_of_images": max(cni) if cni else None,
         "inversion_time": float(np.median(tis)) if tis else None,
+        "nominal_interval": float(np.median(rr)) if rr else None,
+        "b_values": bvals,  # distinct diffusion b-values (s/mm2) of the series' files
         "phases": max(phases_by_count, 1),  # frames per slice; trigger times vary per slice
         "normal": [float(x) for x in n0] if n0 is not None else None,
         "axis_aligned": axis,

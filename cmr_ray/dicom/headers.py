@@ -220,7 +220,7 @@ def _functional_groups(ds, n_frames: int) -> dict:
     frames = list(per) if per else [None] * n_frames
     out = {k: [] for k in ("frame_positions", "frame_orientations", "frame_trigger_times",
                            "frame_slopes", "frame_intercepts", "frame_stack_positions",
-                           "frame_temporal_indices", "frame_inversion_times")}
+                           "frame_temporal_indices", "frame_inversion_times", "frame_b_values")}
     for fr in frames:
         out["frame_positions"].append(_nums(_frame_value(fr, shared, "PlanePositionSequence", "ImagePositionPatient"), 3))
         out["frame_orientations"].append(_nums(_frame_value(fr, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6))
@@ -231,6 +231,7 @@ def _functional_groups(ds, n_frames: int) -> dict:
         out["frame_temporal_indices"].append(_num(_frame_value(fr, shared, "FrameContentSequence", "TemporalPositionIndex"), int))
         ti = _frame_value(fr, shared, "MRModifierSequence", "InversionTimes")
         out["frame_inversion_times"].append(_nums(ti)[0] if _nums(ti) else None)
+        out["frame_b_values"].append(_num(_frame_value(fr, shared, "MRDiffusionSequence", "DiffusionBValue")))
     if shared is not None:
         spacing = _nums(_frame_value(None, shared, "PixelMeasuresSequence", "PixelSpacing"), 2)
         thick = _num(_frame_value(None, shared, "PixelMeasuresSequence", "SliceThickness"))
@@ -437,6 +438,57 @@ def _pixel_header_size(ds, vr, ts=None) -> int:
     return 12 if vr in ("OB", "OW", "OF", "OD", "UN", "SQ", "UT", "OL", "OV", None) else 8
 
 
+# Diffusion weighting, where each maker keeps it: the standard DiffusionBValue; Siemens'
+# private B_value (0019,xx0C under 'SIEMENS MR HEADER') and its SequenceName ('*ep_b1000#1');
+# GE's first value of (0043,xx39) under 'GEMS_PARM_01' (b-value, often plus 10^9).
+_SIEMENS_B = re.compile(r"ep_b(\d+)")
+
+
+def _tag_text(ds, tag: int) -> str | None:
+    """The value of one element by tag (a private one too) as text, without conversion."""
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return None
+    value = elem[1] if type(elem) is tuple else getattr(elem, "value", None)
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = "\\".join(map(str, value))
+    return None if value is None else str(value).strip("\0 ")
+
+
+def _private_text(ds, group: int, creator: str, element: int) -> str | None:
+    for block in range(0x10, 0x30):  # makers reserve their block low in the group
+        name = _tag_text(ds, group << 16 | block)
+        if name is None:
+            continue
+        if name.strip().upper() == creator:
+            return _tag_text(ds, group << 16 | block << 8 | element)
+    return None
+
+
+def diffusion_b_value(ds) -> float | None:
+    """The file's diffusion b-value (s/mm2) from whichever header holds it, else None."""
+    try:
+        b = _num(_get(ds, "DiffusionBValue"))
+        if b is not None:
+            return b
+        if not isinstance(getattr(ds, "_dict", None), dict):
+            return None
+        b = _num((_private_text(ds, 0x0019, "SIEMENS MR HEADER", 0x0C) or "").split("\\")[0])
+        if b is not None:
+            return b
+        m = _SIEMENS_B.search(str(_get(ds, "SequenceName", "") or ""))
+        if m:
+            return float(m.group(1))
+        b = _num((_private_text(ds, 0x0043, "GEMS_PARM_01", 0x39) or "").split("\\")[0])
+        if b is not None:
+            return b - 1e9 if b >= 1e9 else b
+    except Exception:  # a malformed private value says nothing
+        return None
+    return None
+
+
 def read_header(path, require_mr: bool = True) -> dict:
     """The header fields the pipeline needs, as plain Python values (see module docstring)."""
     path = Path(path)
@@ -544,6 +596,9 @@ def read_header(path, require_mr: bool = True) -> dict:
         "cardiac_number_of_images": _num(_get(ds, "CardiacNumberOfImages"), int),
         "inversion_time": _num(_get(ds, "InversionTime")),
         "frame_time": _num(_get(ds, "FrameTime")),
+        "nominal_interval": _num(_get(ds, "NominalInterval")),
+        "sequence_name": str(_get(ds, "SequenceName", "") or ""),
+        "b_value": diffusion_b_value(ds),
         "rows": rows,
         "columns": cols,
         "number_of_frames": n_frames,
@@ -554,7 +609,7 @@ def read_header(path, require_mr: bool = True) -> dict:
         "enhanced": False,
         "frame_positions": None, "frame_orientations": None, "frame_trigger_times": None,
         "frame_slopes": None, "frame_intercepts": None, "frame_stack_positions": None,
-        "frame_temporal_indices": None, "frame_inversion_times": None,
+        "frame_temporal_indices": None, "frame_inversion_times": None, "frame_b_values": None,
         "pixel_layout": None if uid.is_deflated else _pixel_layout(ds, seen, ts, meta_missing, st),
     }
     fg = _functional_groups(ds, n_frames)

@@ -52,8 +52,16 @@ def _base(sop_class, study, series, desc, protocol, series_number, rows, cols) -
 def write_mr(path, *, study="1.2.826.0.1.1", series="1.2.826.0.1.1.1", desc="", protocol="", series_number=1,
              instance=1, position=(0.0, 0.0, 0.0), orientation=AXIAL, trigger=None, cni=None, ti=None,
              rows=8, cols=8, value=None, slice_location=None, image_type=("ORIGINAL", "PRIMARY", "M"),
-             slope=None, intercept=None) -> Path:
+             slope=None, intercept=None, extra=None, private=(), syntax=None) -> Path:
+    """`extra` {keyword: value} sets more elements; `private` [(group, creator, element, VR,
+    value)] writes private ones as their maker does; `syntax` the transfer syntax (native)."""
     ds = _base(MR, study, series, desc, protocol, series_number, rows, cols)
+    if syntax is not None:
+        ds.file_meta.TransferSyntaxUID = syntax
+    for kw, v in (extra or {}).items():
+        setattr(ds, kw, v)
+    for group, creator, element, vr, v in private:
+        ds.private_block(group, creator, create=True).add_new(element, vr, v)
     if instance is not None:
         ds.InstanceNumber = instance
     ds.ImageType = list(image_type)
