@@ -81,6 +81,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "freeze_text": _f("bool", True, "freeze the text encoder"),
         "freeze_video": _f("bool", False, "freeze the video encoder"),
         "grad_checkpointing": _f("bool", False, "gradient checkpointing in the video tower"),
+        "video_init": _f("str", "", "video tower start: a Hugging Face name (local cache only) or local directory of a ViT or TimeSformer checkpoint of the tower's width, depth, heads and patch size; '' for random weights"),
+        "head": _f("choice", "linear", "projection heads: 'linear' (no bias) or 'relu_linear' (ReLU then Linear with bias, the authors' code)", choices=("linear", "relu_linear")),
     },
     "train": {
         "epochs": _f("int", 20, "training epochs (when train.steps is 0)", min=1),
@@ -88,6 +90,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch_size": _f("int", 64, "batch per worker", min=2),
         "accum_steps": _f("int", 1, "contrastive gradient accumulation steps (cached embeddings)", min=1),
         "lr": _f("float", 5e-4, "AdamW learning rate", min=0.0),
+        "text_lr": _f("float", 0.0, "AdamW learning rate of the text encoder when it trains (model.freeze_text false); 0: train.lr", min=0.0),
         "weight_decay": _f("float", 0.05, "AdamW weight decay", min=0.0),
         "warmup_fraction": _f("float", 0.1, "fraction of steps in linear warm-up", min=0.0, max=1.0),
         "workers": _f("int", 1, "Ray Train workers", min=1),
