@@ -143,10 +143,15 @@ def study_accession(rows: list[dict]) -> str:
                  if _s(r["header"].get("phi_accession_number"))), "")
 
 
-def phi_paths_of(by_study: dict[str, list]) -> list[str]:
-    """Relpaths naming a PHI value of their own study (`paths_with_phi`), studies by UID."""
-    return [p for uid in sorted(by_study) for p in
-            paths_with_phi([r["path"] for r in by_study[uid]], [r["header"] for r in by_study[uid]])]
+def phi_paths_of(by_study: dict[str, list]) -> dict[str, dict[str, tuple[str, str]]]:
+    """{StudyInstanceUID: {relpath: (what it names, the path masked)}} for the studies with a
+    path naming a PHI value of their own study (`phi_in_paths`)."""
+    out = {}
+    for uid in sorted(by_study):
+        hits = phi_in_paths([r["path"] for r in by_study[uid]], [r["header"] for r in by_study[uid]])
+        if hits:
+            out[uid] = hits
+    return out
 
 
 def plan_group(studies, reports: dict, labels: dict | None, salt: str, cfg: dict) -> Plan:
@@ -168,20 +173,66 @@ def plan_studies(index_rows: list[dict], reports: dict, labels: dict | None, sal
     by_study, failed = group_index(index_rows)
     plan = plan_group(list(by_study.items()), reports, labels, salt, cfg)
     plan.files.update(failed)
-    plan.phi_paths = phi_paths_of(by_study)
+    plan.phi_paths = [p for hits in phi_paths_of(by_study).values() for p in hits]
     return plan
 
 
-def paths_with_phi(relpaths: list[str], headers: list[dict]) -> list[str]:
-    """Relative paths that contain one of their study's identity values (IDs, accession
-    number, dates, name parts of 4+ characters), compared case-insensitively."""
-    tokens = set()
+_PHI_KIND = {"phi_patient_id": "patient ID", "phi_patient_name": "patient name",
+             "phi_accession_number": "accession number", "phi_study_date": "study date",
+             "phi_birth_date": "birth date", "phi_institution": "institution",
+             "phi_referring_physician": "referring physician"}
+# A file or folder named by a DICOM UID (digits and dots, e.g. a Siemens SOPInstanceUID
+# '1.3.12.2.1107.5.2.43.66112.2016101409263663466202201.dcm'): UIDs often embed the
+# acquisition date and time, which is no PHI match of the path; such names are not searched.
+_UID_NAME = re.compile(r"\d+(?:\.\d+){3,}(?:\.(?:dcm|dicom|ima|img))?", re.I)
+
+
+def _phi_patterns(headers: list[dict]) -> list[tuple[re.Pattern, str]]:
+    """(pattern, kind) for each identity value of a study: a value is matched as whole path
+    tokens (its alphanumeric runs, in order, not inside a longer run); a name also by its parts
+    of 4+ characters ('Doe^Jane' -> 'doe_jane', 'jane'); values shorter than 4 characters are not searched."""
+    pats, seen = [], set()
     for k, v in phi_values(headers).items():
-        if "name" in k:  # a name is found by its parts ('Doe^Jane' -> 'jane')
-            tokens.update(t for t in re.split(r"[\^,\s]+", v.lower()) if len(t) >= 4)
-        elif len(v) >= 4:
-            tokens.add(v.lower())
-    return [p for p in relpaths if any(t in p.lower() for t in tokens)]
+        kind = _PHI_KIND.get(k.split("#")[0], k.split("#")[0].removeprefix("phi_").replace("_", " "))
+        runs = [t for t in re.split(r"[^a-z0-9]+", v.lower()) if t]
+        groups = [runs] if len("".join(runs)) >= 4 else []  # the whole value first
+        if "name" in k:
+            groups += [[t] for t in runs if len(t) >= 4]
+        for g in groups:
+            if tuple(g) in seen:
+                continue
+            seen.add(tuple(g))
+            body = r"[^a-z0-9]+".join(map(re.escape, g))
+            pats.append((re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])", re.I), kind))
+    return pats
+
+
+def phi_in_paths(relpaths: list[str], headers: list[dict]) -> dict[str, tuple[str, str]]:
+    """{relpath: (what it names, e.g. 'patient name', the path with those tokens masked)} for
+    the paths that name one of their study's identity values as whole tokens (case-
+    insensitive; UID-named parts not searched, see _UID_NAME)."""
+    pats = _phi_patterns(headers)
+    out = {}
+    for p in relpaths:
+        kinds, parts = [], p.split("/")
+        for i, part in enumerate(parts):
+            if _UID_NAME.fullmatch(part):
+                continue
+            for rx, kind in pats:
+                if rx.search(part):
+                    part = rx.sub(f"[{kind}]", part)
+                    if kind not in kinds:
+                        kinds.append(kind)
+            parts[i] = part
+        if kinds:
+            out[p] = (", ".join(kinds), "/".join(parts))
+    return out
+
+
+def paths_with_phi(relpaths: list[str], headers: list[dict]) -> list[str]:
+    """The relative paths among `relpaths` that name a PHI value of their study (`phi_in_paths`)."""
+    hits = phi_in_paths(relpaths, headers)
+    return [p for p in relpaths if p in hits]
 
 
 def _series_candidates(series_list, classes, rel, mark, salt) -> dict[str, list]:

@@ -9,7 +9,9 @@ Three passes on Ray (`cmr_ray.runtime.init_ray`):
 1. index: the driver lists files, Ray Data reads headers in parallel (no pixels); the driver
    keeps a light header per file, the full one travels pickled to the task that plans its
    study (`cmr_ray.data.index.light_header`);
-2. plan: the driver groups the small index by study and refuses file paths that carry PHI;
+2. plan: the driver groups the small index by study and leaves out the studies whose file
+   paths name their own PHI (whole path tokens; UID-named files not searched), with a
+   masked manifest row per file, while the other studies go on;
    each study is then planned in plain Python over its own index rows
    (`cmr_ray.data.plan.plan_group`) by the task that writes it, so planning runs on every
    CPU instead of serially in the driver;
@@ -35,7 +37,8 @@ impression is scrubbed of the study's PHI values and of names after titles ('Dr.
 manifest keeps each file's path relative to the DICOM dir as it is, because a path is how a
 user finds the file again; so folder and file names under the DICOM dir must not carry PHI
 (some archives name folders after patients or accession numbers: export them under neutral
-names, or link them into a neutral tree, before `prepare`).  The synthetic cohort's names
+names, or link them into a neutral tree, before `prepare`; a study whose paths name its
+PHI is left out, its paths masked).  The synthetic cohort's names
 (`00012/SE0005/7.dcm`) carry none.
 """
 from __future__ import annotations
@@ -300,6 +303,39 @@ def _study_fp(stamps: list[str], rfp: str) -> str:
     return keys.fingerprint(list(stamps) + [f"report:{rfp}"])
 
 
+def _refuse_phi_paths(by_study: dict, files: dict, salt: str, progress: bool) -> list:
+    """Take the studies with a file path naming their own PHI out of `by_study` (the manifest
+    keeps paths): each such file gets a 'failed' row under its path with the PHI masked, the
+    study's other files an 'ignored' row; the rest of the run goes on.  Returns their
+    `plan.Excluded` entries and says on stderr which files (masked) and why."""
+    from cmr_ray.data.manifest import file_row
+    from cmr_ray.data.plan import Excluded, phi_paths_of, study_accession
+
+    out, shown = [], []
+    for uid, hits in phi_paths_of(by_study).items():
+        rows = by_study.pop(uid)
+        skey = keys.study_key(salt, uid)
+        acc = study_accession(rows)
+        kinds = ", ".join(dict.fromkeys(k for what, _ in hits.values() for k in what.split(", ")))
+        reason = (f"{len(hits)} of its file paths name the study's {kinds} (PHI; the manifest keeps "
+                  "paths): export it under neutral folder and file names")
+        for r in rows:
+            p = r["path"]
+            if p in hits:
+                what, masked = hits[p]
+                files[p] = file_row(masked, "failed", f"path names the study's {what} (PHI): rename the "
+                                    "file or folder; the path is shown masked", skey)
+                shown.append(f"  {masked}: names the study's {what}")
+            else:
+                files[p] = file_row(p, "ignored", f"study excluded: {reason}", skey)
+        out.append(Excluded(skey, reason, [r["path"] for r in rows], keys.accession_key(salt, acc) if acc else ""))
+    if out:
+        _say(f"{len(shown)} file path(s) name their study's PHI; {len(out)} stud{'y' if len(out) == 1 else 'ies'} "
+             "left out, the rest go on (PHI masked below and in the manifest):", progress)
+        _say("\n".join(shown[:10] + ([f"  ... and {len(shown) - 10} more"] if len(shown) > 10 else [])), progress)
+    return out
+
+
 # ---------------------------------------------------------------- the command
 
 class _HideProgressNote:
@@ -340,7 +376,7 @@ def _all_cpus_to_tasks(ray):
 def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cpus=None,
             progress: bool = True) -> Summary:
     from cmr_ray.config import load_config
-    from cmr_ray.data.plan import group_index, phi_paths_of
+    from cmr_ray.data.plan import group_index
     from cmr_ray.runtime import init_ray
 
     t0 = time.time()
@@ -409,12 +445,8 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     # -- group the new or changed studies; refuse PHI in paths before anything is written
     t_plan = time.time()
     by_study, unplaced = group_index(idx)
-    phi_paths = phi_paths_of(by_study)
-    if phi_paths:  # the manifest keeps paths
-        raise PrepareError(f"{dicom_dir}: {len(phi_paths)} file path(s) contain their study's "
-                           f"patient name, ID, accession number or a date, e.g. {phi_paths[0]!r} "
-                           "(the manifest keeps paths); export the studies under neutral folder names")
-    planned = {keys.study_key(salt, uid) for uid in by_study}
+    phi_excluded = _refuse_phi_paths(by_study, unplaced, salt, progress)
+    planned = {keys.study_key(salt, uid) for uid in by_study} | {e.study_key for e in phi_excluded}
     _remove_from_shards(fs, shard_dir, contents, touched | planned)
     for k in touched:
         prev_studies.pop(k, None)
@@ -425,6 +457,7 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         plan, results = _plan_and_write(by_study, reports_by_acc, labels_by_acc, salt, str(out), cfg,
                                         cpus or 1, progress)
     plan.files.update(unplaced)
+    plan.excluded += phi_excluded
     phases = {"ray": t_index - t_ray, "index": t_plan - t_index, "group": t_write - t_plan,
               "plan+write": time.time() - t_write}
 

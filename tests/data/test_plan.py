@@ -157,3 +157,43 @@ def test_paths_naming_phi_are_found():
     assert paths_with_phi(rels, hs) == ["doe_jane/1.dcm", "x/MRN778812/2.dcm", "20200101_cmr/4.dcm"]
     plan = run(hs, {"ACC9": [REPORT]})
     assert plan.phi_paths == [] and len(plan.studies) == 1  # 'st1/s1/0001.dcm' names nothing
+
+
+def test_phi_matched_as_whole_path_tokens_never_inside_a_uid():
+    # issue 16 (2): Siemens names files by SOPInstanceUID, which embeds the acquisition date
+    from cmr_ray.data.plan import phi_in_paths
+
+    hs = series_headers(ROOT, "st1", "s1", "cine", "4ch", patient="MRN778812", accession="ACC9")
+    for h in hs:
+        h["phi_study_date"] = "20161014"
+    rels = ["st1/1.3.12.2.1107.5.2.43.66112.2016101409263663466202201.dcm",  # date inside a UID
+            "1.3.12.2.1107.5.2.43.66112.30000016101406393785900000007/1.dcm",  # UID-named folder
+            "st1/img_20161014093012.dcm",          # a longer digit run is not the date
+            "mrn7788120/1.dcm",                    # nor a longer ID
+            "Scan_20161014/1.dcm", "x/mrn778812_cmr/2.dcm", "JANE/doe/3.dcm", "acc9/4.dcm", "acc9x/5.dcm"]
+    hits = phi_in_paths(rels, hs)
+    assert sorted(hits) == ["JANE/doe/3.dcm", "Scan_20161014/1.dcm", "acc9/4.dcm", "x/mrn778812_cmr/2.dcm"]
+    assert hits["Scan_20161014/1.dcm"] == ("study date", "Scan_[study date]/1.dcm")
+    assert hits["x/mrn778812_cmr/2.dcm"] == ("patient ID", "x/[patient ID]_cmr/2.dcm")
+    assert hits["JANE/doe/3.dcm"][1] == "[patient name]/doe/3.dcm"  # 'doe' is under 4 characters
+
+
+def test_a_phi_path_leaves_out_its_study_only(capsys):
+    # issue 16 (2): the check never loses the whole run: the study with a PHI path is left out
+    # (its files masked in the manifest), the other study goes on
+    from cmr_ray.data.plan import group_index
+    from cmr_ray.data.prepare import _refuse_phi_paths
+
+    bad = full_study("st1", "P1", "A1")
+    bad[0]["path"] = f"{ROOT}/st1/Doe_Jane/0001.dcm"
+    idx = index_rows(bad + full_study("st2", "P2", "A2"), ROOT)
+    by_study, files = group_index(idx)
+    excluded = _refuse_phi_paths(by_study, files, "salt-a", progress=True)
+    assert list(by_study) == ["1.2.826.st2"]
+    assert [e.study_key for e in excluded] == [keys.study_key("salt-a", "1.2.826.st1")]
+    assert "patient name" in excluded[0].reason and len(excluded[0].files) == len(bad)
+    row = files["st1/Doe_Jane/0001.dcm"]
+    assert row["status"] == "failed" and row["path"] == "st1/[patient name]/0001.dcm"
+    assert {files[r["path"]]["status"] for r in idx[1:len(bad)]} == {"ignored"}
+    err = capsys.readouterr().err
+    assert "1 file path(s) name their study's PHI; 1 study left out" in err and "Jane" not in err
