@@ -17,17 +17,28 @@ def inspect_cmd(dicom_dir, out, store):
     Example:
       cmr-ray inspect cohort/dicom --out series.csv
     """
-    from cmr_ray.data.inspect import inspect_dir, table_text, write_rows
+    from cmr_ray.data.inspect import check_out, scan_dir, table_text, write_rows
 
-    rows, failed = inspect_dir(dicom_dir, store=store)
+    if out:
+        try:
+            check_out(out)  # before the scan
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+    res = scan_dir(dicom_dir, store=store)
+    rows = res.rows
+    if not rows:
+        what = "no files" if not res.files else f"{res.files} file(s), none of them an MR image series"
+        for line in res.notes():
+            click.echo(line, err=True)
+        raise click.ClickException(f"{dicom_dir}: {what}; nothing to inspect")
     click.echo(table_text(rows))
-    if failed:
-        click.echo(f"{failed} file(s) could not be read (run `cmr-ray prepare` for the manifest)", err=True)
+    for line in res.notes():
+        click.echo(line, err=True)
     if out:
         try:
             write_rows(rows, out)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
+        except (ValueError, OSError) as e:
+            raise click.ClickException(f"--out {out}: {getattr(e, 'strerror', None) or e}") from None
         click.echo(f"wrote {len(rows)} series to {out}", err=True)
 
 
@@ -41,7 +52,7 @@ def inspect_cmd(dicom_dir, out, store):
               help="experiment YAML (data.image_size, data.views, split fractions)")
 @click.option("--image-size", type=int, help="frame size in pixels (overrides data.image_size)")
 @click.option("--address", help="join an existing Ray cluster (default: start a local one)")
-@click.option("--num-cpus", type=int, help="CPUs for the local Ray")
+@click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1)")
 def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, num_cpus):
     """Decode DICOM studies once into the de-identified clip store.
 
@@ -55,8 +66,15 @@ def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, nu
     """
     from cmr_ray.config import ConfigError, load_config
     from cmr_ray.data.prepare import PrepareError, prepare
+    from cmr_ray.data.storefs import store_place_problem
     from cmr_ray.data.tables import TableError
 
+    # requests that cannot work are refused in one line before anything starts (no Ray)
+    if num_cpus is not None and num_cpus < 1:
+        raise click.ClickException(f"--num-cpus {num_cpus}: must be at least 1 (every prepare task needs a CPU)")
+    problem = store_place_problem(out, dicom_dir)
+    if problem:
+        raise click.ClickException(problem)
     try:
         cfg = load_config(config, {"data.image_size": image_size} if image_size else None)
     except ConfigError as e:
@@ -70,7 +88,7 @@ def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, nu
         _shutdown_ray()
     click.echo(summary.text)
     if not summary.ok:
-        click.echo("error: no usable study (see the manifest for each file's reason)", err=True)
+        click.echo(f"error: no usable study (see {summary.store}/manifest.parquet for each file's reason)", err=True)
         sys.exit(1)
 
 

@@ -1,6 +1,7 @@
 """`cmr-ray inspect`: what every series is, from headers only (no pixels, no Ray).
 
     rows, n_failed = inspect_dir("cohort/dicom")       # one dict per series
+    res = scan_dir("cohort/dicom"); res.rows, res.unreadable, res.not_mr, res.notes()
     print(table_text(rows)); write_rows(rows, "series.csv")   # or .parquet
 
 Columns: study (salted key: CMR_RAY_SALT, else the salt of `store`, else a salt made for
@@ -8,7 +9,11 @@ this run only), series_uid, description, images, sequence, view, rule, evidence.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
+import os
+import re
 
 import pyarrow as pa
 
@@ -30,7 +35,56 @@ def _evidence(ev) -> str:
     return json.dumps(ev, default=str)
 
 
+@dataclasses.dataclass
+class Inspection:
+    rows: list                                   # one dict per series (COLUMNS)
+    files: int = 0                               # files under the folder
+    unreadable: dict = dataclasses.field(default_factory=dict)   # relpath -> reason
+    not_mr: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # modality -> files
+
+    def notes(self) -> list[str]:
+        """One line each for what the table leaves out (files that are not MR, unreadable)."""
+        out = []
+        if self.not_mr:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.not_mr.items(), key=lambda kv: (-kv[1], kv[0])))
+            out.append(f"{sum(self.not_mr.values())} readable DICOM file(s) are not MR images ({kinds}): skipped")
+        if self.unreadable:
+            out.append(f"{len(self.unreadable)} file(s) could not be read as DICOM "
+                       "(run `cmr-ray prepare` for the manifest with each file's reason)")
+        return out
+
+
+_NOT_MR = re.compile(r"modality (\S+) is not MR$|modality missing and SOP class (\S+) is not an MR image$")
+
+
+def _not_mr(reason: str | None) -> str | None:
+    """The modality (or SOP class name) of a readable DICOM file refused only for not being MR."""
+    m = _NOT_MR.match(reason or "")
+    if not m:
+        return None
+    if m.group(1):
+        return m.group(1)
+    from pydicom.uid import UID
+
+    uid = UID(m.group(2))
+    return uid.name if uid.is_valid and uid.name != str(uid) else "no modality"
+
+
+def check_out(out: str) -> None:
+    """Refuse a table name `write_rows` cannot write (ValueError), before any scan."""
+    if not (out.endswith(".csv") or out.endswith(".parquet")):
+        raise ValueError(f"--out {out}: expected a .csv or .parquet file name")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a folder; give a .csv or .parquet file name")
+
+
 def inspect_dir(dicom_dir, store: str | None = None) -> tuple[list[dict], int]:
+    """(rows, number of files that could not be read as DICOM); see `scan_dir` for more."""
+    res = scan_dir(dicom_dir, store)
+    return res.rows, len(res.unreadable)
+
+
+def scan_dir(dicom_dir, store: str | None = None) -> Inspection:
     from cmr_ray.dicom.classify import classify_study
     from cmr_ray.dicom.series import group_series
     from cmr_ray.dicom.stacks import merge_split_stacks
@@ -53,7 +107,15 @@ def inspect_dir(dicom_dir, store: str | None = None) -> tuple[list[dict], int]:
                   "view": c.view, "rule": c.rule, "evidence": _evidence(c.evidence)}
                  for s, c in zip(series_list, classes)]
     rows.sort(key=lambda r: (r["study"], r["sequence"], r["view"], r["series_uid"]))
-    return rows, len(idx) - len(headers)
+    res = Inspection(rows, files=len(idx))
+    for r in idx:
+        if r["header"] is None:
+            kind = _not_mr(r["error"])
+            if kind:
+                res.not_mr[kind] += 1
+            else:
+                res.unreadable[r["path"]] = r["error"]
+    return res
 
 
 def table_text(rows: list[dict], max_width: int = 48) -> str:
@@ -70,6 +132,10 @@ def table_text(rows: list[dict], max_width: int = 48) -> str:
 
 
 def write_rows(rows: list[dict], out: str) -> None:
+    """The table as .csv or .parquet; a missing folder on the way is made."""
+    check_out(out)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
     table = pa.Table.from_pylist(rows, schema=pa.schema(
         [(c, pa.int64() if c == "images" else pa.string()) for c in COLUMNS]))
     if out.endswith(".csv"):

@@ -81,8 +81,22 @@ def summary_text(manifest: list[dict], studies: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_UID = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+){3,}(?!\w|\.\d)")
+
+
+def _uid_word(m: re.Match) -> str:
+    """A registered UID (SOP class, transfer syntax) by its name, any other as 'UID'."""
+    from pydicom.uid import UID
+
+    uid = UID(m.group(0))
+    return uid.name if uid.name != str(uid) else "UID"
+
+
 def reason_kind(reason: str, n: int = 70) -> str:
     """A reason without its particulars, to count alike reasons together in the summary:
-    'truncated: pixel data needs 5120 bytes, file has 100' -> '... needs N bytes, file has N'."""
-    kind = re.sub(r"\d+(?:\.\d+)*", "N", (reason or "").split(" (")[0].split(";")[0].replace("\n", " "))
+    'truncated: pixel data needs 5120 bytes, file has 100' -> '... needs N bytes, file has N';
+    a UID is named, not counted: 'SOP class 1.2.840.10008.5.1.4.1.1.7 ...' -> 'SOP class
+    Secondary Capture Image Storage ...', 'study/1.2.3.4.dcm' -> 'study/UID.dcm'."""
+    kind = (reason or "").split(" (")[0].split(";")[0].replace("\n", " ")
+    kind = re.sub(r"\d+(?:\.\d+)?", "N", _UID.sub(_uid_word, kind))
     return kind if len(kind) <= n else kind[: n - 1] + "…"

@@ -243,13 +243,25 @@ def _series_candidates(series_list, classes, rel, mark, salt) -> dict[str, list]
     for series, c in zip(series_list, classes):
         rkey = keys.series_key(salt, series.series_uid)
         spaths = [rel(h["path"]) for h in series.headers]
+        own = {rel(p): why for p, why in (getattr(series, "file_problems", None) or {}).items()}
+
+        def mark_series(status, reason):
+            """Every file of the series; one left out of it for its own problem (a duplicate,
+            another Rows x Columns) keeps that problem as its reason, the series' after it."""
+            for p in spaths:
+                if p in own:
+                    st = "ignored" if own[p].startswith("duplicate") or status == "ignored" else "failed"
+                    mark([p], st, f"{own[p]}; and its series: {reason}", rkey, c.sequence, c.view)
+                else:
+                    mark([p], status, reason, rkey, c.sequence, c.view)
+
         if c.sequence not in ("cine", "lge") or c.view not in ("sax", "2ch", "3ch", "4ch"):
-            mark(spaths, "ignored", f"series classified {c.sequence}/{c.view} ({c.rule})", rkey, c.sequence, c.view)
+            mark_series("ignored", f"series classified {c.sequence}/{c.view} ({c.rule})")
             continue
         try:
             grid = order_series(series)
         except Exception as e:
-            mark(spaths, "failed", f"series unusable: {getattr(e, 'reason', e)}", rkey, c.sequence, c.view)
+            mark_series("failed", f"series unusable: {getattr(e, 'reason', e)}")
             continue
         in_grid = {rel(p) for p in grid.paths}
         warned = "; ".join(getattr(series, "warnings", None) or [])  # used, but say what was odd

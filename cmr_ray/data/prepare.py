@@ -235,7 +235,7 @@ def _plan_and_write(by_study: dict, reports: dict, labels: dict, salt: str, stor
                 results[study.study_key] = r
             done += 1
         if progress:
-            print_progress(done, len(by_study), "studies planned and written")
+            print_progress(done, len(by_study), "studies planned and decoded")
     plan.studies.sort(key=lambda s: s.study_key)
     plan.excluded.sort(key=lambda e: e.study_key)
     return plan, results
@@ -380,11 +380,19 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     from cmr_ray.runtime import init_ray
 
     t0 = time.time()
+    # -- refuse bad requests before any work (one line each; nothing started, nothing written)
+    if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
+        raise PrepareError(f"--num-cpus {num_cpus}: must be a whole number >= 1 (every prepare task needs a CPU)")
+    problem = storefs.store_place_problem(out, dicom_dir)
+    if problem:
+        raise PrepareError(problem)
     cfg = cfg or load_config()
     data = cfg["data"]
     reports_by_acc = load_reports(reports)
     labels_by_acc = load_labels(labels) if labels else {}
     files = list_input_files(dicom_dir)
+    if not files:
+        raise PrepareError(f"{dicom_dir}: no files under it (empty folder); no store written")
     stamp = {f.path: f for f in files}
     _say(f"{len(files)} files under {dicom_dir}; {len(reports_by_acc)} reports", progress)
 
@@ -431,7 +439,11 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     ray = init_ray(address, num_cpus) if (todo or touched) else None
     if ray is not None:
         quiet_ray_data()
-        cpus = int(num_cpus or ray.cluster_resources().get("CPU", 1))
+        have = ray.cluster_resources().get("CPU", 0)
+        if have < 1:  # Ray Data's tasks would wait forever for a CPU
+            raise PrepareError(f"the Ray cluster{' at ' + address if address else ''} has {have:g} CPUs; "
+                               "prepare's tasks need at least 1")
+        cpus = int(num_cpus or have)
     t_index = time.time()
     show = print_progress if progress else None
     with _all_cpus_to_tasks(ray):
@@ -516,8 +528,12 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
                       studies_excluded=dict(Counter(s["reason"] for s in studies if s["status"] != "used")),
                       files=dict(Counter(r["status"] for r in rows)), input_files=len(files),
                       seconds=time.time() - t0, phases=phases)
+    excluded_now = len(plan.excluded) + sum(r["status"] != "used" for r in results.values())
     summary.text = summary_text(rows, studies) + (
-        f"\n{summary.studies_written} studies written this run, {len(used)} in the store "
+        f"\n{summary.studies_written} studies written this run"
+        + (f" ({excluded_now} of the {summary.studies_written + excluded_now} planned excluded, see above)"
+           if excluded_now else "")
+        + f", {len(used)} in the store "
         f"({summary.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
         + f") -> {out}")
     return summary

@@ -197,3 +197,15 @@ def test_a_phi_path_leaves_out_its_study_only(capsys):
     assert {files[r["path"]]["status"] for r in idx[1:len(bad)]} == {"ignored"}
     err = capsys.readouterr().err
     assert "1 file path(s) name their study's PHI; 1 study left out" in err and "Jane" not in err
+
+
+def test_file_of_another_size_keeps_its_own_reason():
+    # issue 16 (5): the file left out for its Rows x Columns says so, not only the series' reason
+    hs = full_study("st1", "P1", "A1")
+    odd = next(h for h in hs if h["series_description"] == "cine_4ch" and h["instance_number"] == 5)
+    odd["rows"] = 64
+    plan = run(hs, {"A1": [REPORT]})
+    row = plan.files["st1/s2/0005.dcm"]
+    assert row["reason"].startswith("Rows x Columns 64x32 differs from the series' 32x32"), row
+    others = {plan.files[f"st1/s2/{i:04d}.dcm"]["reason"] for i in range(1, 13) if i != 5}
+    assert len(others) == 1 and not others.pop().startswith("Rows x Columns")

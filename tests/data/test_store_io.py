@@ -142,3 +142,15 @@ def test_reader_reads_only_the_shards_the_registry_names(tmp_path):
     _registry(tmp_path, {"s0": ("used", "../store.json")})
     with pytest.raises(StoreError, match="not a file name under shards/"):
         shard_paths(tmp_path)
+
+
+def test_summary_names_uids_instead_of_counting_them():
+    # issue 16 (5): a UID is no number: registered ones by name, others as 'UID'
+    from cmr_ray.data.manifest import reason_kind
+
+    assert reason_kind("modality missing and SOP class 1.2.840.10008.5.1.4.1.1.7 is not an MR image", n=200) == (
+        "modality missing and SOP class Secondary Capture Image Storage is not an MR image")
+    assert reason_kind("duplicate SOPInstanceUID of st/1.3.12.2.1107.5.2.43.66112.20161014092636634.dcm") == (
+        "duplicate SOPInstanceUID of st/UID.dcm")
+    assert reason_kind("truncated: pixel data needs 5120 bytes, file has 100") == (
+        "truncated: pixel data needs N bytes, file has N")
