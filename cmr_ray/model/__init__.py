@@ -20,6 +20,7 @@ _EXPORTS = {
     "TextModelError": "text", "TextTower": "text",
     "impression_id": "ids", "normalize_impression": "ids",
     "FrameMeanTower": "video", "TimesformerTower": "video",
+    "VideoInitError": "vit_init", "load_video_init": "vit_init",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,11 +6,17 @@
     v, t, logit_scale = model(x, texts)            # what the training step calls (DDP-friendly)
 
 Freezing a tower (`model.freeze_text`, `model.freeze_video`) stops its gradients and keeps
-it in eval mode; its projection still trains.  With a frozen text tower the pooled
+it in eval mode; its projection still trains.  A text tower that trains (`freeze_text`
+false, the paper preset) is run on every batch and never touches the feature cache.  With a frozen text tower the pooled
 features of each distinct impression are computed once and cached (reports repeat across
 epochs; this saves most of the text cost), in memory and on disk
 (`cmr_ray.model.textcache`: every trial of a sweep, evaluation and the baselines share
 it).  The cache is not part of the state dict.
+
+Projection heads (`model.head`): 'linear' is one bias-free Linear to `embed_dim`;
+'relu_linear' is ReLU then Linear with bias, the authors' heads (Makiya11/CMRCLIP, after
+Frozen-in-Time).  `model.video_init` starts the video tower from a ViT or TimeSformer
+checkpoint (`cmr_ray.model.vit_init`).
 """
 from __future__ import annotations
 
@@ -28,12 +34,13 @@ from cmr_ray.model.video import FrameMeanTower, TimesformerTower
 
 class CMRClip(nn.Module):
     def __init__(self, video: nn.Module, text: TextTower, embed_dim: int = 128, temperature: float = 0.05,
-                 learn_temperature: bool = False, freeze_text: bool = True, freeze_video: bool = False):
+                 learn_temperature: bool = False, freeze_text: bool = True, freeze_video: bool = False,
+                 head: str = "linear"):
         super().__init__()
         self.video = video
         self.text = text
-        self.video_proj = nn.Linear(video.dim, embed_dim, bias=False)
-        self.text_proj = nn.Linear(text.dim, embed_dim, bias=False)
+        self.video_proj = projection_head(head, video.dim, embed_dim)
+        self.text_proj = projection_head(head, text.dim, embed_dim)
         init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
         if learn_temperature:
             self.log_scale = nn.Parameter(init)
@@ -88,14 +95,14 @@ class CMRClip(nn.Module):
                     self._text_cache.update(zip(chunk, feats))
                     if self._disk_cache is not None:
                         self._disk_cache.put(dict(zip(chunk, feats)))
-        return torch.stack([self._text_cache[t] for t in texts]).to(self.text_proj.weight.device)
+        return torch.stack([self._text_cache[t] for t in texts]).to(self.log_scale.device)
 
     def encode_video(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.video_proj(self.video_features(x)), dim=-1)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         feats = self.text_features(texts)
-        return F.normalize(self.text_proj(feats.to(self.text_proj.weight.dtype)), dim=-1)
+        return F.normalize(self.text_proj(feats.to(self.log_scale.dtype)), dim=-1)
 
     def forward(self, video: torch.Tensor, texts: list[str]):
         return self.encode_video(video), self.encode_text(texts), self.logit_scale()
@@ -115,7 +122,22 @@ class CMRClip(nn.Module):
                              f"unexpected {unexpected[:5]}")
 
 
-def build_video_tower(cfg: dict) -> nn.Module:
+HEADS = ("linear", "relu_linear")
+
+
+def projection_head(kind: str, dim: int, embed_dim: int) -> nn.Module:
+    """'linear': Linear without bias (state-dict key `weight`); 'relu_linear': ReLU then Linear
+    with bias (keys `1.weight`, `1.bias`), as the authors' code."""
+    if kind == "linear":
+        return nn.Linear(dim, embed_dim, bias=False)
+    if kind == "relu_linear":
+        return nn.Sequential(nn.ReLU(), nn.Linear(dim, embed_dim, bias=True))
+    raise ValueError(f"model.head: expected one of {HEADS}, got {kind!r}")
+
+
+def build_video_tower(cfg: dict, init: bool = True) -> nn.Module:
+    """The configured video tower; with `init` and `model.video_init` set, its weights come
+    from that checkpoint (`init=False`: random, e.g. when a checkpoint of ours is loaded next)."""
     sizes = video_sizes(cfg)
     kind = cfg["model"].get("video", "timesformer")
     common = dict(image_size=sizes["image_size"], patch_size=sizes["patch_size"],
@@ -123,16 +145,25 @@ def build_video_tower(cfg: dict) -> nn.Module:
                   pool=cfg["model"].get("pool", "cls"), input_norm=cfg["model"].get("input_norm", "none"),
                   grad_checkpointing=bool(cfg["model"].get("grad_checkpointing", False)))
     if kind == "framemean":
-        return FrameMeanTower(**common)
-    if kind == "timesformer":
-        return TimesformerTower(max_frames=sizes["max_frames"], **common)
-    raise ValueError(f"model.video: expected 'timesformer' or 'framemean', got {kind!r}")
+        tower = FrameMeanTower(**common)
+    elif kind == "timesformer":
+        tower = TimesformerTower(max_frames=sizes["max_frames"], **common)
+    else:
+        raise ValueError(f"model.video: expected 'timesformer' or 'framemean', got {kind!r}")
+    if init and cfg["model"].get("video_init"):
+        from cmr_ray.model.vit_init import load_video_init
+
+        load_video_init(tower, cfg["model"]["video_init"])
+    return tower
 
 
-def build_model(cfg: dict) -> CMRClip:
-    """The model an experiment config describes (weights: random video, pretrained text)."""
+def build_model(cfg: dict, video_init: bool = True) -> CMRClip:
+    """The model an experiment config describes (weights: video from `model.video_init` or
+    random, text pretrained).  `video_init=False` skips reading the video checkpoint (for a
+    model whose weights are loaded from one of our checkpoints right after)."""
     m = cfg["model"]
     text = TextTower(m["text_model"], max_length=int(m["text_max_length"]))
-    return CMRClip(build_video_tower(cfg), text, embed_dim=int(m["embed_dim"]),
+    return CMRClip(build_video_tower(cfg, init=video_init), text, embed_dim=int(m["embed_dim"]),
                    temperature=float(m["temperature"]), learn_temperature=bool(m["learn_temperature"]),
-                   freeze_text=bool(m["freeze_text"]), freeze_video=bool(m["freeze_video"]))
+                   freeze_text=bool(m["freeze_text"]), freeze_video=bool(m["freeze_video"]),
+                   head=m.get("head", "linear"))

@@ -58,13 +58,25 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model, cfg):
-    decay, no_decay = [], []
+    """AdamW; matrices decay, vectors (biases, norms, the logit scale) do not.  A text tower
+    that trains (`model.freeze_text` false) gets groups of its own at `train.text_lr` (0: the
+    same `train.lr`); the scheduler scales every group's rate alike.  Group 0 is the video
+    tower's and the heads' matrices (its rate is what `train/lr` reports)."""
+    tr = cfg["train"]
+    lr = float(tr["lr"])
+    text_lr = float(tr.get("text_lr") or 0.0) or lr
+    text_params = {id(p) for p in model.text.parameters()} if hasattr(model, "text") else set()
+    buckets = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": float(cfg["train"]["weight_decay"])},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=float(cfg["train"]["lr"]))
+            buckets[(id(p) in text_params, p.ndim >= 2)].append(p)
+    wd = float(tr["weight_decay"])
+    groups = [{"params": buckets[(False, True)], "weight_decay": wd},
+              {"params": buckets[(False, False)], "weight_decay": 0.0}]
+    if buckets[(True, True)] or buckets[(True, False)]:
+        groups += [{"params": buckets[(True, True)], "weight_decay": wd, "lr": text_lr},
+                   {"params": buckets[(True, False)], "weight_decay": 0.0, "lr": text_lr}]
+    return torch.optim.AdamW(groups, lr=lr)
 
 
 def _mean_over_workers(value: float, device) -> float:
