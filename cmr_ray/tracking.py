@@ -173,6 +173,19 @@ def set_status(c: MlflowClient, run_id: str, status: str, **tags: str) -> None:
         c.set_terminated(run_id, status=status)
 
 
+def close_sweep(c: MlflowClient, exp_id: str, parent_id: str, status: str, outcome: str) -> list[str]:
+    """End a sweep that stopped on an error (`status` FAILED) or an interrupt (KILLED): every
+    child run still RUNNING or SCHEDULED and the parent get `status` and `cmr.outcome`;
+    finished children keep theirs.  Returns the run ids it ended."""
+    ended = []
+    for run in children(c, exp_id, parent_id):
+        if run.info.status in ACTIVE_STATES:
+            set_status(c, run.info.run_id, status, outcome=outcome)
+            ended.append(run.info.run_id)
+    set_status(c, parent_id, status, outcome=outcome)
+    return [*ended, parent_id]
+
+
 def max_step(c: MlflowClient, run_id: str, key: str) -> int:
     hist = c.get_metric_history(run_id, key)
     return max((m.step for m in hist), default=-1)

@@ -246,12 +246,6 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
 
 
 def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
-    import ray
-    from ray import tune
-
-    from cmr_ray.tune.callback import MlflowTrialCallback
-    from cmr_ray.tune.trainable import run_trial
-
     ensure_store(absolute_paths(cfg), address, echo=echo)
     c = tracking.client(uri)
     exp_id = tracking.ensure_experiment(c, cfg["sweep"]["experiment"])
@@ -264,10 +258,35 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
         params["sweep.trials"] = len(trials)
         parent_id = tracking.start_parent(c, exp_id, skey, cfg["sweep"]["experiment"], params,
                                           tags={"cmr.experiment_file": str(path)})
-        c.log_text(parent_id, to_yaml(cfg), "config.yaml")
     else:
         parent_id = parent.info.run_id
         tracking.set_status(c, parent_id, "RUNNING")
+    try:
+        return _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
+                                 train_fn, eval_fn, model_loader, echo)
+    except BaseException as e:  # never leave the sweep RUNNING: an error FAILED, Ctrl-C KILLED
+        interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
+        try:
+            tracking.close_sweep(c, exp_id, parent_id, "KILLED" if interrupted else "FAILED",
+                                 "interrupted" if interrupted else "error")
+        except Exception as close_error:  # noqa: BLE001 - the first error is the one to show
+            echo(f"could not mark the MLflow runs ended: {type(close_error).__name__}: {close_error}")
+        else:
+            echo(f"sweep {'interrupted' if interrupted else 'failed'}: parent run {parent_id} and its unfinished "
+                 f"trials marked {'KILLED' if interrupted else 'FAILED'} in MLflow (rerun with --resume)")
+        raise
+
+
+def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
+                      train_fn, eval_fn, model_loader, echo) -> dict:
+    import ray
+    from ray import tune
+
+    from cmr_ray.tune.callback import MlflowTrialCallback
+    from cmr_ray.tune.trainable import run_trial
+
+    if parent is None:
+        c.log_text(parent_id, to_yaml(cfg), "config.yaml")
     existing = tracking.child_runs(c, exp_id, parent_id)
     done = {t.key for t in trials if t.key in existing and existing[t.key].info.status == "FINISHED"}
     if resume and parent is not None:
