@@ -10,7 +10,10 @@ synthetic cohort when `data.source` is synthetic); open the MLflow experiment an
 sweep's parent run, with one SCHEDULED child run per trial; run the trials that are not
 FINISHED yet as a Tune grid (`max_concurrent` from the cluster, optional ASHA); compute
 the sweep's baselines (`sweep.baselines`, once per sweep, each a child run of its own:
-`cmr_ray.tune.baselines`); log the best trial's model and register it; close the parent run.
+`cmr_ray.tune.baselines`); log the best trial's model (safetensors weights and the config,
+no pickle: `cmr_ray.tune.mlflow_model`) and register it; close the parent run.  Whatever
+stops the sweep once its parent run exists, that run and its unfinished trials are ended
+(FAILED, or KILLED on Ctrl-C): no run stays RUNNING.
 
 `--resume` finds the latest parent run of the same sweep (same trial keys) and runs only
 the trials whose child run is not FINISHED, reusing those runs (so each trial has exactly
@@ -191,12 +194,15 @@ def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, ech
 
     from cmr_ray.tune.trainable import check_no_report_text, store_impressions
 
+    from cmr_ray.tune.mlflow_model import save_model
+
     ckpt = best.data.tags["cmr.checkpoint_path"]
-    model, _ = model_loader(ckpt)
+    model, model_cfg = model_loader(ckpt)
     name = cfg["sweep"]["register_model"] or None
     with tempfile.TemporaryDirectory() as tmp:
-        # Saved locally first so every byte is checked for report text before it is logged.
-        mlflow.pytorch.save_model(model, f"{tmp}/model", serialization_format="pickle")
+        # Weights (safetensors) and the config that builds them, no pickle (cmr_ray.tune.mlflow_model);
+        # saved locally first so every byte is checked for report text before it is logged.
+        save_model(f"{tmp}/model", model, model_cfg or cfg)
         impressions = store_impressions(absolute_paths(cfg)["data"]["store"])
         check_no_report_text(tmp, impressions, binary=True)
         c.log_artifacts(best.info.run_id, f"{tmp}/model", artifact_path="model")
