@@ -17,6 +17,7 @@ def local_env(loopback: bool = True) -> None:
     """
     if loopback:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _bind_policy_now()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -27,6 +28,19 @@ def local_env(loopback: bool = True) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _bind_policy_now() -> None:
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when `ray` is first imported: in a
+    process that imported Ray before (a library user, a test session) the variable alone
+    comes too late and the Ray it starts listens on the routable address.  Apply it to the
+    imported constant as well."""
+    import sys
+
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        value = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "").strip().lower()
+        constants.ENABLE_RAY_CLUSTER = value in ("1", "true")
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kw):
