@@ -82,7 +82,7 @@ def load_checkpoint(path):
     from cmr_ray.model import build_model
 
     state, cfg = read_state(path)
-    model = build_model(cfg)
+    model = build_model(cfg, video_init=False)  # its weights come from the checkpoint next
     model.load_trainable_state_dict(state["model"])
     return model.eval(), cfg
 

@@ -117,6 +117,10 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     from cmr_ray.train.loop import train_loop_per_worker
 
     load_text_encoder(cfg["model"]["text_model"], config_only=True)  # fail here, in one line, if it is missing
+    if cfg["model"].get("video_init"):
+        from cmr_ray.model.vit_init import check_video_init
+
+        check_video_init(cfg["model"]["video_init"])  # the same for the video tower's starting weights
     tr = cfg["train"]
     clock = EpochClock.remote()
     datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}

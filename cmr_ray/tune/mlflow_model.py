@@ -97,7 +97,7 @@ def load_model(path):
         if not (d / f).exists():
             raise FileNotFoundError(f"{path}: not a cmr-ray MLflow model (no {f})")
     cfg = load_config(d / CONFIG_FILE)
-    model = build_model(cfg)
+    model = build_model(cfg, video_init=False)  # its weights come from the file next
     model.load_trainable_state_dict(load_file(str(d / WEIGHTS_FILE), device="cpu"))
     return model.eval(), cfg
 
