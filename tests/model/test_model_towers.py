@@ -111,7 +111,8 @@ def test_impression_ids_normalise():
     assert normalize_impression("  Mild, diffuse  LGE! ") == "mild diffuse lge"
 
 
-def test_build_model_embeddings_and_frozen_text_cache(tiny_cfg, monkeypatch):
+def test_build_model_embeddings_and_frozen_text_cache(tiny_cfg, monkeypatch, tmp_path):
+    monkeypatch.setenv("CMR_RAY_CACHE", str(tmp_path))  # an empty disk cache: other tests' features not reused
     torch.manual_seed(0)
     model = build_model(tiny_cfg)
     assert isinstance(model, CMRClip) and model.freeze_text
