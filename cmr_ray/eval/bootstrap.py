@@ -32,7 +32,11 @@ def draw_weights(n: int, resamples: int, seed: int) -> np.ndarray:
     """[resamples, n] float32: how often each of n studies is drawn in each resample."""
     if n < 1 or resamples < 1:
         raise ValueError(f"bootstrap: need studies and resamples >= 1, got {n} and {resamples}")
-    rng = np.random.default_rng([int(seed), 0xB007])
+    return _draw(np.random.default_rng([int(seed), 0xB007]), n, resamples)
+
+
+def _draw(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    """[resamples, n] float32 multiplicities of `resamples` draws of n studies with replacement."""
     idx = rng.integers(0, n, size=(resamples, n))
     flat = (idx + np.arange(resamples)[:, None] * n).ravel()
     return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float32)
@@ -156,10 +160,7 @@ def redraw_single_class(y, w: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
         if len(bad) == 0:
             return w, int(redrawn.sum())
         redrawn[bad] = True
-        n = w.shape[1]
-        idx = rng.integers(0, n, size=(len(bad), n))
-        flat = (idx + np.arange(len(bad))[:, None] * n).ravel()
-        w[bad] = np.bincount(flat, minlength=len(bad) * n).reshape(len(bad), n)
+        w[bad] = _draw(rng, w.shape[1], len(bad))
     raise ValueError(f"bootstrap: resamples still miss a class after {MAX_REDRAWS} rounds of redrawing "
                      f"(class counts {[int((y == c).sum()) for c in classes]})")
 

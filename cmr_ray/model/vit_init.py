@@ -76,19 +76,25 @@ def _not_here(name: str, e: Exception) -> VideoInitError:
                       f"with hub access (hf download {name})")
 
 
+def _from_local(auto, name: str):
+    """`auto.from_pretrained` (AutoConfig or AutoModel) from local files only, quietly; an
+    absent or unreadable checkpoint is one VideoInitError."""
+    restore = _quiet_hf()
+    try:
+        return auto.from_pretrained(os.path.expanduser(name), local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise _not_here(name, e) from None
+    finally:
+        restore()
+
+
 def check_video_init(name: str):
     """The checkpoint's config (cheap: no weights read); raises VideoInitError if it is absent
     or not a ViT/TimeSformer.  What a driver calls before starting workers."""
     from transformers import AutoConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    restore = _quiet_hf()
-    try:
-        conf = AutoConfig.from_pretrained(os.path.expanduser(name), local_files_only=True)
-    except (OSError, ValueError, KeyError) as e:
-        raise _not_here(name, e) from None
-    finally:
-        restore()
+    conf = _from_local(AutoConfig, name)
     if conf.model_type not in ("vit", "timesformer"):
         raise _say(name, f"is a {conf.model_type!r} checkpoint; expected a ViT ('vit') or TimeSformer ('timesformer')")
     return conf
@@ -100,13 +106,7 @@ def read_checkpoint(name: str) -> tuple[object, dict[str, torch.Tensor]]:
     from transformers import AutoModel
 
     conf = check_video_init(name)
-    restore = _quiet_hf()
-    try:
-        model = AutoModel.from_pretrained(os.path.expanduser(name), local_files_only=True)
-    except (OSError, ValueError, KeyError) as e:
-        raise _not_here(name, e) from None
-    finally:
-        restore()
+    model = _from_local(AutoModel, name)
     return conf, {k: v.detach().float() for k, v in model.state_dict().items()}
 
 
