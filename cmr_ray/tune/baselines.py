@@ -20,7 +20,7 @@ Each baseline is one child run of the sweep's parent run: name such as
 `cmr.kind=baseline`, `cmr.baseline=<name>`, `cmr.trial_key=baseline-<name>` (so
 `tracking.child_runs` keys it apart from the trials), params the flattened resolved
 config, artifacts `config.yaml` and the eval tables under `eval/` (checked for report
-text first).  The baselines run as Ray tasks (one worker's CPUs, a GPU when train.use_gpu),
+text first), with `eval/per_study.npz` as a trial has it (`cmr-ray report` pairs rows by it).  The baselines run as Ray tasks (one worker's CPUs, a GPU when train.use_gpu),
 at the same time when the cluster has room; the driver logs their metrics and status.
 With `--resume`, a baseline whose run is FINISHED with the same config is not computed
 again; a failed one reuses its run.  A failing baseline ends its run FAILED with one
@@ -69,8 +69,9 @@ def expand_baselines(cfg: dict, src: str = "config") -> list[Baseline]:
 
 def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> dict:
     """Build (and for simclr pretrain) the baseline's model, evaluate it like a trial, and
-    write its tables (`tables.md`, one .md/.csv per table), `metrics.json` and `notes.txt`
-    to out_dir.  Returns the unprefixed metrics."""
+    write its tables (`tables.md`, one .md/.csv per table), `metrics.json`, `notes.txt` and
+    `per_study.npz` (test ranks and probe predictions per study, as a trial writes them, so
+    that a report can pair every row of a sweep) to out_dir.  Returns the unprefixed metrics."""
     from pathlib import Path
 
     import torch
@@ -89,11 +90,12 @@ def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> di
         model = train_simclr(cfg, store, model=model.train(), progress=progress)
     metrics, extras, notes = evaluate_method(model, cfg, store, prompts=False, progress=progress)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     tables = build_tables({prefix(name) + k: v for k, v in metrics.items()}, [name],
                           cfg["eval"]["few_shot"], cfg["eval"]["probes"])
     header = (f"{baseline_title(name, cfg)}. Test split: {len(extras['test'])} studies; probes fitted on "
               f"{extras['n_fit']} train+val studies; views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    write_outputs(out, header, tables, notes, metrics)
+    write_outputs(out, header, tables, notes, metrics, extras)
     return metrics
 
 
