@@ -22,6 +22,8 @@ Intervals are percentile intervals (`LEVEL` = 95%: the 2.5th and 97.5th percenti
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 LEVEL = 0.95
@@ -213,3 +215,154 @@ def per_study_record(study_keys, ranks, outcomes: dict, test_labels: dict) -> di
         rec[f"{task}_score"] = np.asarray(o.score, np.float32)
         rec[f"{task}_classes"] = np.asarray(o.classes).astype(str)
     return rec
+
+
+# ------------------------------------------------------------------ paired comparisons
+
+class Paired(NamedTuple):
+    a: float      # run A's value on all its test studies
+    b: float      # run B's value
+    diff: float   # a - b
+    lo: float     # percentile interval of (a - b) over resamples drawing the same studies for both
+    hi: float
+
+    @property
+    def distinguishable(self) -> bool:
+        """The interval excludes 0 (False where it is undefined)."""
+        return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
+
+
+def load_per_study(path, name: str | None = None) -> dict[str, np.ndarray]:
+    """A run's `per_study.npz` (`per_study_record`) as a dict; one line naming it if it is not one."""
+    name = name or str(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            rec = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{name}: not a readable per_study.npz ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("study_key", "t2v_rank", "v2t_rank") if k not in rec]
+    if missing:
+        raise ValueError(f"{name}: per_study.npz lacks {', '.join(missing)}")
+    keys = rec["study_key"]
+    if len(set(keys.tolist())) != len(keys):
+        raise ValueError(f"{name}: per_study.npz lists a test study twice")
+    return rec
+
+
+def probe_tasks_of(rec: dict) -> list[str]:
+    return sorted(k[: -len("_index")] for k in rec if k.endswith("_index"))
+
+
+def _positions(rec: dict, keys: np.ndarray) -> np.ndarray:
+    """Row of each of `keys` in rec (keys must be rec's study set)."""
+    where = {k: i for i, k in enumerate(rec["study_key"].tolist())}
+    return np.array([where[k] for k in keys.tolist()], dtype=np.int64)
+
+
+def _probe_view(rec: dict, task: str, keys: np.ndarray):
+    """(positions in `keys` of the task's studies in ascending order, an outcome of rec's rows in that order)."""
+    from types import SimpleNamespace
+
+    ref = {k: i for i, k in enumerate(keys.tolist())}
+    idx = rec[f"{task}_index"].astype(np.int64)
+    at = np.array([ref[k] for k in rec["study_key"][idx].tolist()], dtype=np.int64)
+    rows = np.argsort(at, kind="stable")  # the task's arrays in ascending position in `keys`
+    y, pred = rec[f"{task}_true"][rows], rec[f"{task}_pred"][rows]
+    classes = rec[f"{task}_classes"].tolist()
+    if task != "acdc":  # saved as text; binary probes score int 0/1 (probe.known)
+        y, pred, classes = y.astype(np.int64), pred.astype(np.int64), [int(c) for c in classes]
+    outcome = SimpleNamespace(task=task, y_true=y, y_pred=pred, score=rec[f"{task}_score"][rows], classes=classes)
+    return at[rows], outcome
+
+
+def same_studies(a: dict, b: dict, names=("A", "B")) -> None:
+    """Raise one line unless the two records hold the same test studies."""
+    ka, kb = set(a["study_key"].tolist()), set(b["study_key"].tolist())
+    if ka != kb:
+        raise ValueError(f"{names[0]} and {names[1]}: not the same test studies ({len(ka)} and {len(kb)}, "
+                         f"{len(ka ^ kb)} in only one); a paired difference needs the same studies")
+
+
+def record_resamples(rec: dict, w: np.ndarray, keys: np.ndarray, probes=None, redrawn: dict | None = None,
+                     seed: int = 0) -> dict:
+    """Every test metric of one run per resample, as logged (`test/<metric>`, `probe/<task>_<metric>`):
+    {key: [B]}.  `w` [B, len(keys)] weighs the studies `keys` (rec's study set, any order);
+    `probes`: the tasks to score (None: all in rec).  `redrawn` ({task: weights}) holds each
+    probe's weights after redrawing single-class resamples, so a second run reuses the first's."""
+    pos = _positions(rec, keys)
+    out = {f"test/{k}": v for k, v in retrieval_resamples(rec["t2v_rank"][pos], rec["v2t_rank"][pos], w).items()}
+    for task in (probe_tasks_of(rec) if probes is None else probes):
+        at, outcome = _probe_view(rec, task, keys)
+        if redrawn is not None and task in redrawn:
+            wt = redrawn[task]
+        else:
+            wt, _ = redraw_single_class(outcome.y_true, w[:, at], seed)
+            if redrawn is not None:
+                redrawn[task] = wt
+        out.update({f"probe/{task}_{k}": v for k, v in probe_resamples(outcome, wt).items()})
+    return out
+
+
+def paired_differences(a: dict, b: dict, resamples: int = 1000, seed: int = 0, names=("A", "B"),
+                       probes: bool = True) -> tuple[dict[str, Paired], list[str]]:
+    """The paired bootstrap of run A minus run B over their common test studies: ({key: Paired}, notes).
+
+    `a`, `b`: per-study records (`per_study_record` / `load_per_study`) of two runs on the
+    same test studies, matched by study key (ValueError, one line, if the sets differ).  Each
+    resample draws the same studies for both runs and the difference of each test metric is
+    taken within the resample; identical runs give [0, 0].  Probes: the tasks both runs have
+    (probes=False: retrieval only); a task whose labels differ between the runs is refused."""
+    same_studies(a, b, names)
+    keys = a["study_key"]
+    tasks = []
+    notes: list[str] = []
+    if probes:
+        ta, tb = probe_tasks_of(a), probe_tasks_of(b)
+        tasks = [t for t in ta if t in tb]
+        for t in sorted(set(ta) ^ set(tb)):
+            notes.append(f"probe {t}: only in {names[0] if t in ta else names[1]}; not compared")
+        for t in tasks:
+            (pa, oa), (pb, ob) = _probe_view(a, t, keys), _probe_view(b, t, keys)
+            if not (np.array_equal(pa, pb) and np.array_equal(oa.y_true, ob.y_true)):
+                raise ValueError(f"{names[0]} and {names[1]}: probe {t} has other test labels in each run; "
+                                 "they were not evaluated on the same studies")
+    w = draw_weights(len(keys), resamples, seed)
+    ones = np.ones((1, len(keys)), np.float32)
+    redrawn: dict = {}
+    ra, rb = (record_resamples(r, w, keys, tasks, redrawn, seed) for r in (a, b))
+    va, vb = record_resamples(a, ones, keys, tasks), record_resamples(b, ones, keys, tasks)
+    out = {}
+    for k in ra:
+        with np.errstate(invalid="ignore"):
+            lo, hi = percentile_interval(ra[k] - rb[k])
+        x, y = float(va[k][0]), float(vb[k][0])
+        out[k] = Paired(x, y, x - y, lo, hi)
+    return out, notes
+
+
+def spearman_resamples(values: np.ndarray, reference) -> np.ndarray:
+    """Spearman's ρ of each resample's row values against fixed reference values: values [B, R]
+    (R rows), reference [R] -> [B] (NaN where a resample's values are all tied)."""
+    from scipy.stats import rankdata
+
+    rv = rankdata(np.asarray(values, np.float64), axis=1)
+    rr = rankdata(np.asarray(reference, np.float64))
+    rv = rv - rv.mean(axis=1, keepdims=True)
+    rr = rr - rr.mean()
+    den = np.sqrt((rv ** 2).sum(axis=1) * (rr ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rv @ rr) / den, np.nan)
+
+
+def spearman_interval(records: list[dict], reference, resamples: int = 1000, seed: int = 0,
+                      names=None) -> tuple[float, float]:
+    """95% interval of Spearman's ρ between the rows' RSUM and `reference` (e.g. the paper's),
+    resampling the test studies the rows share (the same draw for every row) and recomputing
+    each row's RSUM, then ρ, in each resample."""
+    names = names or [f"row {i + 1}" for i in range(len(records))]
+    for r, n in zip(records[1:], names[1:]):
+        same_studies(records[0], r, (names[0], n))
+    keys = records[0]["study_key"]
+    w = draw_weights(len(keys), resamples, seed)
+    rsum = np.stack([record_resamples(r, w, keys, probes=[])["test/rsum"] for r in records], axis=1)
+    return percentile_interval(spearman_resamples(rsum, reference))

@@ -108,3 +108,136 @@ def test_percentile_interval_skips_nan():
     assert all(np.isnan(percentile_interval(np.array([np.nan, np.nan]))))
     lo, hi = percentile_interval(np.array([np.nan] + list(range(101))))
     assert (lo, hi) == pytest.approx((2.5, 97.5))
+
+
+# ------------------------------------------------------------------ paired comparisons (item 3, 4)
+
+def _record(tmp_path, name, keys, t2v, v2t, hcm_pred, acdc_pred, labels, rng):
+    """A run's per_study.npz as evaluation writes it, read back as the report does."""
+    from cmr_ray.eval.bootstrap import load_per_study, per_study_record
+    from cmr_ray.eval.probe import known
+
+    outcomes = {}
+    for task, pred in (("hcm", hcm_pred), ("acdc", acdc_pred)):
+        idx, y = known(labels, task)
+        classes = [0, 1] if task == "hcm" else ["DCM", "HCM", "MINF", "NOR", "RV"]
+        score = rng.random(len(idx)) if task == "hcm" else rng.dirichlet(np.ones(5), len(idx))
+        outcomes[task] = _outcome(task, y, np.asarray(pred)[idx], score, classes)
+    rec = per_study_record(keys, (t2v, v2t), outcomes, labels)
+    np.savez_compressed(tmp_path / f"{name}.npz", **rec)
+    return load_per_study(tmp_path / f"{name}.npz")
+
+
+def _labels(rng, n):
+    hcm = rng.integers(0, 2, n).astype(float)
+    hcm[::7] = np.nan                                   # unknown labels: the probe skips those studies
+    acdc = np.array([["DCM", "HCM", "MINF", "NOR", "RV"][i] for i in rng.integers(0, 5, n)], dtype=object)
+    acdc[::5] = None
+    return {"hcm": hcm, "acdc": acdc}
+
+
+def _permuted(rec, perm):
+    """The same run with its studies stored in another order."""
+    out = dict(rec)
+    inv = np.argsort(perm)
+    for k in ("study_key", "t2v_rank", "v2t_rank"):
+        out[k] = rec[k][perm]
+    for t in ("hcm", "acdc"):
+        out[f"{t}_index"] = inv[rec[f"{t}_index"]].astype(np.int32)
+    return out
+
+
+def test_identical_runs_differ_by_zero_with_a_zero_width_interval_in_any_study_order(tmp_path):
+    from cmr_ray.eval.bootstrap import paired_differences
+
+    rng = np.random.default_rng(5)
+    n = 90
+    labels = _labels(rng, n)
+    keys = [f"s{i:03d}" for i in range(n)]
+    a = _record(tmp_path, "a", keys, rng.integers(1, n + 1, n), rng.integers(1, n + 1, n),
+                rng.integers(0, 2, n), labels["acdc"][rng.permutation(n)], labels, rng)
+    for b in (a, _permuted(a, rng.permutation(n))):
+        res, notes = paired_differences(a, b, resamples=300, seed=1)
+        assert notes == []
+        assert {"test/rsum", "test/t2v_r1", "test/v2t_medr", "probe/hcm_auc", "probe/acdc_acc", "probe/acdc_f1"} <= set(res)
+        for k, p in res.items():
+            assert p.a == p.b and p.diff == 0.0 and (p.lo, p.hi) == (0.0, 0.0), k
+            assert not p.distinguishable
+
+
+def test_paired_difference_is_the_difference_within_each_resample_and_refuses_other_studies(tmp_path):
+    from cmr_ray.eval.bootstrap import (draw_weights, paired_differences, percentile_interval,
+                                        record_resamples, same_studies)
+
+    rng = np.random.default_rng(6)
+    n = 120
+    labels = _labels(rng, n)
+    keys = [f"s{i:03d}" for i in range(n)]
+    t2v, v2t = rng.integers(1, 60, n), rng.integers(1, 60, n)
+    acdc_pred = labels["acdc"].copy()
+    acdc_pred[acdc_pred == None] = "NOR"  # noqa: E711
+    a = _record(tmp_path, "a", keys, t2v, v2t, np.nan_to_num(labels["hcm"]).astype(int), acdc_pred, labels, rng)
+    better_b = _record(tmp_path, "b", keys, np.maximum(1, t2v - 30), v2t, rng.integers(0, 2, n),
+                       np.where(rng.random(n) < 0.5, "DCM", acdc_pred), labels, rng)
+    b = _permuted(better_b, rng.permutation(n))
+    res, _ = paired_differences(a, b, resamples=400, seed=2, names=("run a", "run b"))
+    ref_a, ref_b = metrics_from_ranks(t2v, v2t), metrics_from_ranks(np.maximum(1, t2v - 30), v2t)
+    assert res["test/rsum"].a == pytest.approx(ref_a["rsum"]) and res["test/rsum"].b == pytest.approx(ref_b["rsum"])
+    assert res["test/rsum"].diff < 0 and res["test/rsum"].distinguishable and res["test/rsum"].hi < 0
+    assert res["probe/acdc_acc"].a == 1.0 and res["probe/acdc_acc"].diff > 0 and res["probe/acdc_acc"].lo > 0
+    # the same draw for both runs: the interval is that of the within-resample differences
+    w = draw_weights(n, 400, seed=2)
+    ka = record_resamples(a, w, a["study_key"], seed=2)
+    kb = record_resamples(better_b, w, a["study_key"], seed=2)
+    lo, hi = percentile_interval(ka["test/rsum"] - kb["test/rsum"])
+    assert (res["test/rsum"].lo, res["test/rsum"].hi) == pytest.approx((lo, hi))
+    # an unpaired interval (independent draws) is wider than the paired one on the same runs
+    w2 = draw_weights(n, 400, seed=3)
+    kb2 = record_resamples(better_b, w2, a["study_key"])
+    ulo, uhi = percentile_interval(ka["test/v2t_r50"] - kb2["test/v2t_r50"])
+    assert res["test/v2t_r50"].hi - res["test/v2t_r50"].lo == 0.0 < uhi - ulo  # same v2t ranks: paired width 0
+
+    other = dict(b)
+    other["study_key"] = np.array([f"x{i}" for i in range(n)])
+    with pytest.raises(ValueError) as e:
+        paired_differences(a, other, names=("run a", "run c"))
+    assert "\n" not in str(e.value) and "run a and run c: not the same test studies" in str(e.value)
+    with pytest.raises(ValueError, match="not the same test studies"):
+        same_studies(a, {"study_key": a["study_key"][:-1]})
+
+
+def test_load_per_study_says_which_file_is_bad(tmp_path):
+    from cmr_ray.eval.bootstrap import load_per_study
+
+    (tmp_path / "bad.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"^run 1/eval/per_study.npz: not a readable per_study.npz"):
+        load_per_study(tmp_path / "bad.npz", "run 1/eval/per_study.npz")
+    np.savez(tmp_path / "part.npz", study_key=np.array(["a"]))
+    with pytest.raises(ValueError, match="lacks t2v_rank, v2t_rank"):
+        load_per_study(tmp_path / "part.npz")
+
+
+def test_spearman_resamples_match_scipy_and_the_interval_holds_the_value(tmp_path):
+    from scipy.stats import spearmanr
+
+    from cmr_ray.eval.bootstrap import spearman_interval, spearman_resamples
+
+    rng = np.random.default_rng(8)
+    vals = rng.integers(0, 6, (30, 7)).astype(float)   # ties on purpose
+    ref = np.array([3.0, 1, 2, 7, 5, 5, 9])
+    rho = spearman_resamples(vals, ref)
+    for b in range(30):
+        assert rho[b] == pytest.approx(spearmanr(vals[b], ref).statistic, nan_ok=True)
+    assert np.isnan(spearman_resamples(np.ones((1, 7)), ref))[0]
+
+    n = 150
+    labels = _labels(rng, n)
+    keys = [f"s{i:03d}" for i in range(n)]
+    rows = []
+    for j, shift in enumerate((0, 5, 10, 20, 40)):                # rows of rising quality
+        t2v = np.maximum(1, rng.integers(1, 100, n) - shift)
+        rows.append(_record(tmp_path, f"r{j}", keys, t2v, t2v, np.zeros(n, int), labels["acdc"], labels, rng))
+    paper = [10.0, 20.0, 30.0, 40.0, 50.0]
+    lo, hi = spearman_interval(rows, paper, resamples=300, seed=0)
+    value = spearmanr([metrics_from_ranks(r["t2v_rank"], r["v2t_rank"])["rsum"] for r in rows], paper).statistic
+    assert -1.0 <= lo <= value <= hi <= 1.0 and hi == 1.0
