@@ -44,25 +44,32 @@ def inspect_cmd(dicom_dir, out, store):
 
 @click.command("prepare")
 @click.argument("dicom_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--reports", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="CSV with accession_number, report_text")
+@click.option("--format", "fmt", type=click.Choice(["dicom", "acdc", "mnms"]), default="dicom", show_default=True,
+              help="dicom: DICOM studies + reports; acdc / mnms: the public sets in their own NIfTI layout")
+@click.option("--reports", type=click.Path(exists=True, dir_okay=False),
+              help="CSV with accession_number, report_text (required for --format dicom)")
 @click.option("--out", "out", required=True, help="store directory or s3:// URI")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="labels CSV (optional)")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
               help="experiment YAML (data.image_size, data.views, split fractions)")
 @click.option("--image-size", type=int, help="frame size in pixels (overrides data.image_size)")
 @click.option("--address", help="join an existing Ray cluster (default: start a local one)")
-@click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1)")
-def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, num_cpus):
-    """Decode DICOM studies once into the de-identified clip store.
+@click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1); acdc/mnms: decoding processes")
+@click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="acdc/mnms: seed of the train/val draw (and of the whole split when the folders give none)")
+def prepare_cmd(dicom_dir, fmt, reports, out, labels, config, image_size, address, num_cpus, split_seed):
+    """Decode DICOM studies (or ACDC / M&Ms NIfTI) once into the de-identified clip store.
 
     Writes STORE/shards/*.parquet, STORE/manifest.parquet (one row per input file) and
     STORE/store.json.  Re-running is a no-op; new studies are added incrementally.
+    With --format acdc (or mnms) DICOM_DIR is the dataset's folder: each patient's 4D cine
+    becomes a cine_sax row labelled with its group (docs/acdc.md); the store is rewritten.
 
     \b
     Example:
       cmr-ray prepare cohort/dicom --reports cohort/reports.csv --labels cohort/labels.csv \\
           --out store --num-cpus 2
+      cmr-ray prepare ACDC/database --format acdc --out store_acdc
     """
     from cmr_ray.config import ConfigError, load_config
     from cmr_ray.data.prepare import PrepareError, prepare
@@ -75,10 +82,27 @@ def prepare_cmd(dicom_dir, reports, out, labels, config, image_size, address, nu
     problem = store_place_problem(out, dicom_dir)
     if problem:
         raise click.ClickException(problem)
+    if fmt == "dicom" and not reports:
+        raise click.UsageError("Missing option '--reports' (required for --format dicom).")
+    if fmt != "dicom" and (reports or labels or address):
+        given = ", ".join(n for n, v in (("--reports", reports), ("--labels", labels), ("--address", address)) if v)
+        raise click.UsageError(f"{given}: not used with --format {fmt} (groups come from the dataset itself)")
     try:
         cfg = load_config(config, {"data.image_size": image_size} if image_size else None)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
+    if fmt != "dicom":
+        from cmr_ray.data.acdc import prepare_nifti
+
+        try:
+            summary = prepare_nifti(dicom_dir, out, fmt=fmt, cfg=cfg, num_cpus=num_cpus, seed=split_seed)
+        except (PrepareError, FileNotFoundError) as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(summary.text)
+        if not summary.ok:
+            click.echo(f"error: no usable study (see {summary.store}/manifest.parquet for each file's reason)", err=True)
+            sys.exit(1)
+        return
     try:
         summary = prepare(dicom_dir, reports, out, labels=labels, cfg=cfg, address=address,
                           num_cpus=num_cpus)

@@ -6,13 +6,15 @@ import click
 
 @click.command("synth")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--studies", type=click.IntRange(min=1), default=800, show_default=True, help="number of studies")
+@click.option("--format", "fmt", type=click.Choice(["dicom", "acdc"]), default="dicom", show_default=True,
+              help="dicom: the full cohort; acdc: its cine short axis in ACDC's NIfTI layout (docs/acdc.md)")
+@click.option("--studies", type=click.IntRange(min=1), help="number of studies  [default: 800; 150 with --format acdc]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="same seed, same bytes")
 @click.option("--preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="small: 96 px, 10x12 cine SAX, about 163 images/study; paper: 256 px, 12x25, 416 images/study")
 @click.option("--workers", type=click.IntRange(min=1), help="processes (default: all cores)")
 @click.option("--overwrite", is_flag=True, help="replace an existing, different cohort in OUT")
-def synth_cmd(out, studies, seed, preset, workers, overwrite):
+def synth_cmd(out, fmt, studies, seed, preset, workers, overwrite):
     """Write a synthetic CMR cohort: DICOM studies, reports and labels.
 
     Writes OUT/dicom/<study>/<series>/*.dcm, OUT/reports.csv (accession_number,
@@ -21,10 +23,29 @@ def synth_cmd(out, studies, seed, preset, workers, overwrite):
     is a no-op.
 
     \b
+    With --format acdc: OUT/training/patientNNN/ and OUT/testing/patientNNN/ (Info.cfg,
+    patientNNN_4d.nii.gz, ED/ES frames), the same patients' cine short axis and groups.
+
+    \b
     Example:
       cmr-ray synth cohort --studies 800 --seed 0
       cmr-ray prepare cohort/dicom --reports cohort/reports.csv --out store
+      cmr-ray synth --format acdc acdc --studies 150
+      cmr-ray prepare acdc --format acdc --out store_acdc
     """
+    if fmt == "acdc":
+        from cmr_ray.synth.acdc import generate_acdc
+
+        try:
+            s = generate_acdc(out, studies or 150, seed, preset=preset, workers=workers, progress=True,
+                              overwrite=overwrite)
+        except (FileExistsError, ValueError) as e:
+            raise click.UsageError(str(e)) from None
+        counts = ", ".join(f"{k} {v}" for k, v in s["groups"].items())
+        click.echo(f"{out}: {s['studies']} patients in ACDC layout (training {s['training']}, "
+                   f"testing {s['testing']}; {counts})")
+        return
+    studies = studies or 800
     from cmr_ray.synth import generate_cohort
 
     try:
