@@ -54,7 +54,7 @@ def inspect_cmd(dicom_dir, out, store):
               help="experiment YAML (data.image_size, data.views, split fractions)")
 @click.option("--image-size", type=int, help="frame size in pixels (overrides data.image_size)")
 @click.option("--address", help="join an existing Ray cluster (default: start a local one)")
-@click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1); acdc/mnms: decoding processes")
+@click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1); acdc/mnms: decoding processes (default: all cores)")
 @click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="acdc/mnms: seed of the train/val draw (and of the whole split when the folders give none)")
 def prepare_cmd(dicom_dir, fmt, reports, out, labels, config, image_size, address, num_cpus, split_seed):
@@ -95,7 +95,10 @@ def prepare_cmd(dicom_dir, fmt, reports, out, labels, config, image_size, addres
         from cmr_ray.data.acdc import prepare_nifti
 
         try:
-            summary = prepare_nifti(dicom_dir, out, fmt=fmt, cfg=cfg, num_cpus=num_cpus, seed=split_seed)
+            import os
+
+            summary = prepare_nifti(dicom_dir, out, fmt=fmt, cfg=cfg, num_cpus=num_cpus or os.cpu_count(),
+                                    seed=split_seed)
         except (PrepareError, FileNotFoundError) as e:
             raise click.ClickException(str(e)) from None
         click.echo(summary.text)
