@@ -47,6 +47,46 @@ def _f(kind, default, help, **kw):
     return Field(kind, default, help, **kw)
 
 
+# What the training loop (`cmr_ray.train.loop`) reports every epoch beside the validation
+# retrieval metrics, and a sweep may rank checkpoints and trials by.
+EPOCH_SCORES = ("val/loss", "val/video_spread", "train/loss", "train/loss_ratio")
+
+
+def sweep_metrics() -> tuple[str, ...]:
+    """The per-epoch metrics every trial logs with its checkpoints, so `sweep.metric` may name
+    them: `val/` + each key of `cmr_ray.eval.retrieval.metrics_from_ranks` (val/rsum,
+    val/t2v_r5, ...), and `EPOCH_SCORES`."""
+    from cmr_ray.eval.retrieval import metrics_from_ranks
+
+    return tuple(f"val/{k}" for k in metrics_from_ranks([1], [1])) + EPOCH_SCORES
+
+
+def metric_mode(metric: str) -> str:
+    """'min' for a metric that is better low (a loss, a median or mean rank), else 'max'."""
+    return "min" if metric.endswith(("loss", "loss_ratio", "medr", "meanr")) else "max"
+
+
+def sweep_mode(cfg: dict) -> str:
+    """`sweep.mode`, or when it is 'auto' the mode that suits `sweep.metric` (`metric_mode`)."""
+    mode = cfg["sweep"].get("mode", "auto")
+    return metric_mode(cfg["sweep"]["metric"]) if mode == "auto" else mode
+
+
+def _known(what: str) -> tuple:
+    """Names owned by the code that uses them, looked up when a value is checked: probe
+    tasks (`cmr_ray.eval.probe.TASKS`), baselines (`cmr_ray.eval.evaluation.BASELINES`),
+    per-epoch metrics (`sweep_metrics`)."""
+    if what == "probes":
+        from cmr_ray.eval.probe import TASKS
+
+        return TASKS
+    if what == "baselines":
+        from cmr_ray.eval.evaluation import BASELINES
+
+        return BASELINES
+    return sweep_metrics()
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "data": {
         "source": _f("choice", "synthetic", "'synthetic' (embedded default cohort) or 'dicom' (dicom_dir + reports)", choices=("synthetic", "dicom")),
@@ -108,11 +148,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_failures": _f("int", 2, "worker failures tolerated (restart from last checkpoint)", min=0),
     },
     "eval": {
-        "probes": _f("list", ["nicm", "icm", "amyl", "hcm", "acdc"], "labels probed on frozen video embeddings"),
-        "few_shot": _f("list", [1, 2, 4, 8, 16], "examples per class for few-shot probes"),
+        "probes": _f("list", ["nicm", "icm", "amyl", "hcm", "acdc"], "labels probed on frozen video embeddings",
+                     choices=lambda: _known("probes")),
+        "few_shot": _f("list", [1, 2, 4, 8, 16], "examples per class for few-shot probes ([]: none)", min=1),
         "few_shot_seeds": _f("int", 3, "seeds averaged per few-shot size", min=1),
         "zero_shot_prompts": _f("bool", True, "CLIP-style zero-shot classification by text prompts"),
-        "baselines": _f("list", ["zeroshot"], "baselines through the same probe: zeroshot, simclr"),
+        "baselines": _f("list", ["zeroshot"], "baselines through the same probe: zeroshot, simclr",
+                        choices=lambda: _known("baselines")),
         "plots": _f("bool", True, "write t-SNE, recall@k and confusion plots"),
         "chunk_size": _f("int", 4096, "rows per similarity chunk", min=1),
         "batch_size": _f("int", 32, "clips per embedding batch", min=1),
@@ -127,10 +169,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_concurrent": _f("int", 0, "concurrent trials (0: from the cluster's CPUs/GPUs)", min=0),
         "trial_cpus": _f("float", 0.1, "CPUs reserved by each trial's driver function", min=0.0),
         "scheduler": _f("choice", "none", "early stopping", choices=("none", "asha")),
-        "metric": _f("str", "val/rsum", "metric the sweep maximises"),
+        "metric": _f("choice", "val/rsum", "per-epoch metric that picks each trial's best checkpoint, the best "
+                     "trial and ASHA's stops (val/rsum, val/loss, val/t2v_r5, ...)", choices=lambda: _known("metrics")),
+        "mode": _f("choice", "auto", "whether sweep.metric is better high (max) or low (min); auto: min for "
+                   "losses and ranks (loss, medr, meanr), max otherwise", choices=("auto", "max", "min")),
         "register_model": _f("str", "cmr-clip", "registered model name for the best trial ('' to skip)"),
         "baselines": _f("list", [], "baselines computed once per sweep, each a child run: zeroshot, simclr",
-                        choices=("zeroshot", "simclr")),
+                        choices=lambda: _known("baselines")),
         "baseline_trial": _f("dict", {}, "dotted key -> value over the experiment's config for the baselines, "
                              "like one trial (e.g. {data.frames: 16})"),
     },
@@ -215,9 +260,10 @@ def _check_value(src, key: str, f: Field, v: Any) -> Any:
     elif f.kind in ("str", "path"):
         if not isinstance(v, str) or (f.kind == "path" and not v):
             raise bad("a string" if f.kind == "str" else "a path")
-    elif f.kind == "choice":
-        if v not in f.choices:
-            raise bad("one of " + ", ".join(map(str, f.choices)))
+    choices = f.choices() if callable(f.choices) else f.choices
+    if f.kind == "choice":
+        if v not in choices:
+            raise bad("one of " + ", ".join(map(str, choices)))
     elif f.kind == "combo":
         if not isinstance(v, str):
             raise bad("a view combo string such as 'cine:sax+4ch|lge:sax'")
@@ -228,8 +274,11 @@ def _check_value(src, key: str, f: Field, v: Any) -> Any:
     elif f.kind == "list":
         if not isinstance(v, list):
             raise bad("a list")
-        if f.choices and any(x not in f.choices for x in v):
-            raise bad("a list of " + ", ".join(map(str, f.choices)))
+        if choices and any(x not in choices for x in v):
+            raise bad("a list of " + ", ".join(map(str, choices)))
+        if f.min is not None and any(isinstance(x, bool) or not isinstance(x, int) or x < f.min for x in v):
+            raise bad(f"a list of whole numbers >= {f.min:g}")
+        return v
     elif f.kind == "dict":
         if not isinstance(v, dict):
             raise bad("a mapping")

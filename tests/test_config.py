@@ -118,3 +118,69 @@ def test_paper_preset_is_one_override_and_keeps_swept_settings(tmp_path):
         load_config(p, ["preset=huge"])
     # --set after the preset still wins
     assert load_config(p, ["preset=paper", "train.workers=8"])["train"]["workers"] == 8
+
+
+# ---------------------------------------------------------------- names owned by the code (issue 16, item 7)
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("sweep:\n  metric: val/rsun\n", "sweep.metric", "val/rsum"),          # a typo: no trial logs it
+        ("sweep:\n  metric: test/rsum\n", "sweep.metric", "val/rsum"),         # final, not per epoch
+        ("sweep:\n  mode: maximise\n", "sweep.mode", "one of auto, max, min"),
+        ("eval:\n  probes: [hcm, hmc]\n", "eval.probes", "acdc"),
+        ("eval:\n  baselines: [zeroshot, moco]\n", "eval.baselines", "simclr"),
+        ("eval:\n  few_shot: [0, 4]\n", "eval.few_shot", "whole numbers >= 1"),
+        ("eval:\n  few_shot: [2.5]\n", "eval.few_shot", "whole numbers >= 1"),
+        ("sweep:\n  baselines: [simclr, byol]\n", "sweep.baselines", "zeroshot"),
+        ("sweep:\n  grid:\n    eval.probes: [[hcm], [lvnc]]\n", "sweep.grid.eval.probes", "acdc"),
+        ("sweep:\n  trials:\n    - {eval.few_shot: [-1]}\n", "sweep.trials[0].eval.few_shot", ">= 1"),
+    ],
+)
+def test_names_the_code_does_not_know_are_config_errors(tmp_path, text, key, expected):
+    """Each of these passed `load_config` (and `cmr-ray validate`) before and failed only after
+    a trial had trained, or (sweep.metric) silently evaluated the last checkpoint."""
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = one_line(e)
+    assert str(p) in msg and f"'{key}'" in msg and expected in msg, msg
+
+
+def test_sweep_metric_from_set_names_set(tmp_path):
+    with pytest.raises(ConfigError, match="--set: key 'sweep.metric'"):
+        load_config(None, ["sweep.metric=val/rsum5"])
+
+
+def test_sweep_metrics_are_what_validation_reports():
+    """The metric list comes from the retrieval code, not a copy of its keys."""
+    from cmr_ray.config import sweep_metrics
+    from cmr_ray.eval.retrieval import retrieval_metrics
+
+    names = sweep_metrics()
+    assert {f"val/{k}" for k in retrieval_metrics([[1.0, 0.0], [0.0, 1.0]])} <= set(names)
+    assert {"val/rsum", "val/loss", "train/loss"} <= set(names)
+    for m in names:  # each one is accepted
+        assert load_config(None, [f"sweep.metric={m}"])["sweep"]["metric"] == m
+
+
+@pytest.mark.parametrize("metric, mode, want", [
+    ("val/rsum", "auto", "max"), ("val/t2v_r5", "auto", "max"), ("val/video_spread", "auto", "max"),
+    ("val/loss", "auto", "min"), ("train/loss_ratio", "auto", "min"), ("val/v2t_medr", "auto", "min"),
+    ("val/loss", "max", "max"), ("val/rsum", "min", "min"),
+])
+def test_sweep_mode_is_derived_from_the_metric_unless_set(metric, mode, want):
+    from cmr_ray.config import sweep_mode
+
+    cfg = load_config(None, [f"sweep.metric={metric}", f"sweep.mode={mode}"])
+    assert sweep_mode(cfg) == want
+
+
+def test_asha_gets_the_sweeps_mode():
+    """ASHA's mode was hard-coded 'max': a sweep on val/loss stopped its best trials."""
+    pytest.importorskip("ray.tune")
+    from cmr_ray.tune.sweep import _scheduler
+
+    for metric, want in (("val/loss", "min"), ("val/rsum", "max")):
+        sched = _scheduler(load_config(None, ["sweep.scheduler=asha", f"sweep.metric={metric}"]))
+        assert (sched._metric, sched._mode) == (metric, want)

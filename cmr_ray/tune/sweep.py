@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from cmr_ray import tracking
-from cmr_ray.config import ConfigError, load_config, to_yaml
+from cmr_ray.config import ConfigError, load_config, sweep_mode, to_yaml
 from cmr_ray.tune.baselines import expand_baselines, is_baseline_key, run_baselines
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
 
@@ -157,7 +157,7 @@ def _scheduler(cfg: dict):
 
     epochs = cfg["train"]["epochs"]
     return ASHAScheduler(
-        metric=cfg["sweep"]["metric"], mode="max", time_attr="training_iteration",
+        metric=cfg["sweep"]["metric"], mode=sweep_mode(cfg), time_attr="training_iteration",
         max_t=epochs + 1,  # +1: the final (evaluation) report must not be cut off
         grace_period=max(1, epochs // 3), reduction_factor=2,
     )
@@ -184,7 +184,8 @@ def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, ech
             and r.info.status == "FINISHED" and key in r.data.metrics and r.data.tags.get("cmr.checkpoint_path")]
     if not runs:
         return None
-    best = max(runs, key=lambda r: r.data.metrics[key])
+    pick = min if sweep_mode(cfg) == "min" else max
+    best = pick(runs, key=lambda r: r.data.metrics[key])
     c.set_tag(parent_id, "cmr.best_run_id", best.info.run_id)
     if best.data.tags.get("cmr.model_logged") == "1":
         return best.info.run_id

@@ -24,10 +24,17 @@ CASES = {
                               "sweep.trials[0].data.views", "apex"),
     "missing_base": ("base: no-such-base.yaml\n", "base", "no-such-base.yaml"),
     "missing_file": (None, "", "cannot read file"),
+    # issue 16, item 7: each of these passed validation and failed after a trial had trained
+    # (the metric: the last checkpoint evaluated instead of the best, no model registered)
+    "metric_typo": ("sweep:\n  metric: val/rsun\n", "sweep.metric", "val/rsum"),
+    "unknown_probe": ("eval:\n  probes: [hcm, lvnc]\n", "eval.probes", "expected a list of"),
+    "unknown_baseline": ("eval:\n  baselines: [zeroshot, moco]\n", "eval.baselines", "simclr"),
+    "bad_few_shot": ("eval:\n  few_shot: [0, 4]\n", "eval.few_shot", "whole numbers >= 1"),
+    "bad_mode": ("sweep:\n  scheduler: asha\n  mode: highest\n", "sweep.mode", "one of auto, max, min"),
 }
 
 
-TRAIN_CASES = ("unknown_key", "wrong_type", "unknown_view", "missing_file")
+TRAIN_CASES = ("unknown_key", "wrong_type", "unknown_view", "missing_file", "metric_typo", "unknown_probe")
 RUNS = [("sweep", c) for c in sorted(CASES)] + [("train", c) for c in TRAIN_CASES]
 # the same through a real `cmr-ray` process (slow: one per command)
 SUBPROCESS_RUNS = [("sweep", "unknown_view_in_trial"), ("train", "wrong_type")]
