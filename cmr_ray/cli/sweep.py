@@ -28,14 +28,24 @@ def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
 @click.argument("experiment")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
 @click.option("--run", "parent_id", default=None, help="a sweep's parent run id (default: the latest sweep)")
-def report_cmd(experiment, tracking_uri, parent_id):
+@click.option("--compare", nargs=2, default=None, metavar="RUN_A RUN_B",
+              help="print the paired difference A − B of every test metric of two child runs, with its 95% interval")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="also write the RSUM figure (logged to the parent run as report/rsum_intervals.png) here")
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="bootstrap resamples of the paired intervals")
+def report_cmd(experiment, tracking_uri, parent_id, compare, plot_path, resamples):
     """Print the paper-style tables (Table 4, Table 5) of EXPERIMENT's sweep from MLflow, as Markdown.
 
-    EXPERIMENT is the MLflow experiment name (an experiment file's stem, e.g. views) or the file."""
+    EXPERIMENT is the MLflow experiment name (an experiment file's stem, e.g. views) or the file.
+    Rows are paired by the test studies they share: Table 4 gives each row's RSUM difference
+    from the best row with its paired 95% interval (≈: not distinguishable from the best), and
+    the RSUM figure is logged to the sweep's parent run.  With --compare RUN_A RUN_B, only the
+    paired differences of the two runs are printed."""
     from pathlib import Path
 
     from cmr_ray import tracking
-    from cmr_ray.tune.report import render_report
+    from cmr_ray.tune.report import render_compare, render_report
 
     name = experiment
     if experiment.endswith((".yaml", ".yml")):
@@ -47,9 +57,13 @@ def report_cmd(experiment, tracking_uri, parent_id):
             raise click.ClickException(str(e)) from None
     if tracking_uri is None and not Path("mlflow.db").exists():
         raise click.ClickException(f"no MLflow store here ({tracking.default_tracking_uri()}); run a sweep first or pass --tracking-uri")
+    c = tracking.client(tracking_uri)
     try:
-        click.echo(render_report(tracking.client(tracking_uri), name, parent_id))
-    except LookupError as e:
+        if compare:
+            click.echo(render_compare(c, name, *compare, resamples=resamples))
+        else:
+            click.echo(render_report(c, name, parent_id, plot_path=plot_path, resamples=resamples))
+    except (LookupError, ValueError) as e:
         raise click.ClickException(str(e)) from None
 
 

@@ -5,6 +5,7 @@ that say whether the run reproduces the paper.
     from cmr_ray.tune.report import render_report, report_checks
     print(render_report(tracking.client(), "views"))
     report_checks(tracking.client(), "views")   # {"spearman": 0.83, "n_rows": 10, ...}
+    print(render_compare(tracking.client(), "views", run_a, run_b))   # paired A − B, every test metric
 
 Rows are the FINISHED child runs of the experiment's latest sweep (or the given parent run):
 trials (children without a `cmr.baseline` tag) in trial order, and the sweep's baselines
@@ -24,13 +25,34 @@ Under it: 5-class accuracy of the full combo at 64 frames vs SimCLR vs Zero-shot
 whether each beats the next by at least 0.05.
 
 τ and seed columns appear when they differ between rows.  A missing value prints as "–".
+
+Uncertainty (issue 19).  RSUM and the 5-class accuracy print with the run's own 95%
+bootstrap interval, "222.0 [201.3, 240.1]" (`<key>_lo`, `<key>_hi`).  Every row keeps its
+test studies' ranks and probe predictions as `eval/per_study.npz`; from those the report
+resamples the test studies once (`RESAMPLES`, seed 0) and, with that one draw, gives
+- Table 4's column "ΔRSUM vs best": each row's RSUM minus the best row's (highest RSUM),
+  with its paired 95% interval; "≈" marks a row whose interval contains 0 (not
+  distinguishable from the best).  The column appears when a row has per_study.npz;
+- Spearman's ρ against the paper with its interval (each resample: every row's RSUM, then ρ);
+- a figure, RSUM against frame count (full-combo rows) and against view combination with the
+  intervals as error bars, logged to the parent run as `report/rsum_intervals.png`.
+Rows without per_study.npz (evaluated before it was kept) or on other test studies than the
+best row get "–" and a note.  `render_compare` prints the paired difference of every test and
+probe metric of two runs (`cmr-ray report EXPERIMENT --compare RUN_A RUN_B`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from cmr_ray import paper, tracking
+from cmr_ray.eval import bootstrap
 from cmr_ray.train.collapse import LEARNED_MAX_RATIO as MAX_LOSS_RATIO
 from cmr_ray.views import FULL_COMBO, paper_name, parse_combo
 
@@ -43,6 +65,12 @@ BASELINES = {"zeroshot": paper.ZEROSHOT, "simclr": paper.SIMCLR}   # tag value -
 LOSS_RATIO = "train/loss_ratio"
 MIN_ACC_GAP = 0.05           # trained > SimCLR > Zero-shot, each by at least this (5-class accuracy)
 COLLAPSED = " ⚠ collapsed"
+PER_STUDY = "eval/per_study.npz"
+RESAMPLES = 1000             # resamples of the report's paired intervals
+SEED = 0
+PLOT = "report/rsum_intervals.png"
+INTERVAL_COLUMNS = ("probe/acdc_acc",)   # Table 5's columns printed with their interval (Table 4: RSUM)
+SAME = " ≈"                  # the paired interval of ΔRSUM vs the best row contains 0
 
 
 class SweepRuns(NamedTuple):
@@ -55,6 +83,21 @@ def _fmt(v, pct: bool = False, digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     return f"{100 * v:.{digits}f}" if pct else f"{v:.{digits}f}"
+
+
+def _fmt_iv(run, key: str, pct: bool = False) -> str:
+    """The value with the run's own bootstrap interval when it logged one: "222.0 [201.3, 240.1]"."""
+    m = run.data.metrics
+    v, lo, hi = m.get(key), m.get(key + "_lo"), m.get(key + "_hi")
+    if v is None or lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return _fmt(v, pct)
+    return f"{_fmt(v, pct)} [{_fmt(lo, pct)}, {_fmt(hi, pct)}]"
+
+
+def _fmt_diff(p) -> str:
+    if p is None or not math.isfinite(p.diff):
+        return "–"
+    return f"{p.diff:+.1f} [{p.lo:+.1f}, {p.hi:+.1f}]" + ("" if p.distinguishable else SAME)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -112,20 +155,32 @@ def _paper_rsum(run) -> float | None:
     return paper.rsum(row_name(run), _frames(run)) if _frames(run) is not None else None
 
 
-def table4(trials, baselines: dict | None = None) -> str:
-    runs = ([baselines["zeroshot"]] if baselines and "zeroshot" in baselines else []) + list(trials)
+def table4_runs(trials, baselines: dict | None = None) -> list:
+    """Table 4's rows: the Zero-shot baseline (when logged), then the trials."""
+    return ([baselines["zeroshot"]] if baselines and "zeroshot" in baselines else []) + list(trials)
+
+
+def table4(trials, baselines: dict | None = None, unc: "Uncertainty | None" = None) -> str:
+    runs = table4_runs(trials, baselines)
     head, ids = _row_keys(runs, mark_collapsed=True)
-    rows = [i + [_fmt(r.data.metrics.get(k)) for _, k in RETRIEVAL]
-            + [_fmt(_paper_rsum(r)), _fmt(r.data.metrics.get(LOSS_RATIO), digits=2)]
-            for i, r in zip(ids, runs)]
-    return _table(head + [h for h, _ in RETRIEVAL] + ["Paper RSUM", "Loss/ln B"], rows)
+    paired = unc is not None and unc.best is not None and bool(unc.vs_best)
+    rows = []
+    for i, r in zip(ids, runs):
+        row = i + [_fmt(r.data.metrics.get(k)) for _, k in RETRIEVAL[:-1]] + [_fmt_iv(r, "test/rsum")]
+        if paired:
+            best = r.info.run_id == unc.best.info.run_id
+            row.append("best" if best else _fmt_diff(unc.vs_best.get(r.info.run_id)))
+        rows.append(row + [_fmt(_paper_rsum(r)), _fmt(r.data.metrics.get(LOSS_RATIO), digits=2)])
+    return _table(head + [h for h, _ in RETRIEVAL] + (["ΔRSUM vs best"] if paired else [])
+                  + ["Paper RSUM", "Loss/ln B"], rows)
 
 
 def table5(trials, baselines: dict | None = None) -> str:
     runs = [baselines[b] for b in BASELINES if baselines and b in baselines] + list(trials)
     head, ids = _row_keys(runs)
     cols = [(f"{name} {s}", f"probe/{lab}_{sk}") for name, lab in PROBES for s, sk in PROBE_STATS]
-    rows = [i + [_fmt(r.data.metrics.get(k), pct=True) for _, k in cols] for i, r in zip(ids, runs)]
+    rows = [i + [_fmt_iv(r, k, pct=True) if k in INTERVAL_COLUMNS else _fmt(r.data.metrics.get(k), pct=True)
+                 for _, k in cols] for i, r in zip(ids, runs)]
     return _table(head + [h for h, _ in cols], rows)
 
 
@@ -211,6 +266,148 @@ def report_checks(c, experiment: str, parent_id: str | None = None) -> dict:
     s = sweep_runs(c, experiment, parent_id)
     return checks(s.trials, s.baselines)
 
+# ------------------------------------------------------------------ paired intervals (issue 19)
+
+class Uncertainty(NamedTuple):
+    best: object | None       # the Table 4 row with the highest test/rsum (None: no row has one)
+    vs_best: dict             # run id -> bootstrap.Paired of test/rsum, row − best (rows that could be paired)
+    spearman: tuple | None    # (lo, hi) of ρ vs the paper, from the same resamples; None when not computable
+    n_studies: int            # test studies of the best row (0: no per_study.npz)
+    resamples: int
+    notes: list
+    labels: dict = {}         # run id -> row label, for the notes
+
+
+def _run_label(run) -> str:
+    return row_name(run) if _baseline(run) else _label(run)
+
+
+def _labels(runs) -> dict:
+    """run id -> row label; rows of the same label get their τ and seed added."""
+    base = {r.info.run_id: _run_label(r) for r in runs}
+    counts = {v: list(base.values()).count(v) for v in base.values()}
+    for r in runs:
+        if counts[base[r.info.run_id]] > 1:
+            q = r.data.params
+            base[r.info.run_id] += f" τ={q.get('model.temperature', '?')} seed {q.get('train.seed', '?')}"
+    return base
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+@contextlib.contextmanager
+def _quiet_downloads():
+    """No MLflow download progress bar (one per row would bury the tables)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
+def fetch_per_study(c, run, dst) -> dict:
+    """The run's `eval/per_study.npz` (`bootstrap.load_per_study`); LookupError (one line) when
+    it has none, ValueError when it cannot be read."""
+    rid = run.info.run_id
+    name = f"run {rid} ({_run_label(run)})"
+    try:
+        listed = {a.path for a in c.list_artifacts(rid, "eval")}
+    except Exception as e:  # noqa: BLE001 - an unreachable artifact store is one line, not a traceback
+        raise LookupError(f"{name}: cannot list its artifacts ({_first_line(e)})") from None
+    if PER_STUDY not in listed:
+        raise LookupError(f"{name}: no {PER_STUDY} artifact (evaluated before per-study records were kept)")
+    try:
+        with _quiet_downloads():
+            path = c.download_artifacts(rid, PER_STUDY, str(dst))
+    except Exception as e:  # noqa: BLE001
+        raise LookupError(f"{name}: cannot download {PER_STUDY} ({type(e).__name__})") from None
+    return bootstrap.load_per_study(path, f"{name} {PER_STUDY}")
+
+
+def _records(c, runs) -> tuple[dict, list, list]:
+    """({run id: record}, labels of rows without one, notes for unreadable ones)."""
+    recs, missing, notes = {}, [], []
+    with tempfile.TemporaryDirectory(prefix="cmr-report-") as tmp:
+        for r in runs:
+            try:
+                recs[r.info.run_id] = fetch_per_study(c, r, Path(tmp) / r.info.run_id)
+            except LookupError:
+                missing.append(_run_label(r))
+            except ValueError as e:
+                notes.append(str(e))
+    return recs, missing, notes
+
+
+def uncertainty(c, trials, baselines: dict | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> Uncertainty:
+    """Paired RSUM differences of Table 4's rows from the best row and the interval of ρ vs the
+    paper, all from one draw of the best row's test studies."""
+    runs = [r for r in table4_runs(trials, baselines) if r.data.metrics.get("test/rsum") is not None]
+    if not runs:
+        return Uncertainty(None, {}, None, 0, resamples, [])
+    best = max(runs, key=lambda r: r.data.metrics["test/rsum"])
+    labels = _labels(runs)
+    recs, missing, notes = _records(c, runs)
+    if missing:
+        notes.append(f"No {PER_STUDY} (evaluated before per-study records were kept), so no paired interval: "
+                     f"{len(missing)} of {len(runs)} row(s)" + (f": {', '.join(missing)}." if len(missing) <= 4 else "."))
+    ref = recs.get(best.info.run_id)
+    if ref is None:
+        if recs:
+            notes.append(f"The best row, {_run_label(best)}, has no readable {PER_STUDY}: no paired differences.")
+        return Uncertainty(best, {}, None, 0, resamples, notes, labels)
+    keys = ref["study_key"]
+    w = bootstrap.draw_weights(len(keys), resamples, seed)
+    rsum, other = {}, []
+    for r in runs:
+        rec = recs.get(r.info.run_id)
+        if rec is None:
+            continue
+        try:
+            bootstrap.same_studies(ref, rec, (_run_label(best), _run_label(r)))
+        except ValueError:
+            other.append(_run_label(r))
+            continue
+        rsum[r.info.run_id] = bootstrap.record_resamples(rec, w, keys, probes=[])["test/rsum"]
+    if other:
+        notes.append(f"Evaluated on other test studies than the best row, so not paired with it: {', '.join(other)}.")
+    b = rsum[best.info.run_id]
+    vs_best = {}
+    for r in runs:
+        if r.info.run_id in rsum and r is not best:
+            lo, hi = bootstrap.percentile_interval(rsum[r.info.run_id] - b)
+            v, vb = r.data.metrics["test/rsum"], best.data.metrics["test/rsum"]
+            vs_best[r.info.run_id] = bootstrap.Paired(v, vb, v - vb, lo, hi)
+    rho_rows = [(r, _paper_rsum(r)) for r in trials
+                if r.data.metrics.get("test/rsum") is not None and _paper_rsum(r) is not None]
+    spearman = None
+    if len(rho_rows) >= 3 and all(r.info.run_id in rsum for r, _ in rho_rows):
+        values = np.stack([rsum[r.info.run_id] for r, _ in rho_rows], axis=1)
+        spearman = bootstrap.percentile_interval(bootstrap.spearman_resamples(values, [p for _, p in rho_rows]))
+    elif len(rho_rows) >= 3:
+        notes.append("Spearman ρ: no interval (a row with a paper figure lacks a paired per_study.npz).")
+    return Uncertainty(best, vs_best, spearman, len(keys), resamples, notes, labels)
+
+
+def uncertainty_notes(unc: Uncertainty) -> str:
+    lines = []
+    if unc.vs_best:
+        close = [unc.labels[rid] for rid, p in unc.vs_best.items() if not p.distinguishable]
+        lines.append(f"ΔRSUM vs best: each row's RSUM minus the best row's ({unc.labels[unc.best.info.run_id]}), "
+                     f"with its 95% paired bootstrap interval over the {unc.n_studies} test studies "
+                     f"({unc.resamples} resamples, one draw of the same studies for every row).")
+        lines.append(f"Not distinguishable from the best (marked {SAME.strip()}: the interval contains 0): "
+                     + (", ".join(close) + "." if close else "none."))
+    lines += unc.notes
+    return "\n".join(f"- {x}" for x in lines)
+
 
 def _yes(v) -> str:
     return "–" if v is None else ("yes" if v else "NO")
@@ -218,6 +415,10 @@ def _yes(v) -> str:
 
 def table4_notes(ck: dict) -> str:
     rho = "–" if ck["spearman"] is None else f"{ck['spearman']:.2f}"
+    if ck["spearman"] is not None and ck.get("spearman_ci"):
+        lo, hi = ck["spearman_ci"]
+        if math.isfinite(lo) and math.isfinite(hi):
+            rho += f" [{lo:.2f}, {hi:.2f}] (95% bootstrap over the test studies)"
     lines = [f"Paper RSUM: {paper.citation()}, Table 4.",
              f"Spearman ρ, this run's RSUM vs the paper's: {rho} over {ck['n_rows']} trained row(s) with a paper figure.",
              "Zero-shot row the lowest: " + ("– (no Zero-shot run)" if ck["zeroshot_rsum"] is None
@@ -236,7 +437,54 @@ def table5_notes(ck: dict) -> str:
             f"trained > SimCLR > Zero-shot, each by ≥ {100 * MIN_ACC_GAP:.0f} points: {_yes(ck['acc_order_ok'])}.")
 
 
-def render_report(c, experiment: str, parent_id: str | None = None) -> str:
+def figure_data(trials, baselines: dict | None = None) -> dict:
+    """`plots.rsum_intervals`' arguments from the rows' logged RSUM and its interval: full-combo
+    trials by frame count (with the paper's full-combo figures), the other trials and the
+    full combo at their frame counts by view combination, the baselines as references."""
+    def point(r):
+        m = r.data.metrics
+        return m["test/rsum"], m.get("test/rsum_lo"), m.get("test/rsum_hi")
+
+    rows = [r for r in trials if r.data.metrics.get("test/rsum") is not None and _frames(r) is not None]
+    full = [r for r in rows if _is_full(r, _frames(r))]
+    rest = [r for r in rows if r not in full]
+    rest_frames = {_frames(r) for r in rest}
+    by_views = [(f"{row_name(r)} · {_frames(r)}", *point(r), _paper_rsum(r))
+                for r in rest + [r for r in full if _frames(r) in rest_frames]]
+    full_name = paper_name(FULL_COMBO)
+    return {"by_frames": [(_frames(r), *point(r)) for r in full],
+            "by_views": by_views if rest else [],
+            "paper": [(f, v) for n, f, v in paper.table4_rows() if n == full_name],
+            "references": {BASELINES.get(b, b): point(r) for b, r in (baselines or {}).items()
+                           if r.data.metrics.get("test/rsum") is not None}}
+
+
+def log_figure(c, parent, trials, baselines: dict | None = None, copy_to=None) -> str:
+    """Draw the RSUM figure, log it to the parent run as `PLOT`, and say where it went (one line)."""
+    import shutil
+
+    from cmr_ray.eval import plots
+
+    with tempfile.TemporaryDirectory(prefix="cmr-report-") as tmp:
+        path = plots.rsum_intervals(**figure_data(trials, baselines), path=Path(tmp) / Path(PLOT).name)
+        if path is None:
+            return "Figure: no row has an RSUM yet."
+        where = []
+        if copy_to:
+            shutil.copyfile(path, copy_to)
+            where.append(str(copy_to))
+        try:
+            c.log_artifact(parent.info.run_id, path, artifact_path=str(Path(PLOT).parent))
+            where.insert(0, f"artifact {PLOT} of parent run {parent.info.run_id}")
+        except Exception as e:  # noqa: BLE001 - the tables are still worth printing
+            where.insert(0, f"not logged to the parent run ({_first_line(e)})")
+    return "Figure, RSUM against frame count and view combination with 95% intervals: " + "; ".join(where) + "."
+
+
+def render_report(c, experiment: str, parent_id: str | None = None, intervals: bool = True, figure: bool = True,
+                  plot_path=None, resamples: int = RESAMPLES) -> str:
+    """The report as Markdown.  intervals: pair the rows by their per_study.npz (ΔRSUM vs best,
+    ρ's interval); figure: log the RSUM figure to the parent run (and copy it to plot_path)."""
     parent, trials, baselines = sweep_runs(c, experiment, parent_id)
     names = ", ".join(BASELINES.get(b, b) for b in sorted(baselines, key=list(BASELINES).index)
                       if b in BASELINES) or "none"
@@ -245,7 +493,58 @@ def render_report(c, experiment: str, parent_id: str | None = None) -> str:
     if not trials and not baselines:
         return head + "\nNo finished trials yet.\n"
     ck = checks(trials, baselines)
-    return (head + "\n### Table 4: retrieval on the test split (R@K in %)\n\n" + table4(trials, baselines)
-            + "\n\n" + table4_notes(ck)
+    unc = uncertainty(c, trials, baselines, resamples) if intervals else None
+    if unc is not None:
+        ck["spearman_ci"] = unc.spearman
+    notes4 = table4_notes(ck) + ("\n" + uncertainty_notes(unc) if unc is not None and uncertainty_notes(unc) else "")
+    text = (head + "\n### Table 4: retrieval on the test split (R@K in %)\n\n" + table4(trials, baselines, unc)
+            + "\n\n" + notes4
             + "\n\n### Table 5: linear probes on frozen video embeddings (Acc, AUC, F1 in %)\n\n"
             + table5(trials, baselines) + "\n\n" + table5_notes(ck) + "\n")
+    if figure:
+        text += "\n" + log_figure(c, parent, trials, baselines, plot_path) + "\n"
+    return text
+
+
+# ------------------------------------------------------------------ cmr-ray report --compare
+
+def _compare_run(c, exp, experiment: str, run_id: str):
+    try:
+        run = c.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MlflowException: no such run
+        raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
+    if run.info.experiment_id != exp.experiment_id:
+        raise LookupError(f"run {run_id} ({_run_label(run)}): not in experiment '{experiment}'")
+    return run
+
+
+def _cmp_fmt(key: str, v: float, signed: bool = False) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    v = 100 * v if key.startswith("probe/") else v
+    return f"{v:+.1f}" if signed else f"{v:.1f}"
+
+
+def render_compare(c, experiment: str, run_a: str, run_b: str, resamples: int = RESAMPLES, seed: int = SEED) -> str:
+    """The paired difference A − B of every test and probe metric of two runs of `experiment`,
+    from their per_study.npz (the same resampled studies for both), as Markdown.  LookupError /
+    ValueError (one line naming the run) when a run is missing, elsewhere, lacks per_study.npz,
+    or was evaluated on other test studies."""
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LookupError(f"MLflow has no experiment '{experiment}' at {c.tracking_uri}")
+    runs = [_compare_run(c, exp, experiment, r) for r in (run_a, run_b)]
+    labels = list(_labels(runs).values()) if runs[0].info.run_id != runs[1].info.run_id else [_run_label(runs[0])] * 2
+    with tempfile.TemporaryDirectory(prefix="cmr-compare-") as tmp:
+        recs = [fetch_per_study(c, r, Path(tmp) / str(i)) for i, r in enumerate(runs)]
+    names = [f"run {r.info.run_id} ({lab})" for r, lab in zip(runs, labels)]
+    res, notes = bootstrap.paired_differences(*recs, resamples=resamples, seed=seed, names=names)
+    rows = [[k, _cmp_fmt(k, p.a), _cmp_fmt(k, p.b), _cmp_fmt(k, p.diff, True),
+             f"[{_cmp_fmt(k, p.lo, True)}, {_cmp_fmt(k, p.hi, True)}]" if math.isfinite(p.lo) else "–",
+             "yes" if p.distinguishable else "no"] for k, p in res.items()]
+    head = (f"## Paired comparison in '{experiment}'\n\n- A: {names[0]}\n- B: {names[1]}\n"
+            f"- {len(recs[0]['study_key'])} test studies, both runs; {resamples} resamples drawing the same "
+            f"studies for both (seed {seed}); 95% percentile interval of A − B.  R@K, RSUM and MedR/MeanR as "
+            f"logged; probe Acc, AUC and F1 in %.\n")
+    table = _table(["Metric", "A", "B", "A − B", "95% interval", "Interval excludes 0"], rows)
+    return head + "\n" + table + "\n" + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
