@@ -241,3 +241,27 @@ def test_spearman_resamples_match_scipy_and_the_interval_holds_the_value(tmp_pat
     lo, hi = spearman_interval(rows, paper, resamples=300, seed=0)
     value = spearmanr([metrics_from_ranks(r["t2v_rank"], r["v2t_rank"])["rsum"] for r in rows], paper).statistic
     assert -1.0 <= lo <= value <= hi <= 1.0 and hi == 1.0
+
+
+def test_retrieval_and_paired_intervals_cover_known_values_at_about_their_nominal_rate():
+    """Simulated ranks with a known hit rate: R@10's interval covers 100·P(rank ≤ 10), and the
+    paired interval of two correlated runs covers their known difference, in 90-99% of 200."""
+    from cmr_ray.eval.bootstrap import paired_differences
+
+    rng = np.random.default_rng(11)
+    n, reps = 150, 200
+    one, paired = 0, 0
+    keys = np.array([f"s{i}" for i in range(n)])
+    for rep in range(reps):
+        u = rng.random(n)                        # one latent difficulty per study, shared by both runs
+        far = rng.integers(11, n + 1, n)
+        a = np.where(u < 0.5, rng.integers(1, 11, n), far)   # P(rank <= 10) = 0.5
+        b = np.where(u < 0.4, rng.integers(1, 11, n), far)   # 0.4: 10 points below A, on the same studies
+        w = draw_weights(n, 1000, seed=rep)
+        lo, hi = retrieval_intervals(a, a, w)["t2v_r10"]
+        one += lo <= 50.0 <= hi
+        rec = [{"study_key": keys, "t2v_rank": r, "v2t_rank": r} for r in (a, b)]
+        p = paired_differences(*rec, resamples=1000, seed=rep)[0]["test/t2v_r10"]
+        paired += p.lo <= 10.0 <= p.hi
+    assert 0.90 * reps <= one <= 0.99 * reps, one
+    assert 0.90 * reps <= paired <= 0.99 * reps, paired
