@@ -41,6 +41,7 @@ class Field:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    check: Any = None  # value -> None, or what was expected instead (a kind's own checks first)
 
 
 def _f(kind, default, help, **kw):
@@ -85,6 +86,13 @@ def _known(what: str) -> tuple:
 
         return BASELINES
     return sweep_metrics()
+
+
+def _transfer_problem(v) -> str | None:
+    """`eval.transfer`'s check, owned by `cmr_ray.eval.transfer.config_problem`."""
+    from cmr_ray.eval.transfer import config_problem
+
+    return config_problem(v)
 
 
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -161,6 +169,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "simclr_temperature": _f("float", 0.1, "NT-Xent temperature of the SimCLR baseline", min=0.001),
         "bootstrap": _f("int", 1000, "resamples of the test studies for the 95% intervals (_lo, _hi) of every "
                         "test and probe metric (0: none)", min=0),
+        "transfer": _f("dict", {}, "public transfer sets: name -> clip store (`prepare --format acdc`) or 'synthetic' "
+                       "(the ACDC-layout stand-in, built once); 5-class probe on cine SAX (cmr_ray/eval/transfer.py)",
+                       check=_transfer_problem),
     },
     "sweep": {
         "experiment": _f("str", "", "MLflow experiment name (default: the file's stem)"),
@@ -282,6 +293,8 @@ def _check_value(src, key: str, f: Field, v: Any) -> Any:
     elif f.kind == "dict":
         if not isinstance(v, dict):
             raise bad("a mapping")
+    if f.check is not None and (expected := f.check(v)):
+        raise bad(expected)
     if f.min is not None and isinstance(v, (int, float)) and v < f.min:
         raise bad(f"a value >= {f.min}")
     if f.max is not None and isinstance(v, (int, float)) and v > f.max:

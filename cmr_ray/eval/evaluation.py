@@ -10,10 +10,12 @@ train.seed; `simclr` = that tower pretrained image-only, `cmr_ray.eval.simclr`) 
 split is embedded for retrieval and the probes are fitted on train + val studies (patient-
 level splits; C by cross-validation on those studies only) and scored on test.
 Keys (MLflow-safe): `test/t2v_r5` … `test/rsum`, `probe/<task>_<acc|auc|f1>`,
-`fewshot/<task>_<metric>_k<k>`, `zeroshot_prompt/<task>_<metric>` (ours only), and the
-same under `baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and
-.csv per table), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
-`recall_at_k.png`, `confusion_acdc.png`.
+`fewshot/<task>_<metric>_k<k>`, `zeroshot_prompt/<task>_<metric>` (ours only),
+`transfer/<set>/probe/acdc_<acc|auc|f1>` for each set of `eval.transfer`
+(`cmr_ray.eval.transfer`: every method, so the sweep's baselines too), and the same under
+`baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and .csv per
+table, `transfer.md`), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
+`recall_at_k.png`, `confusion_acdc.png`, `transfer_<set>_tsne.png`.
 """
 from __future__ import annotations
 
@@ -57,6 +59,10 @@ def check_eval_config(cfg: dict) -> None:
         raise ValueError(f"eval.probes: unknown {bad} (known: {', '.join(TASKS)})")
     if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev["few_shot"]):
         raise ValueError(f"eval.few_shot: expected positive integers (examples per class), got {ev['few_shot']}")
+    if ev.get("transfer"):
+        from cmr_ray.eval.transfer import check_transfer_config
+
+        check_transfer_config(cfg)
 
 
 def fresh_model(cfg: dict):
@@ -105,14 +111,24 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
         metrics.update(iv)
         notes += iv_notes
     extras = {"ranks": ranks, "test": test, "outcomes": outcomes, "n_fit": len(fit)}
+    if ev.get("transfer"):  # every method (trial, zero-shot, SimCLR) on the public transfer sets
+        from cmr_ray.eval.transfer import evaluate_transfer
+
+        tr_m, extras["transfer"], tr_notes = evaluate_transfer(model, cfg, progress=progress)
+        metrics.update(tr_m)
+        notes += tr_notes
     return metrics, extras, notes
 
 
-def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metrics: dict, extras: dict | None = None) -> None:
+def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metrics: dict, extras: dict | None = None,
+                  transfer_rows: dict | None = None) -> None:
     """The evaluation's files in `out`: the tables (`tables.md` under `header`, one .md and
     .csv per table), `notes.txt`, `metrics.json` (NaN as null) and, given the method's
     `extras`, `per_study.npz` (test ranks and probe predictions per study, for paired
-    comparisons between runs: `bootstrap.per_study_record`)."""
+    comparisons between runs: `bootstrap.per_study_record`).  Transfer sets
+    (`cmr_ray.eval.transfer.write_transfer_outputs`): `transfer.md`, appended to `tables.md`,
+    and `transfer_<set>_tsne.png`, from `transfer_rows` ({method title: (unprefixed metrics,
+    {set: extras})}) or else from `metrics` and `extras` as one method's."""
     from cmr_ray.eval.tables import write_tables
 
     if extras is not None:
@@ -122,6 +138,14 @@ def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metric
         np.savez_compressed(out / "per_study.npz", **per_study_record(test.study_keys, extras["ranks"],
                                                                       extras["outcomes"], test.labels))
     text = write_tables(tables, out, notes)
+    if transfer_rows is None and extras is not None and extras.get("transfer"):
+        transfer_rows = {"This model": ({k: v for k, v in metrics.items() if k.startswith("transfer/")},
+                                        extras["transfer"])}
+    if transfer_rows:
+        from cmr_ray.eval.transfer import write_transfer_outputs
+
+        more = write_transfer_outputs(out, transfer_rows)
+        text += ("\n\n" + more + "\n") if more else ""
     (out / "tables.md").write_text(header + "\n\n" + text)
     (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
     (out / "metrics.json").write_text(json.dumps(
@@ -165,13 +189,21 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
     test = extras["ours"]["test"]
     header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
               f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    write_outputs(out, header, tables, notes, metrics, extras["ours"])
-    if cfg["eval"]["plots"]:
-        if "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
-            _say("eval: zero-shot embeddings for the t-SNE figure", progress)
-            from cmr_ray.eval.embed import embed_split
+    if cfg["eval"]["plots"] and "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
+        _say("eval: zero-shot embeddings for the t-SNE figures", progress)
+        from cmr_ray.eval.embed import embed_split
 
-            extras["zeroshot"] = {"test": embed_split(fresh_model(cfg), store, cfg, "test", progress=progress)}
+        zs = fresh_model(cfg)
+        extras["zeroshot"] = {"test": embed_split(zs, store, cfg, "test", progress=progress)}
+        if cfg["eval"].get("transfer"):
+            from cmr_ray.eval.transfer import embed_transfer_test
+
+            extras["zeroshot"]["transfer"] = embed_transfer_test(zs, cfg, progress=progress)
+    transfer_rows = {METHOD_NAMES[m]: ({k[len(prefix(m)):]: v for k, v in metrics.items()
+                                        if k.startswith(prefix(m) + "transfer/")}, extras[m].get("transfer"))
+                     for m in ("zeroshot", "simclr", "ours") if m in extras and extras[m].get("transfer")}
+    write_outputs(out, header, tables, notes, metrics, extras["ours"], transfer_rows=transfer_rows)
+    if cfg["eval"]["plots"]:
         panels = {METHOD_NAMES[m]: (extras[m]["test"].video, extras[m]["test"].labels["acdc"])
                   for m in ("zeroshot", "simclr", "ours") if m in extras}
         plots.tsne_panels(panels, out / "tsne.png", seed=int(cfg["train"]["seed"]))
