@@ -76,6 +76,13 @@ def transfer_sets(cfg: dict) -> dict:
     return dict(cfg["eval"].get("transfer") or {})
 
 
+def absolute_stores(sets: dict | None) -> dict:
+    """`eval.transfer` with local store paths made absolute ('synthetic' and URIs as they are):
+    Tune runs each trial in its own directory, so the sweep passes absolute paths."""
+    return {name: store if store == SYNTHETIC or "://" in store else os.path.abspath(os.path.expanduser(store))
+            for name, store in (sets or {}).items()}
+
+
 def key(name: str, metric: str) -> str:
     return f"transfer/{name}/probe/{TASK}_{metric}"
 
@@ -166,11 +173,10 @@ def ensure_transfer_stores(cfg: dict, num_cpus: int | None = None, progress: boo
     the data store) and reused after; a local path is made absolute; every store is checked
     (exists, same frame size as data.image_size).  Raises ValueError in one line otherwise."""
     out = {}
-    for name, store in transfer_sets(cfg).items():
+    for name, store in absolute_stores(transfer_sets(cfg)).items():
         if store == SYNTHETIC:
             out[name] = build_synthetic(cfg, name, num_cpus, progress, echo)
             continue
-        store = store if "://" in store else os.path.abspath(os.path.expanduser(store))
         check_store(cfg, name, store)
         out[name] = store
     return out
@@ -178,9 +184,9 @@ def ensure_transfer_stores(cfg: dict, num_cpus: int | None = None, progress: boo
 
 def check_transfer_config(cfg: dict) -> None:
     """Before any embedding work: every named store (not 'synthetic') exists at the right size."""
-    for name, store in transfer_sets(cfg).items():
+    for name, store in absolute_stores(transfer_sets(cfg)).items():
         if store != SYNTHETIC:
-            check_store(cfg, name, store if "://" in store else os.path.abspath(os.path.expanduser(store)))
+            check_store(cfg, name, store)
 
 
 # ----------------------------------------------------------------- the evaluation

@@ -170,3 +170,9 @@ def test_evaluate_model_writes_the_transfer_table_and_figure(fake_store, acdc_st
     assert "| Zero-shot | 25 | 10 |" in text and "| CMR-CLIP (ours) | 25 | 10 |" in text
     assert "Transfer to acdc" in (tmp_path / "tables.md").read_text()
     assert (tmp_path / "transfer_acdc_tsne.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_absolute_stores_keeps_synthetic_and_uris(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    got = transfer.absolute_stores({"acdc": "store_acdc", "syn": "synthetic", "s3": "s3://b/store"})
+    assert got == {"acdc": str(tmp_path / "store_acdc"), "syn": "synthetic", "s3": "s3://b/store"}
