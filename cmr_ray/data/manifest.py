@@ -9,12 +9,15 @@ unchanged file).  `series_key` is a salted hash of SeriesInstanceUID, not the UI
 real UIDs often embed the acquisition date and time (e.g. '999.999.2.19960619.163000'),
 and no StudyDate may leave `prepare`; `cmr-ray inspect` shows the raw UIDs locally.  Study registry row (`STORE/studies.parquet`): study_key, fingerprint of
 the study's input files and report, status (used | excluded), reason, shard, split,
-accession_key (salted hash; how a re-run notices a changed report).
+accession_key (salted hash; how a re-run notices a changed report).  The journal
+(`STORE/journal/`, below) holds the rows of shards committed since those two were written.
 """
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -56,6 +59,52 @@ def read_rows(fs, path: str) -> list[dict]:
     if not storefs.exists(fs, path):
         return []
     return pq.read_table(io.BytesIO(storefs.read_bytes(fs, path))).to_pylist()
+
+
+# ---------------------------------------------------------------- the journal (shard-level commits)
+# `prepare` writes the registry and the manifest once, at the end of a run; as each shard
+# finishes it commits that shard here: one small JSON file per shard, `STORE/journal/<seq>.json`,
+# with its studies' registry rows and their files' manifest rows (written atomically after the
+# shard itself is in place).  A run killed midway leaves the journal; the next run reads it
+# over the registry and manifest, so the shards it names are kept and only the rest is decoded
+# again.  A finished run folds the journal into studies.parquet and manifest.parquet and
+# clears it.
+
+JOURNAL_DIR = "journal"
+_SUFFIX = ".json"
+
+
+def write_journal_entry(fs, journal_dir: str, seq: int, studies: list[dict], files: list[dict]) -> None:
+    """Commit one finished shard: its registry rows and manifest rows (entries are read back
+    in name order, so `seq` (this run's count) follows the run's start time)."""
+    name = f"{time.time_ns():020d}-{seq:06d}{_SUFFIX}"
+    blob = json.dumps({"studies": studies, "files": files}, separators=(",", ":")).encode()
+    storefs.write_bytes_atomic(fs, storefs.join(journal_dir, name), blob)
+
+
+def read_journal(fs, journal_dir: str) -> tuple[dict, dict, int]:
+    """({study_key: registry row}, {path: manifest row}, entries read) of every committed
+    shard, oldest first (a later entry wins).  An entry that does not parse is skipped: its
+    studies are simply not committed."""
+    studies, files, n = {}, {}, 0
+    for path in storefs.list_files(fs, journal_dir, _SUFFIX):
+        try:
+            doc = json.loads(storefs.read_bytes(fs, path))
+            st = {r["study_key"]: {k: r.get(k) for k in STUDY_SCHEMA.names} for r in doc["studies"]}
+            fl = {r["path"]: {k: r.get(k) for k in MANIFEST_SCHEMA.names} for r in doc["files"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        studies.update(st)
+        files.update(fl)
+        n += 1
+    return studies, files, n
+
+
+def clear_journal(fs, journal_dir: str) -> None:
+    """After the registry and manifest hold every committed shard."""
+    for path in storefs.list_files(fs, journal_dir, _SUFFIX):
+        fs.delete_file(path)
+    storefs.remove_temp_files(fs, journal_dir)
 
 
 def _table(title: str, counts: Counter, total_label="total", top: int = 15) -> list[str]:

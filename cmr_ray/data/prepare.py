@@ -24,13 +24,20 @@ Three passes on Ray (`cmr_ray.runtime.init_ray`):
    once: the plan carries each native file's `pixel_layout` from the index, so decoding
    reads its pixel bytes directly (compressed and other files: a full read).
 
-Incremental and restartable.  `STORE/studies.parquet` (the study registry) is the commit
-point, written after every shard: each study's key, the fingerprint of its input files
-(path, size, mtime) and of its report and labels, and the shard holding it.  A re-run
-indexes only new or changed files (plus the other files of studies they touch), and
-rewrites only studies whose fingerprint changed, so the same input twice is a no-op.  On
-start, temp files and shards the registry does not name (left by an interrupted run) are
-deleted, and a registry entry whose shard lost or lacks the study is redone.
+Incremental and restartable.  `STORE/studies.parquet` (the study registry) holds each
+study's key, the fingerprint of its input files (path, size, mtime) and of its report and
+labels, and the shard holding it; it and the manifest are written at the end of a run.
+Each shard is committed as it finishes: once the shard is in place, the driver writes its
+studies' registry rows and their files' manifest rows to the journal (`STORE/journal/`,
+`cmr_ray.data.manifest.write_journal_entry`), which the end of the run folds into the two
+tables and clears.  A re-run reads the registry, the manifest and any journal left by a run
+killed midway; it indexes only new or changed files (plus the other files of studies they
+touch), and rewrites only studies whose fingerprint changed, so the same input twice is a
+no-op and a killed run costs only the shards in flight: the shards it committed are kept
+(`Summary.shards_reused`), the others decoded again (`Summary.shards_written`).  On start,
+temp files and shards neither the registry nor the journal names (written, never committed)
+are deleted, an unreadable shard is deleted, and a study whose shard lost or lacks it is
+redone: a half-written shard is never reused.
 
 Privacy: study, patient and series keys are salted hashes (`cmr_ray.data.keys`); the
 impression is scrubbed of the study's PHI values and of names after titles ('Dr. X').  The
@@ -61,8 +68,8 @@ import pyarrow.parquet as pq
 
 from cmr_ray.data import keys, storefs
 from cmr_ray.data.index import error_reason, full_rows, index_ray, list_input_files, print_progress
-from cmr_ray.data.manifest import (MANIFEST_SCHEMA, STUDY_SCHEMA, file_row, read_rows,
-                                   summary_text, write_table)
+from cmr_ray.data.manifest import (JOURNAL_DIR, MANIFEST_SCHEMA, STUDY_SCHEMA, clear_journal, file_row,
+                                   read_journal, read_rows, summary_text, write_journal_entry, write_table)
 from cmr_ray.data.schema import SCHEMA_VERSION, arrow_schema, encode_view
 from cmr_ray.data.tables import load_labels, load_reports
 from cmr_ray.views import combo_slots
@@ -80,6 +87,9 @@ class Summary:
     store: str
     studies_used: int = 0
     studies_written: int = 0          # (re)written in this run
+    shards_written: int = 0           # shards written (decoded) in this run
+    shards_reused: int = 0            # shards an interrupted run committed, kept by this one
+    studies_reused: int = 0           # the studies in them
     studies_excluded: dict = field(default_factory=dict)   # reason -> count
     files: dict = field(default_factory=dict)              # status -> count
     input_files: int = 0
@@ -201,8 +211,10 @@ def shard_groups(items: list, cpus: int, cost, key, max_per_shard: int = 32, tas
 
 
 def _plan_and_write(by_study: dict, reports: dict, labels: dict, salt: str, store: str, cfg: dict,
-                    cpus: int, progress: bool):
-    """Pass 2 and 3 in the workers: (Plan of every study, {study key: write result})."""
+                    cpus: int, progress: bool, commit=None):
+    """Pass 2 and 3 in the workers: (Plan of every study, {study key: write result}).
+    `commit(studies, excluded, files, results)` is called in the driver with each finished
+    write task's output (one shard's studies), as it arrives."""
     import ray
 
     from cmr_ray.data.plan import Excluded, Plan, study_accession
@@ -225,15 +237,21 @@ def _plan_and_write(by_study: dict, reports: dict, labels: dict, salt: str, stor
                         fn_kwargs=dict(store=store, salt=salt, cfg=cfg))
     done = 0
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        got = Plan([], {}, [])
         for r in batch.to_pylist():
             study = pickle.loads(r.pop("plan"))
-            plan.files.update(pickle.loads(r.pop("files")))
+            got.files.update(pickle.loads(r.pop("files")))
             if isinstance(study, Excluded):
-                plan.excluded.append(study)
+                got.excluded.append(study)
             else:
-                plan.studies.append(study)
+                got.studies.append(study)
                 results[study.study_key] = r
             done += 1
+        if commit is not None:
+            commit(got.studies, got.excluded, got.files, results)
+        plan.studies += got.studies
+        plan.excluded += got.excluded
+        plan.files.update(got.files)
         if progress:
             print_progress(done, len(by_study), "studies planned and decoded")
     plan.studies.sort(key=lambda s: s.study_key)
@@ -288,6 +306,41 @@ def _remove_from_shards(fs, shard_dir, contents: dict, drop: set) -> None:
         pq.write_table(table, tmp, filesystem=fs, row_group_size=1)
         fs.move(tmp, path)
         contents[name] = keep
+
+
+def _rows_of(studies, excluded, files: dict, results: dict, stamp: dict, rfps: dict, dicom_root: str):
+    """({study key: registry row}, {relpath: manifest row}) of planned studies (`results`:
+    their write results) and of `files` (their files' rows, or files of no study): what a
+    shard's journal entry commits, and the end of the run writes."""
+    manifest, registry = dict(files), {}
+    for s in studies:
+        res = results[s.study_key]
+        for slot, path, reason in json.loads(res["failures"]):
+            sp = s.slots[slot]
+            bad = os.path.relpath(path, dicom_root).replace(os.sep, "/") if path else None
+            for p in sp.files:
+                why = reason if (bad is None or p == bad) else f"series not decodable ({bad}: {reason})"
+                manifest[p] = file_row(p, "failed" if (bad is None or p == bad) else "ignored",
+                                       why, s.study_key, sp.series_key, sp.sequence, sp.view)
+        if res["status"] != "used":
+            for p in s.files:
+                if manifest[p]["status"] == "used":
+                    manifest[p] = {**manifest[p], "status": "ignored", "reason": f"study excluded: {res['reason']}"}
+        registry[s.study_key] = dict(study_key=s.study_key, status=res["status"], reason=res["reason"],
+                                     shard=res["shard"], split=s.split, accession_key=s.accession_key,
+                                     fingerprint=_study_fp([stamp[p].stamp for p in s.files],
+                                                           rfps.get(s.accession_key, "")))
+    for e in excluded:
+        registry[e.study_key] = dict(study_key=e.study_key, status="excluded", reason=e.reason, shard=None,
+                                     split=None, accession_key=e.accession_key,
+                                     fingerprint=_study_fp([stamp[p].stamp for p in e.files],
+                                                           rfps.get(e.accession_key, "")))
+    prefix = dicom_root.rstrip(os.sep) + os.sep  # reasons name files relative to the DICOM dir
+    for p, r in manifest.items():
+        r["size"], r["mtime_ns"] = stamp[p].size, stamp[p].mtime_ns
+        if r["reason"] and prefix in r["reason"]:
+            r["reason"] = r["reason"].replace(prefix, "")
+    return registry, manifest
 
 
 def _report_fps(reports: dict, labels: dict, salt: str) -> dict[str, str]:
@@ -397,9 +450,10 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     _say(f"{len(files)} files under {dicom_dir}; {len(reports_by_acc)} reports", progress)
 
     fs, root = storefs.open_store(out)
-    shard_dir = storefs.join(root, "shards")
-    fs.create_dir(shard_dir, recursive=True)
-    for d in (root, shard_dir):
+    shard_dir, journal_dir = storefs.join(root, "shards"), storefs.join(root, JOURNAL_DIR)
+    for d in (shard_dir, journal_dir):
+        fs.create_dir(d, recursive=True)
+    for d in (root, shard_dir, journal_dir):
         storefs.remove_temp_files(fs, d)
     salt = keys.load_salt(fs, root)
     salt_fp = keys.salt_fingerprint(salt)
@@ -410,9 +464,14 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     # -- what the store already holds, and what changed since
     prev_files = {r["path"]: r for r in read_rows(fs, storefs.join(root, "manifest.parquet"))}
     prev_studies = {r["study_key"]: r for r in read_rows(fs, storefs.join(root, "studies.parquet"))}
+    # shards an interrupted run committed (its journal) count as written; the rest of its work is redone
+    j_studies, j_files, j_entries = read_journal(fs, journal_dir)
+    prev_studies.update(j_studies)
+    prev_files.update(j_files)
     contents = _shard_contents(fs, shard_dir, progress)
     named = {s["shard"] for s in prev_studies.values() if s["shard"]}
-    for name in sorted(set(contents) - named):  # written by an interrupted run, never committed
+    uncommitted = sorted(set(contents) - named)
+    for name in uncommitted:  # written by an interrupted run, never committed
         fs.delete_file(storefs.join(shard_dir, name))
         del contents[name]
     rfps = _report_fps(reports_by_acc, labels_by_acc, salt)
@@ -462,13 +521,33 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     _remove_from_shards(fs, shard_dir, contents, touched | planned)
     for k in touched:
         prev_studies.pop(k, None)
+    reused = [k for k in j_studies if k not in touched and k not in planned and j_studies[k]["status"] == "used"]
+    reused_shards = {j_studies[k]["shard"] for k in reused}
+    if j_entries:
+        redo = sum(s["status"] == "used" for s in j_studies.values()) - len(reused)
+        _say(f"resuming an interrupted run: {len(reused_shards)} shard(s) it committed ({len(reused)} studies) "
+             f"kept; {len(uncommitted)} shard(s) it wrote but never committed removed"
+             + (f"; {redo} committed stud{'y' if redo == 1 else 'ies'} redone (shard unreadable or input changed)"
+                if redo else "") + f"; {len(by_study)} stud{'y' if len(by_study) == 1 else 'ies'} to plan and decode",
+             progress)
 
-    # -- plan each study and write its clips, in the workers
+    # -- plan each study and write its clips in the workers; each finished shard is committed
+    #    to the journal as it arrives, so a killed run keeps it
+    dicom_root = os.path.abspath(dicom_dir)
+    new_registry, new_manifest, seq = {}, {}, [0]
+
+    def commit(studies, excluded, files_done, results_so_far):
+        reg, man = _rows_of(studies, excluded, files_done, results_so_far, stamp, rfps, dicom_root)
+        write_journal_entry(fs, journal_dir, seq[0], list(reg.values()), list(man.values()))
+        seq[0] += 1
+        new_registry.update(reg)
+        new_manifest.update(man)
+
     t_write = time.time()
     with _all_cpus_to_tasks(ray):
         plan, results = _plan_and_write(by_study, reports_by_acc, labels_by_acc, salt, str(out), cfg,
-                                        cpus or 1, progress)
-    plan.files.update(unplaced)
+                                        cpus or 1, progress, commit=commit)
+    phi_registry, other_rows = _rows_of([], phi_excluded, unplaced, {}, stamp, rfps, dicom_root)
     plan.excluded += phi_excluded
     phases = {"ray": t_index - t_ray, "index": t_plan - t_index, "group": t_write - t_plan,
               "plan+write": time.time() - t_write}
@@ -476,42 +555,16 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
     # -- manifest and registry: untouched rows kept, the rest from this run
     manifest = {p: r for p, r in prev_files.items() if p in stamp and unchanged(p)
                 and (r["study_key"] is None or r["study_key"] not in touched) and p not in done}
-    manifest.update(plan.files)
-    dicom_root = os.path.abspath(dicom_dir)
-    registry = dict(prev_studies)
-    for s in plan.studies:
-        res = results[s.study_key]
-        for slot, path, reason in json.loads(res["failures"]):
-            sp = s.slots[slot]
-            bad = os.path.relpath(path, dicom_root).replace(os.sep, "/") if path else None
-            for p in sp.files:
-                why = reason if (bad is None or p == bad) else f"series not decodable ({bad}: {reason})"
-                manifest[p] = file_row(p, "failed" if (bad is None or p == bad) else "ignored",
-                                       why, s.study_key, sp.series_key, sp.sequence, sp.view)
-        if res["status"] != "used":
-            for p in s.files:
-                if manifest[p]["status"] == "used":
-                    manifest[p] = {**manifest[p], "status": "ignored", "reason": f"study excluded: {res['reason']}"}
-        registry[s.study_key] = dict(study_key=s.study_key, status=res["status"], reason=res["reason"],
-                                     shard=res["shard"], split=s.split, accession_key=s.accession_key,
-                                     fingerprint=_study_fp([stamp[p].stamp for p in s.files],
-                                                           rfps.get(s.accession_key, "")))
-    for e in plan.excluded:
-        registry[e.study_key] = dict(study_key=e.study_key, status="excluded", reason=e.reason, shard=None,
-                                     split=None, accession_key=e.accession_key,
-                                     fingerprint=_study_fp([stamp[p].stamp for p in e.files],
-                                                           rfps.get(e.accession_key, "")))
-    prefix = dicom_root.rstrip(os.sep) + os.sep  # reasons name files relative to the DICOM dir
-    for p, r in manifest.items():
-        r["size"], r["mtime_ns"] = stamp[p].size, stamp[p].mtime_ns
-        if r["reason"] and prefix in r["reason"]:
-            r["reason"] = r["reason"].replace(prefix, "")
+    manifest.update(new_manifest)
+    manifest.update(other_rows)
+    registry = {**prev_studies, **new_registry, **phi_registry}
     rows = [manifest[f.path] for f in files]
     studies = sorted(registry.values(), key=lambda s: s["study_key"])
 
-    # -- commit: registry first (it names the shards), then manifest and store.json
+    # -- commit: registry first (it names the shards), then manifest; they now hold the journal
     write_table(fs, storefs.join(root, "studies.parquet"), studies, STUDY_SCHEMA)
     write_table(fs, storefs.join(root, "manifest.parquet"), rows, MANIFEST_SCHEMA)
+    clear_journal(fs, journal_dir)
     used = [s for s in studies if s["status"] == "used"]
     info = {
         "schema_version": SCHEMA_VERSION, "image_size": data["image_size"],
@@ -525,6 +578,8 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
 
     summary = Summary(store=str(out), studies_used=len(used),
                       studies_written=sum(r["status"] == "used" for r in results.values()),
+                      shards_written=len({r["shard"] for r in results.values() if r["status"] == "used"}),
+                      shards_reused=len(reused_shards), studies_reused=len(reused),
                       studies_excluded=dict(Counter(s["reason"] for s in studies if s["status"] != "used")),
                       files=dict(Counter(r["status"] for r in rows)), input_files=len(files),
                       seconds=time.time() - t0, phases=phases)
@@ -536,4 +591,8 @@ def prepare(dicom_dir, reports, out, labels=None, cfg=None, address=None, num_cp
         + f", {len(used)} in the store "
         f"({summary.seconds:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
         + f") -> {out}")
+    if j_entries:
+        summary.text += (f"\nresumed an interrupted run: kept the {summary.shards_reused} shard(s) "
+                         f"({summary.studies_reused} studies) it had committed; decoded "
+                         f"{summary.shards_written} shard(s) ({summary.studies_written} studies) in this run")
     return summary

@@ -72,7 +72,7 @@ def remove_temp_files(fs: pafs.FileSystem, path: str) -> int:
 
 # What a store folder may hold (`prepare` writes these; an interrupted first run may have left
 # only some of them): anything else means the folder is not a store.
-STORE_ENTRIES = {"store.json", "manifest.parquet", "studies.parquet", "shards", ".salt"}
+STORE_ENTRIES = {"store.json", "manifest.parquet", "studies.parquet", "shards", "journal", ".salt"}
 
 
 def store_place_problem(out: str | os.PathLike, dicom_dir: str | os.PathLike | None = None) -> str | None:

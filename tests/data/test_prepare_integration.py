@@ -136,6 +136,59 @@ def test_interrupted_write_is_repaired(tmp_path, ray_module):
     assert len(keys) == len(set(keys)) == 6
 
 
+def test_resume_keeps_committed_shards_and_decodes_only_the_rest(tmp_path, ray_module, monkeypatch):
+    """Shard-level resume (issue 16, item 6): a run that dies after its shards were written
+    keeps, on the next run, every shard it committed (a journal entry) and whose file is
+    whole; a shard it wrote but never committed, and a committed shard cut short, are
+    decoded again, and the rerun says how many of each."""
+    import cmr_ray.data.prepare as prep
+
+    dicom, store = tmp_path / "dicom", tmp_path / "store"
+    phis = [write_study(dicom, i, views=(("cine", "sax"),)) for i in range(6)]
+    write_reports(tmp_path / "reports.csv", phis)
+    prepare(dicom, tmp_path / "reports.csv", tmp_path / "ref", cfg=CFG, num_cpus=2, progress=False)
+    ref = all_rows(tmp_path / "ref")
+
+    def die(*a, **k):  # the run is killed after every shard is written, before the registry
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(prep, "write_table", die)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(dicom, tmp_path / "reports.csv", store, cfg=CFG, num_cpus=2, progress=False)
+    assert not (store / "studies.parquet").exists()
+    journal = sorted((store / "journal").glob("*.json"))
+    entries = [json.loads(p.read_text()) for p in journal]
+    shard_of = {r["study_key"]: r["shard"] for e in entries for r in e["studies"]}
+    assert len(journal) >= 4 and len(set(shard_of.values())) >= 4, journal  # one study per shard here
+    assert all(e["files"] and all(f["size"] for f in e["files"]) for e in entries)
+    # the last two shards were written but their commit never happened; one committed shard is cut short
+    for p in journal[-2:]:
+        p.unlink()
+    lost = {r["shard"] for e in entries[-2:] for r in e["studies"]}
+    cut = entries[0]["studies"][0]["shard"]
+    data = (store / "shards" / cut).read_bytes()
+    (store / "shards" / cut).write_bytes(data[: len(data) // 2])
+    kept = {s for e in entries[1:-2] for s in {r["shard"] for r in e["studies"]}}
+    redo = [k for k, sh in shard_of.items() if sh in lost | {cut}]
+
+    s = prepare(dicom, tmp_path / "reports.csv", store, cfg=CFG, num_cpus=2, progress=False)
+    assert (s.shards_reused, s.studies_reused) == (len(kept), 6 - len(redo))
+    assert (s.shards_written, s.studies_written, s.studies_used) == (len(lost) + 1, len(redo), 6)
+    assert (f"resumed an interrupted run: kept the {len(kept)} shard(s) ({6 - len(redo)} studies) it had "
+            f"committed; decoded {s.shards_written} shard(s) ({len(redo)} studies) in this run") in s.text
+    assert not list((store / "journal").iterdir()), "the journal is folded into the registry and cleared"
+    names = {p.name for p in (store / "shards").iterdir()}
+    assert kept <= names and not any(".tmp-" in n for n in names)
+    got = all_rows(store)
+    assert sorted(got) == sorted(ref) and all(got[k] == ref[k] for k in ref)  # as an uninterrupted run
+    assert [r["path"] for r in manifest(store)] == input_files(dicom)
+    assert manifest(store) == manifest(tmp_path / "ref")
+    again = prepare(dicom, tmp_path / "reports.csv", store, cfg=CFG, num_cpus=2, progress=False)
+    assert (again.studies_written, again.shards_reused, again.studies_used) == (0, 0, 6)
+    assert "resumed" not in again.text
+
+
 def test_changed_study_is_rewritten_once(tmp_path, ray_module):
     dicom, store = tmp_path / "dicom", tmp_path / "store"
     phis = [write_study(dicom, i, views=(("cine", "sax"),)) for i in range(3)]

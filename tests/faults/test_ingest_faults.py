@@ -8,10 +8,12 @@ reference; the tests below assert many things about those two runs:
 - the clean studies' rows are byte-identical to the reference run, and a damaged study
   keeps every view its damage did not touch, byte for byte;
 - a store whose write was SIGKILLed midway (plus a planted half-written temp shard and a
-  truncated shard) is complete and valid after `prepare` runs again.
+  truncated shard) is complete and valid after `prepare` runs again, which keeps the shards
+  the killed run committed (untouched on disk) and decodes only the others.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -203,10 +205,10 @@ def test_store_write_killed_midway_is_repaired_by_rerunning_prepare(cohort, runs
                              "--out", str(store), "--image-size", "32", "--num-cpus", "2"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     seen, deadline = set(), time.time() + 300
-    try:
+    try:  # killed once it has committed a shard (a journal entry), long before it ends
         while proc.poll() is None and time.time() < deadline:
             seen = {p.name for p in (store / "shards").iterdir()} - before
-            if seen:
+            if seen and list((store / "journal").glob("*.json")):
                 break
             time.sleep(0.02)
     finally:
@@ -217,6 +219,14 @@ def test_store_write_killed_midway_is_repaired_by_rerunning_prepare(cohort, runs
                                    + (tmp_path / "prepare.log").read_text()[-2000:])
     registry = pq.read_table(store / "studies.parquet").to_pylist()
     assert len(registry) == 2, "the kill came after the commit; nothing was interrupted"
+    committed = {}  # what the killed run committed: {shard: its studies}
+    for p in (store / "journal").glob("*.json"):
+        for r in json.loads(p.read_text())["studies"]:
+            if r["status"] == "used":
+                committed.setdefault(r["shard"], set()).add(r["study_key"])
+    assert committed, "no shard was committed before the kill"
+    kept_bytes = {n: (store / "shards" / n).read_bytes() for n in committed}
+    kept_mtime = {n: (store / "shards" / n).stat().st_mtime_ns for n in committed}
 
     # what a crash on a filesystem without atomic rename could also leave behind
     shards = sorted((store / "shards").glob("part-*.parquet"))
@@ -227,6 +237,16 @@ def test_store_write_killed_midway_is_repaired_by_rerunning_prepare(cohort, runs
 
     again = prepare(inc, reports, store, labels=labels, cfg=CFG, num_cpus=2, progress=False)
     assert again.studies_used == runs.ref.studies_used
+    # shard-level resume: the committed shards are kept as they are; only the rest is decoded
+    n_kept = sum(len(v) for v in committed.values())
+    assert (again.shards_reused, again.studies_reused) == (len(committed), n_kept)
+    assert again.studies_written == runs.ref.studies_used - first.studies_used - n_kept
+    assert again.shards_written >= 1
+    assert (f"kept the {len(committed)} shard(s) ({n_kept} studies) it had committed; decoded "
+            f"{again.shards_written} shard(s) ({again.studies_written} studies) in this run") in again.text
+    for n in committed:
+        assert (store / "shards" / n).read_bytes() == kept_bytes[n], f"committed shard {n} was rewritten"
+        assert (store / "shards" / n).stat().st_mtime_ns == kept_mtime[n], f"committed shard {n} was rewritten"
     left = [p.name for p in store.rglob("*") if ".tmp-" in p.name]
     assert not left, f"temp files left in the store: {left}"
     assert not (store / "shards" / "part-0123456789abcdef.parquet").exists()
