@@ -49,6 +49,9 @@ def absolute_paths(cfg: dict) -> dict:
         v = cfg[section].get(key)
         if v and "://" not in v:
             cfg[section][key] = os.path.abspath(v)
+    from cmr_ray.eval.transfer import absolute_stores
+
+    cfg["eval"]["transfer"] = absolute_stores(cfg["eval"].get("transfer"))
     return cfg
 
 
@@ -254,6 +257,9 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
 
 def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
     ensure_store(absolute_paths(cfg), address, echo=echo)
+    from cmr_ray.eval.transfer import ensure_transfer_stores
+
+    ensure_transfer_stores(absolute_paths(cfg), echo=echo)  # the 'synthetic' ACDC stand-in, built once; named stores checked
     c = tracking.client(uri)
     exp_id = tracking.ensure_experiment(c, cfg["sweep"]["experiment"])
     skey = sweep_key(trials)
