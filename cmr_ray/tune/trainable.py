@@ -24,6 +24,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cmr_ray.config import sweep_mode
+
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
 HISTORY = "epoch_history"  # in the final report: the epochs the Train run still knows
 LEARNING = "learning"  # in the final report: 'learned' | 'slow' | 'collapsed' (cmr_ray.train.collapse)
@@ -48,11 +50,12 @@ def _accepts(fn, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def best_checkpoint(result, metric: str):
-    """(checkpoint, its metrics) with the highest `metric`; the last checkpoint otherwise."""
+def best_checkpoint(result, metric: str, mode: str = "max"):
+    """(checkpoint, its metrics) with the best `metric` (highest for mode 'max', lowest for
+    'min': `config.sweep_mode`); the last checkpoint otherwise."""
     ranked = [(c, m) for c, m in (getattr(result, "best_checkpoints", None) or []) if metric in m]
     if ranked:
-        return max(ranked, key=lambda cm: cm[1][metric])
+        return (min if mode == "min" else max)(ranked, key=lambda cm: cm[1][metric])
     if result.checkpoint is None:
         raise RuntimeError("training produced no checkpoint to evaluate")
     return result.checkpoint, dict(result.metrics or {})
@@ -133,7 +136,7 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
         for row in ([] if df is None else df.to_dict("records")):
             tune.report(row)
 
-    ckpt, best = best_checkpoint(result, metric)
+    ckpt, best = best_checkpoint(result, metric, sweep_mode(cfg))
     out = Path(tempfile.mkdtemp(prefix=f"cmr-eval-{t['key']}-"))
     try:
         final = dict(eval_fn(ckpt.path, cfg["data"]["store"], str(out), cfg=cfg) or {})

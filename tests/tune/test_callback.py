@@ -87,3 +87,12 @@ def test_epoch_history_from_train_result():
                           metrics={"epoch": 4, "val/rsum": 2.0, "note": "x"})
     assert epoch_history(res) == [{"epoch": 1, "val/rsum": 1.0}, {"epoch": 3, "val/rsum": 3.0},
                                   {"epoch": 4, "val/rsum": 2.0}]
+
+
+def test_best_checkpoint_follows_the_sweep_mode():
+    from cmr_ray.tune.trainable import best_checkpoint
+
+    res = SimpleNamespace(best_checkpoints=[("a", {"val/loss": 2.0}), ("b", {"val/loss": 1.0}), ("c", {"val/loss": 3.0})],
+                          checkpoint="c", metrics={})
+    assert best_checkpoint(res, "val/loss", "min")[0] == "b"
+    assert best_checkpoint(res, "val/loss", "max")[0] == "c"
