@@ -5,7 +5,11 @@
     metrics["hcm_auc"], metrics["acdc_f1"]
 
 Tasks: the binary labels `nicm`, `icm`, `amyl`, `hcm` (Acc, AUC, F1 of the positive class,
-the paper's Table 5) and the 5-class `acdc` label (Acc, macro one-vs-rest AUC, macro F1).
+the paper's Table 5), the 5-class `acdc` label (Acc, macro one-vs-rest AUC, macro F1) and
+the binary findings (`cmr_ray.data.schema.FINDINGS`: `lv_dilation`, ..., scored as the
+binary labels are).  `tasks_with_findings(tasks, fit_labels, test_labels)` adds every
+finding both splits carry, so an evaluation probes whichever findings a store has (none:
+the tasks as given).
 The probe is StandardScaler + LogisticRegression with class_weight='balanced' (classes are
 imbalanced in every cohort; each class weighs the same in the loss).  C is chosen from
 `CS` by stratified k-fold cross-validation (log-loss) on the fitting split only — the
@@ -24,12 +28,12 @@ import math
 
 import numpy as np
 
-from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS
+from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS, FINDINGS
 
 CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 CV_FOLDS = 5
 METRICS = ("acc", "auc", "f1")
-TASKS = BINARY_LABELS + ("acdc",)
+TASKS = BINARY_LABELS + ("acdc",) + FINDINGS
 NAN = float("nan")
 
 
@@ -68,6 +72,18 @@ def known(labels: dict, task: str) -> tuple[np.ndarray, np.ndarray]:
     yf = y.astype(np.float64)
     idx = np.flatnonzero(~np.isnan(yf))
     return idx, yf[idx].astype(np.int64)
+
+
+def has_labels(labels: dict, task: str) -> bool:
+    """Whether any study of `labels` (an Embeddings.labels dict) has a known `task` label."""
+    return task in labels and len(known(labels, task)[0]) > 0
+
+
+def tasks_with_findings(tasks, *label_sets) -> list[str]:
+    """`tasks`, then every finding that each of `label_sets` (the fitting and the test split's
+    labels) carries for at least one study and `tasks` does not already name."""
+    tasks = list(tasks)
+    return tasks + [f for f in FINDINGS if f not in tasks and label_sets and all(has_labels(ls, f) for ls in label_sets)]
 
 
 def check_disjoint(fit_patients, test_patients) -> None:

@@ -4,8 +4,10 @@
     metrics, notes = zero_shot_prompts(model.encode_text, fit_video, fit_labels,
                                        test_video, test_labels, ["hcm", "acdc"])
 
-Binary labels: each has a positive and a negative prompt (`PROMPTS`); a study's score is
-sim(video, positive) - sim(video, negative).  The decision threshold is the one that
+Binary labels: each has positive and negative prompts (`PROMPTS`: one of each per
+diagnosis; `FINDING_PROMPTS`: several phrasings per finding, as reports vary them); the
+prompts of a side are embedded, L2-normalised, averaged and renormalised (prompt
+ensembling), and a study's score is sim(video, positive) - sim(video, negative).  The decision threshold is the one that
 maximises balanced accuracy on the fitting (training) split's scores — test labels are
 never looked at before scoring; AUC on test is threshold-free.  The 5-class `acdc` label
 has one prompt per class; the prediction is the most similar prompt and the class
@@ -30,6 +32,39 @@ PROMPTS: dict[str, tuple[str, str]] = {
              "No evidence of cardiac amyloidosis."),
     "hcm": ("Asymmetric septal hypertrophy consistent with hypertrophic cardiomyopathy.",
             "No evidence of hypertrophic cardiomyopathy."),
+}
+# Several phrasings per finding (positive, negative), as impressions state them.
+FINDING_PROMPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "lv_systolic_dysfunction": (
+        ("Reduced left ventricular systolic function.", "The left ventricle has moderately reduced systolic function.",
+         "Left ventricular systolic dysfunction with a reduced ejection fraction.", "Severely reduced LVEF with global hypokinesis."),
+        ("Normal left ventricular systolic function.", "The left ventricle has normal systolic function.",
+         "Preserved left ventricular ejection fraction.")),
+    "lv_dilation": (
+        ("Dilated left ventricle.", "The left ventricle is moderately dilated.", "Left ventricular dilation.",
+         "Mildly dilated left ventricle."),
+        ("The left ventricle is normal in size.", "Normal-sized left ventricle.", "Normal left ventricular size.")),
+    "lv_hypertrophy": (
+        ("Left ventricular hypertrophy.", "Concentric left ventricular hypertrophy.",
+         "Asymmetric septal hypertrophy with increased maximal wall thickness."),
+        ("Normal left ventricular wall thickness.", "No left ventricular hypertrophy.", "Wall thickness is normal.")),
+    "rv_systolic_dysfunction": (
+        ("Reduced right ventricular systolic function.", "Right ventricular systolic dysfunction.",
+         "The right ventricle has reduced systolic function."),
+        ("Normal right ventricular systolic function.", "The right ventricle is normal in size and function.",
+         "Preserved right ventricular function.")),
+    "rv_dilation": (
+        ("Dilated right ventricle.", "The right ventricle is moderately dilated.", "Right ventricular dilation."),
+        ("The right ventricle is normal in size.", "Normal right ventricular size.", "No right ventricular dilation.")),
+    "lge_present": (
+        ("Late gadolinium enhancement consistent with myocardial scar or fibrosis.",
+         "Infarct scar on late gadolinium enhancement.", "Mid-wall fibrosis on late gadolinium enhancement.",
+         "Diffuse subendocardial late gadolinium enhancement."),
+        ("No late gadolinium enhancement.", "No evidence of myocardial infarction, infiltration or fibrosis.",
+         "No myocardial scar or fibrosis.")),
+    "pericardial_effusion": (
+        ("Small pericardial effusion.", "There is a pericardial effusion.", "Pericardial effusion."),
+        ("No pericardial effusion.", "The pericardium is normal.", "No pericardial fluid.")),
 }
 CLASS_PROMPTS: dict[str, str] = {
     "NOR": "Normal left ventricular size, wall thickness and systolic function. No late gadolinium enhancement.",
@@ -68,10 +103,25 @@ def _embed(encode_text, texts: list[str]) -> np.ndarray:
     return out.float().cpu().numpy() if hasattr(out, "cpu") else np.asarray(out, np.float32)
 
 
+def _side(texts) -> tuple[str, ...]:
+    return (texts,) if isinstance(texts, str) else tuple(texts)
+
+
+def prompt_direction(encode_text, positive, negative) -> np.ndarray:
+    """mean(positive) - mean(negative) of the L2-normalised prompt embeddings, each mean
+    renormalised: a study's score is video @ direction.  `positive`/`negative`: a prompt or several."""
+    pos, neg = _side(positive), _side(negative)
+    emb = _embed(encode_text, [*pos, *neg]).astype(np.float64)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    p, n = emb[:len(pos)].mean(0), emb[len(pos):].mean(0)
+    return (p / max(np.linalg.norm(p), 1e-12) - n / max(np.linalg.norm(n), 1e-12)).astype(np.float32)
+
+
 def zero_shot_prompts(encode_text, fit_video, fit_labels, test_video, test_labels, tasks,
                       temperature: float = 0.05, prompts=None, class_prompts=None):
-    """({'hcm_acc': ..., 'acdc_auc': ...}, notes) for the tasks that have prompts."""
-    prompts = {**PROMPTS, **(prompts or {})}
+    """({'hcm_acc': ..., 'lv_dilation_auc': ..., 'acdc_auc': ...}, notes) for the tasks that have
+    prompts.  `prompts`: {task: (positive, negative)}, each a prompt or several, over the defaults."""
+    prompts = {**PROMPTS, **FINDING_PROMPTS, **(prompts or {})}
     class_prompts = {**CLASS_PROMPTS, **(class_prompts or {})}
     metrics, notes = {}, []
     for task in tasks:
@@ -87,15 +137,15 @@ def zero_shot_prompts(encode_text, fit_video, fit_labels, test_video, test_label
             pred = np.array([ACDC_CLASSES[j] for j in sims.argmax(1)], dtype=object)
             m, more = score_predictions(task, ty, pred, _softmax(sims / temperature), list(ACDC_CLASSES))
         else:
-            pos, neg = _embed(encode_text, list(prompts[task]))
+            direction = prompt_direction(encode_text, *prompts[task])
             fi, fy = known(fit_labels, task)
             try:
-                thr = choose_threshold(fit_video[fi] @ (pos - neg), fy)
+                thr = choose_threshold(fit_video[fi] @ direction, fy)
             except ValueError:
                 metrics.update({f"{task}_{k}": NAN for k in METRICS})
                 notes.append(f"zero-shot {task}: the training split lacks a class; no threshold")
                 continue
-            score = test_video[ti] @ (pos - neg)
+            score = test_video[ti] @ direction
             m, more = score_predictions(task, ty, (score > thr).astype(np.int64), score, [0, 1])
         notes += [f"zero-shot {n}" for n in more]
         metrics.update({f"{task}_{k}": v for k, v in m.items()})

@@ -5,7 +5,9 @@
 
 Each study is made by `generate_study(seed, index, preset, dicom_dir)` from its own random
 streams, seeded by (seed, index), so the output is byte-identical for a seed whatever the
-worker count.  The parent writes reports.csv, labels.csv and phi.json in index order and
+worker count.  Each study's labels carry the binary findings (`cmr_ray.synth.findings`)
+read from its measured values, the same values its report prints; `measure_study` gives
+those values without writing DICOM (for prevalence checks).  The parent writes reports.csv, labels.csv and phi.json in index order and
 cohort.json last (the marker of a complete cohort: re-running with the same arguments
 returns at once; different arguments over an existing cohort need overwrite=True).
 """
@@ -23,16 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
+from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
 from cmr_ray.synth.patients import sample_patient
 from cmr_ray.synth.phantom import Phantom
 from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
 from cmr_ray.synth.report import write_report
 
-FORMAT_VERSION = 3  # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease ranges
+# 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease
+# ranges; 4: finding labels (findings.yaml), RV function varies, reports graded by the same thresholds
+FORMAT_VERSION = 4
 LABEL_FIELDS = [
-    "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", "pathology", "comorbidities",
+    "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", *FINDINGS, "pathology", "comorbidities",
     "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "scar_levels", "transmurality",
-    "wma", "lge_pattern", "rv_scale", "atria_scale", "effusion_mm", "heart_rate", "t_es", "sex", "age",
+    "wma", "lge_pattern", "rv_scale", "rv_contraction", "rv_basal_mm", "rvef", "atria_scale", "effusion_mm", "heart_rate", "t_es", "sex", "age",
     "vendor", "enhanced", "compression", "field_t", "fov_mm", "noise", "yaw_deg", "pitch_deg", "roll_deg",
     "inplane_deg", "lax_tilt_deg", "ti_ms", "study_dir", "n_files",
 ]
@@ -43,6 +48,26 @@ def measure_lv(areas_mm2: np.ndarray, spacing_mm: float) -> dict:
     vol = areas_mm2.sum(axis=0) * spacing_mm / 1000.0  # ml per phase
     edv, esv = float(vol.max()), float(vol.min())
     return {"lv_edv_ml": edv, "lv_esv_ml": esv, "ef_exact": 100.0 * (1.0 - esv / edv)}
+
+
+def _reading(p, lv: dict) -> dict:
+    """The study's measured values as its report prints them (findings.measured_values)."""
+    return measured_values(p, {**lv, "ef": lv["ef_exact"]})
+
+
+def measure_study(p, preset: str = "small") -> dict:
+    """What `generate_study` measures for patient `p`, without writing DICOM: the LV by disc
+    summation over the same cine SAX planes (masks only: noise does not enter the areas),
+    completed by `findings.measured_values`."""
+    ph = Phantom(p)
+    specs = study_protocol(p, ph, preset, np.random.default_rng([p.seed, p.index, 3]))  # the planes generate_study draws
+    spec = next(s for s in specs if s.key == "cine_sax")
+    areas = np.zeros((len(spec.planes), spec.phases))
+    for s, plane in enumerate(spec.planes):
+        for t in range(spec.phases):
+            _, masks = ph.render(plane, "cine", t / spec.phases, masks=True)
+            areas[s, t] = masks["lv_cavity"].sum() * plane.spacing[0] * plane.spacing[1]
+    return _reading(p, measure_lv(areas, spec.spacing_between))
 
 
 def _to_stored(real: np.ndarray, slope: float, intercept: float) -> np.ndarray:
@@ -100,18 +125,18 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) 
         minutes = hh * 60 + mm + 2 * k
         stamp = f"{minutes // 60 % 24:02d}{minutes % 60:02d}{p.phi['study_time'][4:6]}"
         n_files += write_series(study_dir / f"SE{spec.number:04d}", spec, frames, study, uid, rr_ms, stamp, p.compression, cache)
-    measured.update(ef=int(round(measured["ef_exact"])), lv_edd_mm=round(p.lv_edd_mm, 1),
-                    wall_mm=round(max(p.wall_mm, p.septal_mm), 1))
+    measured = _reading(p, measured)
     text, mentions = write_report(p, measured, np.random.default_rng([seed, index, 4]))
-    labels = p.labels()
+    labels = {**p.labels(), **finding_labels(measured, p.sex)}
     row = {
         "accession_number": p.phi["accession_number"], **labels, "pathology": p.pathology,
         "comorbidities": ";".join(p.comorbidities), "ef": measured["ef"], "ef_target": round(p.ef_target, 1),
         "lv_edv_ml": round(measured["lv_edv_ml"], 1), "lv_esv_ml": round(measured["lv_esv_ml"], 1),
         "lv_edd_mm": measured["lv_edd_mm"], "wall_mm": measured["wall_mm"], "septal_mm": round(p.septal_mm, 1),
         "territory": p.territory, "scar_levels": "+".join(p.scar_levels), "transmurality": round(p.transmurality, 3), "wma": round(p.wma, 3),
-        "lge_pattern": p.lge_pattern, "rv_scale": round(p.rv_scale, 3), "atria_scale": round(p.atria_scale, 3),
-        "effusion_mm": round(p.effusion_mm, 1), "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
+        "lge_pattern": p.lge_pattern, "rv_scale": round(p.rv_scale, 3), "rv_contraction": round(p.rv_contraction, 3),
+        "rv_basal_mm": measured["rv_basal_mm"], "rvef": measured["rvef"], "atria_scale": round(p.atria_scale, 3),
+        "effusion_mm": measured["effusion_mm"], "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
         "sex": p.sex, "age": p.age, "vendor": p.vendor, "enhanced": int(p.enhanced), "compression": p.compression,
         "field_t": p.field_t, "fov_mm": round(p.fov_mm * PRESETS[preset]["fov_scale"], 1), "noise": round(p.noise, 4),
         "yaw_deg": round(p.yaw, 2), "pitch_deg": round(p.pitch, 2), "roll_deg": round(p.roll, 2),
@@ -201,7 +226,9 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
     for r in results:
         counts[r["labels"]["pathology"]] = counts.get(r["labels"]["pathology"], 0) + 1
     n_files = sum(r["labels"]["n_files"] for r in results)
+    found = {f: sum(int(r["labels"][f] or 0) for r in results) for f in FINDINGS}
     summary = {**_marker(studies, seed, preset), "files": n_files, "pathologies": dict(sorted(counts.items())),
+               "findings": found,
                "dicom": "dicom", "reports": "reports.csv", "labels": "labels.csv", "phi": "phi.json"}
     marker.write_text(json.dumps(summary, indent=1) + "\n")
     if progress:

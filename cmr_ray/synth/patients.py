@@ -6,7 +6,10 @@
 Pathologies (`MIX` gives the cohort's proportions): ``normal``, ``dcm`` (dilated, no
 LGE), ``nicm`` (non-ischemic cardiomyopathy with mid-wall fibrosis), ``icm`` (prior infarct
 in one coronary territory), ``hcm``, ``amyloid``, ``rv`` (isolated RV dilation).
-Co-morbidities: ``rv_dilation`` (with dcm, nicm, icm) and ``effusion``.
+Co-morbidities: ``rv_dilation`` (with dcm, nicm, icm), ``rv_dysfunction`` (a reduced RV
+of normal size, with dcm, nicm, icm) and ``effusion``.  The binary findings a reader takes
+from the measured values (LV/RV dysfunction and dilation, hypertrophy, LGE, effusion) are
+`cmr_ray.synth.findings`'s, labelled by thresholds, not by the pathology.
 
 Labels (see `LABELS`): the paper's binary nicm/icm/amyl/hcm and an ACDC-style class.
 nicm = 1 for dcm and nicm (both non-ischemic cardiomyopathies); amyloid maps to ACDC
@@ -190,7 +193,7 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
         p.lge_pattern = "transmural" if p.transmurality > 0.75 else "subendocardial"
     elif path == "hcm":
         p.lv_edd_mm, p.wall_mm, p.ef_target = _u(rng, 38, 50), _u(rng, 8.5, 11.5), _u(rng, 60, 78)
-        p.septal_mm = _u(rng, 14, 26)
+        p.septal_mm = _u(rng, 15, 26)  # the ESC 2014 criterion (findings.yaml: lv_hypertrophy)
         p.atria_scale = _u(rng, 1.05, 1.25)
         if rng.random() < 0.8:
             p.lge_pattern = "rv_insertion"
@@ -215,12 +218,19 @@ def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patie
         p.rv_scale = float(body.uniform(0.88, 1.12))
     if p.atria_scale == 1.0:
         p.atria_scale = float(body.uniform(0.9, 1.04))
+    if p.rv_contraction == 0.18:  # healthy RV shortening varies too: nominal RVEF 48-68%
+        p.rv_contraction = float(body.uniform(0.15, 0.21))
     p.septal_mm = p.septal_mm or p.wall_mm
     p.lv_length_mm = p.lv_edd_mm / 2 * sphericity
     comorb = []
     if path in ("dcm", "nicm", "icm") and rng.random() < {"dcm": 0.2, "nicm": 0.2, "icm": 0.15}[path]:
         comorb.append("rv_dilation")
-        p.rv_scale, p.rv_contraction = _u(rng, 1.25, 1.5), _u(rng, 0.07, 0.13)
+        p.rv_scale, p.rv_contraction = _u(rng, 1.28, 1.5), _u(rng, 0.07, 0.13)
+    elif path in ("dcm", "nicm", "icm"):
+        rv = np.random.default_rng([seed, index, 6])  # its own stream: the draws above and below stay
+        if rv.random() < 0.15:  # biventricular failure: a reduced RV of normal size
+            comorb.append("rv_dysfunction")
+            p.rv_contraction = float(rv.uniform(0.07, 0.13))
     if p.effusion_mm == 0 and rng.random() < 0.05:
         p.effusion_mm = _u(rng, 3, 6)
     if p.effusion_mm > 0:

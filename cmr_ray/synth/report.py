@@ -3,15 +3,25 @@
     text, mentions = write_report(patient, measured, rng)
 
 `measured` holds what a reader measured on the images (ef, lv_edv_ml, lv_edd_mm, wall_mm,
-from the cine SAX stack; see cohort.measure_lv).  The report has history, technique,
-findings and an impression of numbered findings; headings, phrasing, negations and order
-vary.  Some reports name the patient or give a date of birth or of the exam (`mentions`
-lists every such string, for de-identification tests).  The impression always gives the EF.
+from the cine SAX stack; see cohort.measure_lv); `findings.measured_values` completes it
+(RV, effusion, LGE) in the whole units the report prints.  The report has history,
+technique, findings and an impression of numbered findings; headings, phrasing, negations
+and order vary.  Some reports name the patient or give a date of birth or of the exam
+(`mentions` lists every such string, for de-identification tests).  The impression always
+gives the EF.
+
+Findings (`cmr_ray.synth.findings`, thresholds and their sources in findings.yaml): the
+findings section states every measured value and its grade; the impression states each
+positive finding, except that it leaves one out at the finding's `omit` rate (10% for LV
+and RV dilation, hypertrophy, RV dysfunction and effusion; never for the EF and LGE), and
+never states a negative one as present.  The grades below (LV size, EF, RV, effusion) are
+read from the same file, so the text and the labels cannot disagree.
 """
 from __future__ import annotations
 
 import datetime as dt
 
+from cmr_ray.synth import findings as fnd
 from cmr_ray.synth.patients import Patient
 
 TERRITORY_WALLS = {  # the walls each coronary territory supplies (without the levels)
@@ -49,26 +59,54 @@ def _date(yyyymmdd: str, rng) -> str:
     return d.strftime(_pick(rng, ["%m/%d/%Y", "%d %B %Y", "%Y-%m-%d"]))
 
 
+def _grades() -> dict:
+    return fnd.spec()["grades"]
+
+
 def lv_size(edd: float, sex: str) -> str:
-    upper = 57 if sex == "M" else 53
-    if edd <= upper:
+    if not fnd.positive("lv_dilation", edd, sex):
         return "normal"
-    return "mildly dilated" if edd <= upper + 6 else "moderately dilated" if edd <= upper + 12 else "severely dilated"
+    upper, (mild, moderate) = fnd.threshold("lv_dilation", sex), _grades()["lv_dilation_steps_mm"]
+    return "mildly dilated" if edd <= upper + mild else "moderately dilated" if edd <= upper + moderate else "severely dilated"
 
 
 def ef_grade(ef: int) -> str:
-    if ef >= 73:
+    g = _grades()["lvef"]
+    if ef >= g["hyperdynamic"]:
         return "hyperdynamic"
-    if ef >= 55:
+    if ef >= g["normal"]:
         return "normal"
-    return "mildly reduced" if ef >= 45 else "moderately reduced" if ef >= 35 else "severely reduced"
+    if not fnd.positive("lv_systolic_dysfunction", ef):
+        return "low-normal"
+    return ("mildly reduced" if ef >= g["mildly_reduced"] else "moderately reduced" if ef >= g["moderately_reduced"]
+            else "severely reduced")
 
 
-RV_DILATED = 1.2  # rv_scale above which the RV reads as dilated (healthy hearts span 0.88-1.12)
+# rv_scale above which the RV reads as dilated (healthy hearts span 0.88-1.12): the nominal
+# basal diameter (findings.nominal_rv) above the findings.yaml threshold
+RV_DILATED = fnd.threshold("rv_dilation") / fnd.spec()["rv_reference"]["basal_diameter_mm"]
 
 
-def _rv_grade(scale: float) -> str:
-    return "mildly" if scale < 1.35 else "moderately" if scale < 1.5 else "severely"
+def _rv_grade(basal_mm: int) -> str:
+    mild, moderate = _grades()["rv_dilation_steps_mm"]
+    over = basal_mm - fnd.threshold("rv_dilation")
+    return "mildly" if over <= mild else "moderately" if over <= moderate else "severely"
+
+
+def _rv_function(rvef: int) -> str:
+    return "mildly reduced" if rvef >= _grades()["rvef_mildly_reduced"] else "moderately reduced"
+
+
+def _effusion_grade(mm: int) -> str:
+    g = _grades()["effusion_mm"]
+    return "small" if mm < g["small"] else "moderate" if mm <= g["moderate"] else "large"
+
+
+def stated_findings(labels: dict, rng) -> dict[str, bool]:
+    """Which positive findings the impression states: each is left out at its omit rate
+    (one draw per finding, in findings.yaml's order, whatever the label)."""
+    draws = {name: rng.random() for name in fnd.FINDINGS}
+    return {name: bool(labels.get(name)) and draws[name] >= fnd.omit_rate(name) for name in fnd.FINDINGS}
 
 
 def _lge_findings(p: Patient, rng) -> tuple[str, str | None]:
@@ -102,7 +140,10 @@ def _lge_findings(p: Patient, rng) -> tuple[str, str | None]:
 
 def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     phi, mentions = p.phi, []
-    ef, edd, wall = int(m["ef"]), m["lv_edd_mm"], m["wall_mm"]
+    m = fnd.measured_values(p, m)
+    labels = fnd.finding_labels(m, p.sex)
+    stated = stated_findings(labels, rng)
+    ef, edd, wall = m["ef"], m["lv_edd_mm"], m["wall_mm"]
     size, grade = lv_size(edd, p.sex), ef_grade(ef)
     man = "man" if p.sex == "M" else "woman"
     indication = _pick(rng, INDICATION[p.pathology])
@@ -126,55 +167,82 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
                  f"Native T1 mapping. Aortic phase-contrast flow. Late gadolinium enhancement imaging "
                  f"10 minutes after 0.15 mmol/kg gadobutrol (TI {p.ti_ms} ms).")
 
-    lv = [f"The left ventricle is {'normal in size' if size == 'normal' else size} (LVEDD {edd:.0f} mm, LVEDV {m['lv_edv_ml']:.0f} ml)."]
-    if p.pathology == "hcm":
-        lv.append(f"There is asymmetric septal hypertrophy with a maximal wall thickness of {wall:.0f} mm in the basal to mid anteroseptum.")
-    elif wall >= 13:
-        lv.append(f"There is concentric left ventricular hypertrophy (maximal wall thickness {wall:.0f} mm).")
+    hyp = labels["lv_hypertrophy"]
+    septal = p.septal_mm > p.wall_mm + 2  # asymmetric: the septum is the thickest wall
+    lv = [f"The left ventricle is {'normal in size' if size == 'normal' else size} (LVEDD {edd} mm, LVEDV {m['lv_edv_ml']:.0f} ml)."]
+    if hyp and septal:
+        lv.append(f"There is asymmetric septal hypertrophy with a maximal wall thickness of {wall} mm in the basal to mid anteroseptum.")
+    elif hyp:
+        lv.append(f"There is concentric left ventricular hypertrophy (maximal wall thickness {wall} mm).")
+    elif wall >= _grades()["borderline_wall_mm"]:
+        lv.append(_pick(rng, [f"Wall thickness is borderline increased (maximal {wall} mm), short of hypertrophy.",
+                              f"Borderline wall thickness, maximal {wall} mm, without overt hypertrophy."]))
     else:
-        lv.append(_pick(rng, [f"Wall thickness is normal (maximal {wall:.0f} mm).", f"Normal wall thickness, {wall:.0f} mm."]))
+        lv.append(_pick(rng, [f"Wall thickness is normal (maximal {wall} mm).", f"Normal wall thickness, {wall} mm."]))
     if p.territory:
         motion = "akinesis" if p.wma < 0.25 else "hypokinesis"
         lv.append(f"There is {motion} of the {territory_walls(p)}.")
-    elif ef < 50:
+    elif labels["lv_systolic_dysfunction"]:
         lv.append("There is global hypokinesis without a regional wall motion abnormality.")
     else:
         lv.append(_pick(rng, ["No regional wall motion abnormality.", "Regional wall motion is normal."]))
     lv.append(f"Global systolic function is {grade}, with an ejection fraction of {ef}%.")
 
-    rv_dilated = p.rv_scale > RV_DILATED
-    if rv_dilated:
-        rv = f"The right ventricle is {_rv_grade(p.rv_scale)} dilated with {'mildly ' if p.rv_contraction > 0.1 else ''}reduced systolic function."
+    rv_dil, rv_dys = labels["rv_dilation"], labels["rv_systolic_dysfunction"]
+    rv_size = f"{_rv_grade(m['rv_basal_mm'])} dilated" if rv_dil else "normal in size"
+    rv_fn = _rv_function(m["rvef"]) if rv_dys else "normal"
+    if rv_dil or rv_dys:
+        rv = (f"The right ventricle is {rv_size} (basal diameter {m['rv_basal_mm']} mm) with {rv_fn} systolic function "
+              f"(RVEF {m['rvef']}%).")
     else:
         rv = _pick(rng, ["The right ventricle is normal in size and function.", "Normal right ventricular size and systolic function."])
     atria = ("Both atria are enlarged." if p.atria_scale > 1.2 else "The left atrium is mildly enlarged." if p.atria_scale > 1.04
              else _pick(rng, ["The atria are normal in size.", "Normal atrial size."]))
-    peri = (f"There is a {'small' if p.effusion_mm < 5 else 'moderate'} pericardial effusion ({p.effusion_mm:.0f} mm)."
-            if p.effusion_mm > 0 else _pick(rng, ["No pericardial effusion.", "The pericardium is normal."]))
+    eff = m["effusion_mm"]
+    peri = (f"There is a {_effusion_grade(eff)} pericardial effusion ({eff} mm)." if labels["pericardial_effusion"]
+            else _pick(rng, ["No pericardial effusion.", "The pericardium is normal."]))
     t1 = "Native myocardial T1 is elevated." if p.pathology == "amyloid" else "Native myocardial T1 is within normal limits."
     lge_find, lge_imp = _lge_findings(p, rng)
 
-    # impression: LV first, then disease findings in varying order
-    if size == "normal" and grade == "normal" and wall < 13:
+    # impression: LV first, then disease findings in varying order; a positive finding the
+    # impression leaves out (stated_findings) is neither stated nor denied
+    if not (labels["lv_dilation"] or hyp) and grade == "normal":
         first = _pick(rng, [f"Normal left ventricular size, wall thickness and systolic function, EF {ef}%.",
                             f"The left ventricle is normal in size with normal systolic function (LVEF {ef}%)."])
     else:
-        hyper = (" with asymmetric septal hypertrophy" if p.pathology == "hcm" else " with concentric hypertrophy" if wall >= 13 else "")
-        desc = "normal in size" if size == "normal" else size
-        adj = "Normal-sized" if size == "normal" else size.capitalize()
-        first = _pick(rng, [f"The left ventricle is {desc}{hyper} and has {grade} systolic function, EF {ef}%.",
-                            f"{adj} left ventricle{hyper}; {grade} systolic function (LVEF {ef}%)."])
+        shown_hyp = hyp and stated["lv_hypertrophy"]
+        hyper = (" with asymmetric septal hypertrophy" if shown_hyp and septal else " with concentric hypertrophy" if shown_hyp else "")
+        if labels["lv_dilation"] and not stated["lv_dilation"]:
+            first = _pick(rng, [f"The left ventricle{hyper} has {grade} systolic function, EF {ef}%.",
+                                f"Left ventricle{hyper}: {grade} systolic function (LVEF {ef}%)."])
+        else:
+            desc = "normal in size" if size == "normal" else size
+            adj = "Normal-sized" if size == "normal" else size.capitalize()
+            first = _pick(rng, [f"The left ventricle is {desc}{hyper} and has {grade} systolic function, EF {ef}%.",
+                                f"{adj} left ventricle{hyper}; {grade} systolic function (LVEF {ef}%)."])
     items = []
     if lge_imp:
         items.append(lge_imp)
     elif p.pathology == "dcm":
-        items.append("No myocardial scar or fibrosis; findings are consistent with idiopathic dilated cardiomyopathy.")
+        items.append("No myocardial scar or fibrosis; findings are consistent with idiopathic dilated cardiomyopathy."
+                     if labels["lv_dilation"] else  # a DCM whose LV measures normal: ESC 2016's HNDC
+                     "No myocardial scar or fibrosis; findings are consistent with hypokinetic non-dilated cardiomyopathy.")
     elif p.pathology == "hcm":
-        items.append(f"Asymmetric septal hypertrophy (maximal {wall:.0f} mm) consistent with hypertrophic cardiomyopathy, without LGE.")
-    if rv_dilated:
-        items.append(rv.replace("The right ventricle is", "Right ventricle").rstrip("."))
-    if p.effusion_mm > 0:
-        items.append(f"{'Small' if p.effusion_mm < 5 else 'Moderate'} pericardial effusion ({p.effusion_mm:.0f} mm)")
+        items.append(f"Asymmetric septal hypertrophy (maximal {wall} mm) consistent with hypertrophic cardiomyopathy, without LGE."
+                     if stated["lv_hypertrophy"] else "Findings consistent with hypertrophic cardiomyopathy, without LGE.")
+    say_dil, say_dys = stated["rv_dilation"], stated["rv_systolic_dysfunction"]
+    if say_dil and say_dys:
+        items.append(_pick(rng, [f"Right ventricle {rv_size} with {rv_fn} systolic function",
+                                 f"{rv_size.capitalize()} right ventricle with {rv_fn} systolic function (RVEF {m['rvef']}%)"]))
+    elif say_dil:
+        items.append(_pick(rng, [f"Right ventricle {rv_size}", f"{rv_size.capitalize()} right ventricle (basal diameter {m['rv_basal_mm']} mm)"]))
+    elif say_dys:
+        items.append(_pick(rng, [f"{rv_fn.capitalize()} right ventricular systolic function (RVEF {m['rvef']}%)",
+                                 f"Right ventricular systolic dysfunction, RVEF {m['rvef']}%"]))
+    if stated["pericardial_effusion"]:
+        g = _effusion_grade(eff)
+        items.append(_pick(rng, [f"{g.capitalize()} pericardial effusion ({eff} mm)",
+                                 f"{g.capitalize()} pericardial effusion, {eff} mm, without tamponade physiology"]))
     if p.atria_scale > 1.04:  # seen on the long-axis views only: the SAX stack lies below the atria
         items.append("Biatrial enlargement" if p.atria_scale > 1.2 else "Mild left atrial enlargement")
     if p.pathology == "normal" or (not lge_imp and rng.random() < 0.5):

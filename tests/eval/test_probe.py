@@ -137,3 +137,40 @@ def test_undefined_metrics_are_nan_with_a_reason():
     assert any("AUC undefined" in n for n in notes) and any("F1 undefined" in n for n in notes)
     m, _ = score_predictions("hcm", y, np.array([0, 1, 0]), np.array([0.1, 0.9, 0.3]), [0, 1])
     assert m["f1"] == 0.0  # a false positive: F1 is defined, and zero
+
+
+# ---------------------------------------------------------------- findings (issue 20)
+
+def test_findings_are_probed_where_the_labels_have_them():
+    from cmr_ray.eval.probe import TASKS, tasks_with_findings
+
+    n = 10
+    base = {"hcm": np.zeros(n), "acdc": np.array(["NOR"] * n, dtype=object)}
+    assert tasks_with_findings(["hcm", "acdc"], base, base) == ["hcm", "acdc"]  # a store without findings: as today
+    with_f = {**base, "lv_dilation": np.r_[np.zeros(5), np.ones(5)], "rv_dilation": np.full(n, np.nan)}
+    assert tasks_with_findings(["hcm", "acdc"], with_f, with_f) == ["hcm", "acdc", "lv_dilation"]  # all-unknown left out
+    assert tasks_with_findings(["hcm", "acdc"], with_f, base) == ["hcm", "acdc"]  # the test split lacks it
+    assert tasks_with_findings(["lv_dilation"], with_f, with_f) == ["lv_dilation"]  # named once
+    assert "pericardial_effusion" in TASKS
+
+
+def test_probe_on_a_finding_and_its_bootstrap_interval():
+    from cmr_ray.eval.bootstrap import interval_metrics
+
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        y = (rng.random(n) < 0.3).astype(float)
+        x = rng.normal(size=(n, 6))
+        x[:, 2] += 2.5 * y
+        y[:3] = np.nan  # unknown for a few studies: left out
+        return x, {"rv_dilation": y}
+
+    x, lab = data(160)
+    xt, labt = data(120)
+    m, outcomes, _ = probe_tasks(x, lab, xt, labt, ["rv_dilation"])
+    assert m["rv_dilation_auc"] > 0.9 and set(m) == {"rv_dilation_acc", "rv_dilation_auc", "rv_dilation_f1"}
+    ranks = (np.arange(1, 121), np.arange(1, 121))
+    iv, _ = interval_metrics(ranks, outcomes, labt, 200, 0)
+    for k in ("acc", "auc", "f1"):
+        assert iv[f"probe/rv_dilation_{k}_lo"] <= m[f"rv_dilation_{k}"] <= iv[f"probe/rv_dilation_{k}_hi"]

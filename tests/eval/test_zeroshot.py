@@ -59,3 +59,63 @@ def test_acdc_by_most_similar_prompt_and_missing_class():
     m, notes = zero_shot_prompts(_encoder(), v, labels, v, labels, ["acdc", "hcm"])
     assert m["acdc_acc"] == 1.0 and m["acdc_auc"] == 1.0 and m["acdc_f1"] == 1.0
     assert math.isnan(m["hcm_acc"]) and any("hcm" in n for n in notes)
+
+
+# ---------------------------------------------------------------- findings (issue 20)
+
+def _hash_encoder(dim=32, seen=None):
+    """Fake text tower: a fixed random unit vector per text (so prompts of a side differ)."""
+    import zlib
+
+    def encode(texts):
+        if seen is not None:
+            seen.extend(texts)
+        out = np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=dim) for t in texts])
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+    return encode
+
+
+def _planted(finding, n, seed, dim=32, strength=1.0):
+    """Video embeddings with `finding` planted along its averaged prompt direction, and its labels."""
+    from cmr_ray.eval.zeroshot import FINDING_PROMPTS, prompt_direction
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(float)
+    d = prompt_direction(_hash_encoder(dim), *FINDING_PROMPTS[finding])
+    v = rng.normal(scale=0.3, size=(n, dim)) + strength * np.outer(y, d / np.linalg.norm(d))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def test_several_prompts_per_finding_averaged():
+    from cmr_ray.data.schema import FINDINGS
+    from cmr_ray.eval.zeroshot import FINDING_PROMPTS, prompt_direction
+
+    assert set(FINDING_PROMPTS) == set(FINDINGS)
+    assert all(len(pos) >= 3 and len(neg) >= 3 for pos, neg in FINDING_PROMPTS.values())
+    enc = _hash_encoder()
+    pos, neg = FINDING_PROMPTS["lv_dilation"]
+    e = enc(list(pos) + list(neg)).astype(np.float64)
+    p, q = e[:len(pos)].mean(0), e[len(pos):].mean(0)
+    want = p / np.linalg.norm(p) - q / np.linalg.norm(q)
+    assert np.allclose(prompt_direction(enc, pos, neg), want, atol=1e-6)
+    # a single prompt per side is the old sim(pos) - sim(neg)
+    assert np.allclose(prompt_direction(enc, pos[0], neg[0]), e[0] - e[len(pos)], atol=1e-6)
+
+
+def test_planted_finding_scores_auc_near_one_and_shuffled_labels_near_half():
+    from cmr_ray.eval.zeroshot import FINDING_PROMPTS
+
+    for finding in ("lv_dilation", "pericardial_effusion"):
+        fit_v, fit_y = _planted(finding, 300, 0)
+        test_v, test_y = _planted(finding, 300, 1)
+        seen = []
+        m, notes = zero_shot_prompts(_hash_encoder(seen=seen), fit_v, {finding: fit_y}, test_v, {finding: test_y}, [finding])
+        assert set(FINDING_PROMPTS[finding][0]) | set(FINDING_PROMPTS[finding][1]) <= set(seen)  # every prompt used
+        assert m[f"{finding}_auc"] > 0.97 and m[f"{finding}_acc"] > 0.9 and m[f"{finding}_f1"] > 0.9, m
+        shuffled = np.random.default_rng(2).permutation(test_y)
+        m, _ = zero_shot_prompts(_hash_encoder(), fit_v, {finding: fit_y}, test_v, {finding: shuffled}, [finding])
+        assert abs(m[f"{finding}_auc"] - 0.5) < 0.1, m
+    # another finding's direction does not read this one
+    fit_v, fit_y = _planted("lv_dilation", 300, 0)
+    m, _ = zero_shot_prompts(_hash_encoder(), fit_v, {"lge_present": fit_y}, fit_v, {"lge_present": fit_y}, ["lge_present"])
+    assert m["lge_present_auc"] < 0.8
