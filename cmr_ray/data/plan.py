@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from cmr_ray.data import keys
 from cmr_ray.data.manifest import file_row
-from cmr_ray.data.schema import BINARY_LABELS
+from cmr_ray.data.schema import BINARY_LABELS, FINDINGS
 from cmr_ray.views import combo_slots
 
 
@@ -336,6 +336,7 @@ def _plan_study(uid, rows, reports, labels, salt, cfg, files, rel):
     lab = labels.get(accession) or {}
     study_labels = {f"label_{n}": lab.get(f"label_{n}") for n in BINARY_LABELS}
     study_labels["label_acdc"] = lab.get("label_acdc")
+    study_labels.update({f"label_{n}": lab[f"label_{n}"] for n in FINDINGS if f"label_{n}" in lab})  # absent: null in the store
     for p in rels:  # files of a kept study that no series holds
         if files.get(p) is None:
             files[p] = file_row(p, "ignored", "not part of any series", skey)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cmr_ray.data import storefs
-from cmr_ray.data.schema import columns_for
+from cmr_ray.data.schema import columns_for, readable_columns, with_absent_findings
 from cmr_ray.views import SLOTS
 
 SPLITS = ("train", "val", "test")
@@ -85,8 +85,9 @@ def load_table(store, slots, split: str | None = None) -> pa.Table:
 
         return arrow_schema().empty_table().select(cols)
     filt = (pc.field("split") == split) if split else None
-    table = pq.ParquetDataset(paths, filesystem=fs, filters=filt).read(columns=cols)
-    return table.sort_by("study_key")
+    ds = pq.ParquetDataset(paths, filesystem=fs, filters=filt)
+    table = ds.read(columns=readable_columns(cols, ds.schema.names))  # a schema-1 store lacks the finding columns
+    return with_absent_findings(table, cols).sort_by("study_key")
 
 
 def load_split(store, slots, split: str | None = None) -> list[dict]:
@@ -103,7 +104,8 @@ def read_split(store, slots, split: str | None = None):
     fs, paths = shard_paths(store)
     if not paths:
         raise StoreError(f"{store}: the store has no shards")
-    ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(columns_for(slots))
+    cols = readable_columns(columns_for(slots), pq.read_schema(paths[0], filesystem=fs).names)
+    ds = ray.data.read_parquet(paths, filesystem=fs).select_columns(cols)
     if split:
         from ray.data.expressions import col
 

@@ -3,6 +3,10 @@
     reports = load_reports("reports.csv")   # {accession: [report_text, ...]} (two = a conflict)
     labels = load_labels("labels.csv")     # {accession: {"label_nicm": 1, ..., "label_acdc": "DCM"}}
 
+Labels: the diagnoses (`BINARY_LABELS`, `acdc`) and any of the binary findings
+(`FINDINGS`, columns named as the finding: `lv_dilation`, ...); a finding column the
+table lacks is left out of its rows (null in the store).
+
 Report text may be in any common encoding; each field is decoded on its own by
 `cmr_ray.text.report.decode_report_bytes`, so one cp1252 report does not spoil the file.
 A table without the needed columns raises `TableError` naming the file and the column.
@@ -13,7 +17,7 @@ import csv
 import io
 import os
 
-from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS
+from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS, FINDINGS
 
 
 class TableError(ValueError):
@@ -74,9 +78,9 @@ def load_labels(path: str | os.PathLike) -> dict[str, dict]:
     """Known label columns only; a missing or unreadable value is null (unknown)."""
     header, rows = _read_csv(path)
     ia = _column(path, header, "accession_number")
-    cols = {n: header.index(n) for n in (*BINARY_LABELS, "acdc") if n in header}
+    cols = {n: header.index(n) for n in (*BINARY_LABELS, "acdc", *FINDINGS) if n in header}
     if not cols:
-        raise TableError(f"{path}: none of the label columns {', '.join((*BINARY_LABELS, 'acdc'))}")
+        raise TableError(f"{path}: none of the label columns {', '.join((*BINARY_LABELS, 'acdc', *FINDINGS))}")
     out = {}
     for r in rows:
         field = {n: (r[i].decode("utf-8", "replace") if i < len(r) else "") for n, i in cols.items()}
@@ -86,5 +90,6 @@ def load_labels(path: str | os.PathLike) -> dict[str, dict]:
         lab = {f"label_{n}": _binary(field[n]) if n in field else None for n in BINARY_LABELS}
         acdc = field.get("acdc", "").strip().upper()
         lab["label_acdc"] = acdc if acdc in ACDC_CLASSES else None
+        lab.update({f"label_{n}": _binary(field[n]) for n in FINDINGS if n in field})
         out[acc] = lab
     return out

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from cmr_ray.data.clips import MissingViewError, make_clip
-from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS
+from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS, FINDINGS
 from cmr_ray.views import combo_slots
 
 DEFAULT_BATCH = 32
@@ -61,9 +61,10 @@ class Embeddings:
 
 
 def labels_from_rows(rows: list[dict]) -> dict:
-    """Store label columns -> arrays: binary float with NaN for null, 'acdc' object with None."""
+    """Store label columns -> arrays: binary float with NaN for null (diagnoses and findings),
+    'acdc' object with None."""
     out = {}
-    for name in BINARY_LABELS:
+    for name in (*BINARY_LABELS, *FINDINGS):
         vals = [r.get(f"label_{name}") for r in rows]
         out[name] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
     acdc = [r.get("label_acdc") for r in rows]
