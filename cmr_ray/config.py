@@ -177,6 +177,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "experiment": _f("str", "", "MLflow experiment name (default: the file's stem)"),
         "grid": _f("dict", {}, "dotted key -> list of values; the cartesian product is swept"),
         "trials": _f("list", [], "explicit trials: list of {dotted key: value}; combined with grid"),
+        "seeds": _f("list", [], "training seeds: every row (trial × grid point) runs once per seed with train.seed "
+                    "set to it, each its own child run; the report pools a row's seeds ([]: train.seed only)", min=0),
         "max_concurrent": _f("int", 0, "concurrent trials (0: from the cluster's CPUs/GPUs)", min=0),
         "trial_cpus": _f("float", 0.1, "CPUs reserved by each trial's driver function", min=0.0),
         "scheduler": _f("choice", "none", "early stopping", choices=("none", "asha")),
@@ -318,6 +320,8 @@ def _check_doc(src, doc: dict) -> None:
 
 def _check_sweep(src, cfg: dict) -> None:
     sweep = cfg["sweep"]
+    if len(set(sweep.get("seeds") or [])) != len(sweep.get("seeds") or []):
+        raise ConfigError(f"{src}: key 'sweep.seeds' expected distinct seeds, got {sweep['seeds']!r}")
     rows = [("sweep.grid", k, vals) for k, vals in sweep["grid"].items()]
     for i, trial in enumerate(sweep["trials"]):
         if not isinstance(trial, dict):

@@ -9,6 +9,11 @@
 `sweep.trials` is a list of explicit override dicts; `sweep.grid` maps dotted keys to
 lists of values and is swept as a cartesian product.  Both together: every trial is
 combined with every grid point.  Neither: one trial with the base config.
+`sweep.seeds` (a list of distinct training seeds, default []: the config's `train.seed`
+only) repeats every such row once per seed with `train.seed` set to it: N rows × S seeds
+trials, a row's seeds next to each other, on the same cohort and split (only the training
+seed changes).  `Trial.row` says which row a trial repeats; `cmr-ray report` pools a row's
+seeds (`cmr_ray.tune.report.seed_rows`).
 
 Each trial carries its resolved, validated config, a display name built from the
 paper's view name, frames, temperature and seed (`CINE_sax | 8 frames | τ=0.05 | seed 0`),
@@ -36,6 +41,7 @@ class Trial:
     name: str           # human name, e.g. "CINE_lax-sax + LGE_sax | 8 frames | τ=0.05 | seed 0"
     overrides: dict     # the dotted keys this trial sets over the experiment's config
     cfg: dict           # resolved, validated config
+    row: int = -1       # the row (trial × grid point) this trial repeats with its seed; -1: unset
 
 
 def config_key(cfg: dict) -> str:
@@ -64,13 +70,36 @@ def _grid_points(grid: dict) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+SEED_KEY = "train.seed"
+
+
+def seed_overrides(cfg: dict, src: str = "config") -> list[dict]:
+    """[{train.seed: s} for each of `sweep.seeds`], or [{}] when it is empty (one run per row).
+    A one-line ConfigError naming `sweep.seeds` when it is not a list of distinct whole
+    numbers >= 0 (checked on load too), or when a trial or the grid also sets train.seed."""
+    sweep = cfg["sweep"]
+    seeds = sweep.get("seeds") or []
+    if not isinstance(seeds, list) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"{src}: key 'sweep.seeds' expected a list of whole numbers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{src}: key 'sweep.seeds' expected distinct seeds, got {seeds!r}")
+    if not seeds:
+        return [{}]
+    if SEED_KEY in (sweep.get("grid") or {}) or any(SEED_KEY in t for t in sweep.get("trials") or []):
+        raise ConfigError(f"{src}: key 'sweep.seeds' and a trial or 'sweep.grid' both set {SEED_KEY}; set it in one place")
+    return [{SEED_KEY: s} for s in seeds]
+
+
 def expand_trials(cfg: dict, src: str = "config") -> list[Trial]:
-    """The sweep's trials, in order: each explicit trial × each grid point."""
+    """The sweep's trials, in order: each explicit trial × each grid point (a row) × each of
+    `sweep.seeds` (a row's seeds next to each other)."""
     sweep = cfg["sweep"]
     explicit = sweep.get("trials") or [{}]
     points = _grid_points(sweep.get("grid") or {})
+    seeds = seed_overrides(cfg, src)
     trials: list[Trial] = []
     seen: dict[str, int] = {}
+    row = 0
     for i, base in enumerate(explicit):
         for point in points:
             both = sorted(set(base) & set(point))
@@ -78,16 +107,18 @@ def expand_trials(cfg: dict, src: str = "config") -> list[Trial]:
                 raise ConfigError(
                     f"{src}: key 'sweep.trials[{i}]' and 'sweep.grid' both set {', '.join(both)}; set it in one place"
                 )
-            overrides = {**base, **point}
-            where = f"{src}: sweep trial {len(trials)} ({overrides})"
-            resolved = apply_overrides(cfg, overrides, src=where)
-            key = config_key(resolved)
-            if key in seen:
-                raise ConfigError(
-                    f"{src}: key 'sweep' gives the same trial twice (trials {seen[key]} and {len(trials)}: {overrides})"
-                )
-            seen[key] = len(trials)
-            trials.append(Trial(len(trials), key, trial_name(resolved, overrides), overrides, resolved))
+            for seed in seeds:
+                overrides = {**base, **point, **seed}
+                where = f"{src}: sweep trial {len(trials)} ({overrides})"
+                resolved = apply_overrides(cfg, overrides, src=where)
+                key = config_key(resolved)
+                if key in seen:
+                    raise ConfigError(
+                        f"{src}: key 'sweep' gives the same trial twice (trials {seen[key]} and {len(trials)}: {overrides})"
+                    )
+                seen[key] = len(trials)
+                trials.append(Trial(len(trials), key, trial_name(resolved, overrides), overrides, resolved, row))
+            row += 1
     return trials
 
 

@@ -39,6 +39,18 @@ resamples the test studies once (`RESAMPLES`, seed 0) and, with that one draw, g
 Rows without per_study.npz (evaluated before it was kept) or on other test studies than the
 best row get "–" and a note.  `render_compare` prints the paired difference of every test and
 probe metric of two runs (`cmr-ray report EXPERIMENT --compare RUN_A RUN_B`).
+
+Seed repeats (issue 19, `sweep.seeds`).  Trials whose params differ only in `train.seed` are
+one row (`seed_rows`: a `SeedRow` stands for them in every table, check and the figure).  A
+row of several seeds shows the mean over its seeds of every metric (R@K, RSUM, probes,
+Loss/ln B), the column "Seeds" (which seeds), and in Table 4 the column "RSUM SD": the
+sample standard deviation (n − 1) of the seeds' RSUM, the spread between seeds.  Its RSUM
+(and 5-class Acc) interval is the 95% bootstrap interval of the pooled evaluation: every
+test study's hit indicators (rank ≤ K in each direction; for the probe, whether it was
+classified right) are averaged over the seeds, then the test studies are resampled, the
+same draw for every row.  It measures the test-set uncertainty of the seed-averaged row;
+the spread between seeds is the SD column.  ΔRSUM vs best, "best" itself and Spearman's ρ
+(and its interval) use these pooled rows.
 """
 from __future__ import annotations
 
@@ -71,6 +83,9 @@ SEED = 0
 PLOT = "report/rsum_intervals.png"
 INTERVAL_COLUMNS = ("probe/acdc_acc",)   # Table 5's columns printed with their interval (Table 4: RSUM)
 SAME = " ≈"                  # the paired interval of ΔRSUM vs the best row contains 0
+SEED_PARAM = "train.seed"    # runs whose params differ only here are one row (seed repeats)
+SPREAD = "RSUM SD"           # Table 4's column: sample standard deviation of a row's seeds' RSUM
+POOLED = ("test/rsum", "probe/acdc_acc")   # a seed row's metrics given the pooled interval
 
 
 class SweepRuns(NamedTuple):
@@ -137,14 +152,24 @@ def _collapsed(run) -> bool:
     return run.data.tags.get("cmr.collapsed") == "1"
 
 
+def _collapsed_mark(run) -> str:
+    if not _collapsed(run):
+        return ""
+    seeds = runs_of(run)
+    n = sum(_collapsed(s) for s in seeds)
+    return COLLAPSED + (f" ({n} of {len(seeds)} seeds)" if len(seeds) > 1 else "")
+
+
 def _row_keys(runs, mark_collapsed: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Identity columns: Views, Frames, plus τ / seed when they vary."""
+    """Identity columns: Views, Frames, plus τ when it varies, and the seed when it varies
+    ("Seed") or always when a row pools several seeds ("Seeds": the row's seeds)."""
     p = [r.data.params for r in runs]
     head = ["Views", "Frames"]
-    rows = [[row_name(r) + (COLLAPSED if mark_collapsed and _collapsed(r) else ""), q.get("data.frames", "–")]
+    rows = [[row_name(r) + (_collapsed_mark(r) if mark_collapsed else ""), q.get("data.frames", "–")]
             for r, q in zip(runs, p)]
-    for label, key in (("τ", "model.temperature"), ("Seed", "train.seed")):
-        if len({q.get(key) for q in p}) > 1:
+    seeded = is_seeded(runs)
+    for label, key in (("τ", "model.temperature"), ("Seeds" if seeded else "Seed", SEED_PARAM)):
+        if len({q.get(key) for q in p}) > 1 or (seeded and key == SEED_PARAM):
             head.append(label)
             for row, q in zip(rows, p):
                 row.append(q.get(key, "–"))
@@ -164,14 +189,17 @@ def table4(trials, baselines: dict | None = None, unc: "Uncertainty | None" = No
     runs = table4_runs(trials, baselines)
     head, ids = _row_keys(runs, mark_collapsed=True)
     paired = unc is not None and unc.best is not None and bool(unc.vs_best)
+    seeded = is_seeded(runs)
     rows = []
     for i, r in zip(ids, runs):
         row = i + [_fmt(r.data.metrics.get(k)) for _, k in RETRIEVAL[:-1]] + [_fmt_iv(r, "test/rsum")]
+        if seeded:
+            row.append(_fmt(r.spread.get("test/rsum")) if isinstance(r, SeedRow) else "–")
         if paired:
             best = r.info.run_id == unc.best.info.run_id
             row.append("best" if best else _fmt_diff(unc.vs_best.get(r.info.run_id)))
         rows.append(row + [_fmt(_paper_rsum(r)), _fmt(r.data.metrics.get(LOSS_RATIO), digits=2)])
-    return _table(head + [h for h, _ in RETRIEVAL] + (["ΔRSUM vs best"] if paired else [])
+    return _table(head + [h for h, _ in RETRIEVAL] + ([SPREAD] if seeded else []) + (["ΔRSUM vs best"] if paired else [])
                   + ["Paper RSUM", "Loss/ln B"], rows)
 
 
@@ -204,6 +232,62 @@ def sweep_runs(c, experiment: str, parent_id: str | None = None) -> SweepRuns:
     return SweepRuns(parent, trials, baselines)
 
 
+class SeedRow:
+    """One table row made of several runs that differ only in `train.seed` (`seed_rows`).  It
+    reads like an MLflow run: `data.metrics` holds the mean over the seeds of every metric
+    they all logged (not their own `_lo`/`_hi`: `uncertainty` sets the pooled interval),
+    `data.params` the first seed's with `train.seed` = "0, 1, 2", `data.tags` the first's
+    with `cmr.collapsed` = "1" when any seed collapsed, `info` the first seed's (so its
+    run id names the row).  `seeds`: the runs, by seed; `spread`: {metric: sample standard
+    deviation over the seeds (n − 1)}."""
+
+    def __init__(self, runs):
+        from types import SimpleNamespace
+
+        self.seeds = sorted(runs, key=_seed_order)
+        first = self.seeds[0]
+        self.info = first.info
+        common = set.intersection(*(set(r.data.metrics) for r in self.seeds))
+        common = sorted(k for k in common if not k.endswith(("_lo", "_hi")))
+        values = {k: np.array([r.data.metrics[k] for r in self.seeds], dtype=np.float64) for k in common}
+        metrics = {k: float(v.mean()) for k, v in values.items()}
+        self.spread = {k: float(v.std(ddof=1)) for k, v in values.items()}
+        params = dict(first.data.params)
+        params[SEED_PARAM] = ", ".join(r.data.params.get(SEED_PARAM, "?") for r in self.seeds)
+        tags = dict(first.data.tags)
+        tags["cmr.collapsed"] = "1" if any(_collapsed(r) for r in self.seeds) else "0"
+        self.data = SimpleNamespace(metrics=metrics, params=params, tags=tags)
+
+
+def _seed_order(run):
+    s = run.data.params.get(SEED_PARAM)
+    return (0, int(s), "") if s is not None and s.isdigit() else (1, 0, str(s))
+
+
+def runs_of(row) -> list:
+    """The MLflow runs behind a table row: a `SeedRow`'s seeds, or the run itself."""
+    return list(row.seeds) if isinstance(row, SeedRow) else [row]
+
+
+def is_seeded(rows) -> bool:
+    return any(isinstance(r, SeedRow) for r in rows)
+
+
+def row_key(run) -> tuple:
+    """What makes a row: every param but `train.seed` (the swept keys and everything else)."""
+    return tuple(sorted((k, v) for k, v in run.data.params.items() if k != SEED_PARAM))
+
+
+def seed_rows(trials) -> list:
+    """The table rows of a sweep's trial runs: runs with the same params but `train.seed` are
+    one `SeedRow` (when there are several), in the order of their first trial; the others
+    stay as they are."""
+    groups: dict = {}
+    for r in trials:
+        groups.setdefault(row_key(r), []).append(r)
+    return [g[0] if len(g) == 1 else SeedRow(g) for g in groups.values()]
+
+
 def _spearman(x: list[float], y: list[float]) -> float | None:
     if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return None
@@ -223,14 +307,16 @@ def _is_full(run, frames: int) -> bool:
 
 
 def checks(trials, baselines: dict | None = None) -> dict:
-    """The paper-reproduction checks over a sweep's runs (see `report_checks`)."""
+    """The paper-reproduction checks over a sweep's rows (see `report_checks`); `trials` may hold
+    `SeedRow`s (their means count; collapse and Loss/ln B are checked per seed)."""
     baselines = baselines or {}
+    runs = [(s, isinstance(r, SeedRow)) for r in trials for s in runs_of(r)]
     pairs = [(r.data.metrics["test/rsum"], _paper_rsum(r)) for r in trials
              if r.data.metrics.get("test/rsum") is not None and _paper_rsum(r) is not None]
     rsums = [r.data.metrics["test/rsum"] for r in trials if r.data.metrics.get("test/rsum") is not None]
     zs = baselines.get("zeroshot")
     zs_rsum = zs.data.metrics.get("test/rsum") if zs is not None else None
-    ratios = [r.data.metrics[LOSS_RATIO] for r in trials if r.data.metrics.get(LOSS_RATIO) is not None]
+    ratios = [r.data.metrics[LOSS_RATIO] for r, _ in runs if r.data.metrics.get(LOSS_RATIO) is not None]
 
     full = [r.data.metrics.get("probe/acdc_acc") for r in trials if _is_full(r, 64)]
     full = [v for v in full if v is not None]
@@ -247,10 +333,11 @@ def checks(trials, baselines: dict | None = None) -> dict:
         "n_rows": len(pairs),
         "zeroshot_rsum": zs_rsum,
         "zeroshot_lowest": (zs_rsum < min(rsums)) if zs_rsum is not None and rsums else None,
-        "n_trials": len(trials),
-        "collapsed": [_label(r) for r in trials if _collapsed(r)],
+        "n_trials": len(runs),
+        "collapsed": [_label(r) + (f" seed {r.data.params.get(SEED_PARAM, '?')}" if multi else "")
+                      for r, multi in runs if _collapsed(r)],
         "max_loss_ratio": max_ratio,
-        "loss_ratio_ok": (max_ratio <= MAX_LOSS_RATIO) if max_ratio is not None and len(ratios) == len(trials) else None,
+        "loss_ratio_ok": (max_ratio <= MAX_LOSS_RATIO) if max_ratio is not None and len(ratios) == len(runs) else None,
         "acc": acc,
         "acc_order_ok": order_ok,
     }
@@ -262,9 +349,11 @@ def report_checks(c, experiment: str, parent_id: str | None = None) -> dict:
     Zero-shot run), `n_trials`, `collapsed` (row names), `max_loss_ratio`, `loss_ratio_ok`
     (every trial's Loss/ln B at most 0.85; None when some trial has none), `acc` (5-class
     accuracy of trained = full combo at 64 frames, simclr, zeroshot) and `acc_order_ok`
-    (trained > SimCLR > Zero-shot, each by at least 0.05; None when one is missing)."""
+    (trained > SimCLR > Zero-shot, each by at least 0.05; None when one is missing).  The
+    seeds of a row count as one row (`seed_rows`: their mean), except in `n_trials`,
+    `collapsed` and the Loss/ln B checks, which look at every run."""
     s = sweep_runs(c, experiment, parent_id)
-    return checks(s.trials, s.baselines)
+    return checks(seed_rows(s.trials), s.baselines)
 
 # ------------------------------------------------------------------ paired intervals (issue 19)
 
@@ -333,22 +422,58 @@ def fetch_per_study(c, run, dst) -> dict:
 
 
 def _records(c, runs) -> tuple[dict, list, list]:
-    """({run id: record}, labels of rows without one, notes for unreadable ones)."""
+    """({row's run id: [record of each of its seeds]}, labels of rows lacking one, notes for
+    unreadable ones).  A row counts only when every seed has a record on the same studies."""
     recs, missing, notes = {}, [], []
     with tempfile.TemporaryDirectory(prefix="cmr-report-") as tmp:
         for r in runs:
+            got = []
+            for s in runs_of(r):
+                try:
+                    got.append(fetch_per_study(c, s, Path(tmp) / s.info.run_id))
+                except LookupError:
+                    missing.append(_run_label(r) + (f" seed {s.data.params.get(SEED_PARAM, '?')}"
+                                                    if isinstance(r, SeedRow) else ""))
+                except ValueError as e:
+                    notes.append(str(e))
+            if len(got) != len(runs_of(r)):
+                continue
             try:
-                recs[r.info.run_id] = fetch_per_study(c, r, Path(tmp) / r.info.run_id)
-            except LookupError:
-                missing.append(_run_label(r))
-            except ValueError as e:
-                notes.append(str(e))
+                for g in got[1:]:
+                    bootstrap.same_studies(got[0], g, (_run_label(r), "its other seeds"))
+            except ValueError:
+                notes.append(f"The seeds of {_run_label(r)} were evaluated on other test studies each: not pooled.")
+                continue
+            recs[r.info.run_id] = got
     return recs, missing, notes
+
+
+def _pooled_resamples(recs: list, w: np.ndarray, keys: np.ndarray, probes=()) -> dict:
+    """{metric: [B]} of a row pooled over its seeds' records: the mean over the seeds of each
+    resample's metric, with the same resampled studies for every seed.  For R@K, RSUM and
+    accuracy this is the metric of the per-study hit (or correct) indicators averaged over
+    the seeds.  A probe is pooled when every seed has it."""
+    tasks = [t for t in probes if all(f"{t}_index" in r for r in recs)]
+    redrawn: dict = {}
+    try:
+        per = [bootstrap.record_resamples(r, w, keys, tasks, redrawn) for r in recs]
+    except (ValueError, KeyError, IndexError):  # a probe's rows differ between the seeds: retrieval only
+        per = [bootstrap.record_resamples(r, w, keys, probes=[]) for r in recs]
+    return {k: np.mean([p[k] for p in per], axis=0) for k in per[0]}
+
+
+def _pool_interval(row, pooled: dict) -> None:
+    """Set a `SeedRow`'s `<metric>_lo|_hi` (POOLED metrics) from its pooled resamples."""
+    for k in POOLED:
+        if k in pooled and k in row.data.metrics:
+            row.data.metrics[k + "_lo"], row.data.metrics[k + "_hi"] = bootstrap.percentile_interval(pooled[k])
 
 
 def uncertainty(c, trials, baselines: dict | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> Uncertainty:
     """Paired RSUM differences of Table 4's rows from the best row and the interval of ρ vs the
-    paper, all from one draw of the best row's test studies."""
+    paper, all from one draw of the best row's test studies.  `trials`: the rows (`seed_rows`);
+    a `SeedRow` is paired by its pooled evaluation (`_pooled_resamples`, the same draw) and
+    gets the pooled 95% interval as its `test/rsum_lo|_hi` and `probe/acdc_acc_lo|_hi`."""
     runs = [r for r in table4_runs(trials, baselines) if r.data.metrics.get("test/rsum") is not None]
     if not runs:
         return Uncertainty(None, {}, None, 0, resamples, [])
@@ -356,26 +481,36 @@ def uncertainty(c, trials, baselines: dict | None = None, resamples: int = RESAM
     labels = _labels(runs)
     recs, missing, notes = _records(c, runs)
     if missing:
+        n_missing = len({m.split(" seed ")[0] for m in missing})
         notes.append(f"No {PER_STUDY} (evaluated before per-study records were kept), so no paired interval: "
-                     f"{len(missing)} of {len(runs)} row(s)" + (f": {', '.join(missing)}." if len(missing) <= 4 else "."))
+                     f"{n_missing} of {len(runs)} row(s)" + (f": {', '.join(missing)}." if len(missing) <= 4 else "."))
     ref = recs.get(best.info.run_id)
+    keys = ref[0]["study_key"] if ref is not None else None
+    w = bootstrap.draw_weights(len(keys), resamples, seed) if keys is not None else None
+    rsum, other = {}, []
+    for r in runs:
+        rl = recs.get(r.info.run_id)
+        if rl is None:
+            continue
+        paired = ref is not None
+        if paired:
+            try:
+                bootstrap.same_studies(ref[0], rl[0], (_run_label(best), _run_label(r)))
+            except ValueError:
+                other.append(_run_label(r))
+                paired = False
+        if paired:
+            pooled = _pooled_resamples(rl, w, keys, ["acdc"] if isinstance(r, SeedRow) else [])
+            rsum[r.info.run_id] = pooled["test/rsum"]
+        elif isinstance(r, SeedRow):  # its own draw of its own studies, for its pooled interval only
+            own = rl[0]["study_key"]
+            pooled = _pooled_resamples(rl, bootstrap.draw_weights(len(own), resamples, seed), own, ["acdc"])
+        if isinstance(r, SeedRow):
+            _pool_interval(r, pooled)
     if ref is None:
         if recs:
             notes.append(f"The best row, {_run_label(best)}, has no readable {PER_STUDY}: no paired differences.")
         return Uncertainty(best, {}, None, 0, resamples, notes, labels)
-    keys = ref["study_key"]
-    w = bootstrap.draw_weights(len(keys), resamples, seed)
-    rsum, other = {}, []
-    for r in runs:
-        rec = recs.get(r.info.run_id)
-        if rec is None:
-            continue
-        try:
-            bootstrap.same_studies(ref, rec, (_run_label(best), _run_label(r)))
-        except ValueError:
-            other.append(_run_label(r))
-            continue
-        rsum[r.info.run_id] = bootstrap.record_resamples(rec, w, keys, probes=[])["test/rsum"]
     if other:
         notes.append(f"Evaluated on other test studies than the best row, so not paired with it: {', '.join(other)}.")
     b = rsum[best.info.run_id]
@@ -394,6 +529,22 @@ def uncertainty(c, trials, baselines: dict | None = None, resamples: int = RESAM
     elif len(rho_rows) >= 3:
         notes.append("Spearman ρ: no interval (a row with a paper figure lacks a paired per_study.npz).")
     return Uncertainty(best, vs_best, spearman, len(keys), resamples, notes, labels)
+
+
+def seed_notes(rows) -> str:
+    """Under Table 4 when a row pools several seeds: what its numbers are."""
+    multi = [r for r in rows if isinstance(r, SeedRow)]
+    if not multi:
+        return ""
+    counts = sorted({len(r.seeds) for r in multi})
+    return (f"- Seed repeats: {len(multi)} row(s) pool {' or '.join(map(str, counts))} training seeds each (column "
+            f"Seeds; runs that differ only in {SEED_PARAM}). R@K, RSUM, Loss/ln B and Table 5's figures are the means "
+            f"over the seeds; {SPREAD} is the sample standard deviation (n − 1) of the seeds' RSUM, the spread between "
+            "seeds. The interval beside a pooled row's RSUM (and 5-class Acc) is the 95% bootstrap interval of the "
+            "pooled evaluation: each test study's hit indicators (rank ≤ K, both directions; correct or not) are "
+            "averaged over the seeds, then the test studies are resampled (one draw for every row), so it is the "
+            "test-set uncertainty of the seed-averaged row, not the spread between seeds. ΔRSUM vs best and "
+            "Spearman's ρ use the pooled rows.")
 
 
 def uncertainty_notes(unc: Uncertainty) -> str:
@@ -492,17 +643,20 @@ def render_report(c, experiment: str, parent_id: str | None = None, intervals: b
             f"baselines: {names}, status {parent.info.status})\n")
     if not trials and not baselines:
         return head + "\nNo finished trials yet.\n"
-    ck = checks(trials, baselines)
-    unc = uncertainty(c, trials, baselines, resamples) if intervals else None
+    rows = seed_rows(trials)       # a row's seeds pooled (sweep.seeds); otherwise the trials themselves
+    if len(rows) < len(trials):
+        head += f"\n{len(trials)} trial runs make {len(rows)} row(s): the seeds of a row are pooled (see the notes).\n"
+    ck = checks(rows, baselines)
+    unc = uncertainty(c, rows, baselines, resamples) if intervals else None
     if unc is not None:
         ck["spearman_ci"] = unc.spearman
-    notes4 = table4_notes(ck) + ("\n" + uncertainty_notes(unc) if unc is not None and uncertainty_notes(unc) else "")
-    text = (head + "\n### Table 4: retrieval on the test split (R@K in %)\n\n" + table4(trials, baselines, unc)
+    notes4 = "\n".join(x for x in (table4_notes(ck), seed_notes(rows), uncertainty_notes(unc) if unc is not None else "") if x)
+    text = (head + "\n### Table 4: retrieval on the test split (R@K in %)\n\n" + table4(rows, baselines, unc)
             + "\n\n" + notes4
             + "\n\n### Table 5: linear probes on frozen video embeddings (Acc, AUC, F1 in %)\n\n"
-            + table5(trials, baselines) + "\n\n" + table5_notes(ck) + "\n")
+            + table5(rows, baselines) + "\n\n" + table5_notes(ck) + "\n")
     if figure:
-        text += "\n" + log_figure(c, parent, trials, baselines, plot_path) + "\n"
+        text += "\n" + log_figure(c, parent, rows, baselines, plot_path) + "\n"
     return text
 
 

@@ -98,3 +98,71 @@ def test_shipped_experiments():
     smoke = load_config(REPO / "experiments/smoke.yaml")
     assert len(expand_trials(smoke, "smoke.yaml")) >= 3 and smoke["train"]["epochs"] <= 2
     assert smoke["data"]["store"] != load_config(REPO / "experiments/base.yaml")["data"]["store"]
+
+
+def test_seeds_repeat_every_row(tmp_path):
+    cfg, src = _cfg(tmp_path, """
+sweep:
+  seeds: [0, 1, 2]
+  trials: [{data.views: "cine:sax"}, {data.views: "lge:sax"}]
+  grid: {data.frames: [4, 8]}
+""")
+    trials = expand_trials(cfg, src)
+    assert len(trials) == 2 * 2 * 3
+    assert [t.index for t in trials] == list(range(12))
+    assert [t.row for t in trials] == [r for r in range(4) for _ in range(3)]       # a row's seeds together
+    assert [t.cfg["train"]["seed"] for t in trials] == [0, 1, 2] * 4
+    assert [t.overrides["train.seed"] for t in trials] == [0, 1, 2] * 4
+    assert len({t.key for t in trials}) == 12 and len({t.name for t in trials}) == 12
+    assert trials[1].name == "CINE_sax | 4 frames | τ=0.05 | seed 1"
+    for row in range(4):                    # the seeds of a row differ in train.seed only
+        same = [t for t in trials if t.row == row]
+        assert len({t.cfg["data"]["views"] for t in same}) == 1 and len({t.cfg["data"]["frames"] for t in same}) == 1
+        assert all({**t.cfg, "train": {**t.cfg["train"], "seed": 0}} == same[0].cfg for t in same)
+    # no seeds: one trial per row with the config's train.seed, as before
+    plain = expand_trials(*_cfg(tmp_path, "train: {seed: 7}\nsweep: {grid: {data.frames: [4, 8]}}\n"))
+    assert [t.cfg["train"]["seed"] for t in plain] == [7, 7] and [t.row for t in plain] == [0, 1]
+    assert "train.seed" not in plain[0].overrides
+
+
+@pytest.mark.parametrize("body, message", [
+    ("sweep: {seeds: 3}\n", "key 'sweep.seeds' expected a list"),
+    ("sweep: {seeds: [0, x]}\n", "key 'sweep.seeds' expected a list of whole numbers >= 0"),
+    ("sweep: {seeds: [0, 1.5]}\n", "key 'sweep.seeds' expected a list of whole numbers >= 0"),
+    ("sweep: {seeds: [0, -1]}\n", "key 'sweep.seeds' expected a list of whole numbers >= 0"),
+    ("sweep: {seeds: [true]}\n", "key 'sweep.seeds' expected a list of whole numbers >= 0"),
+    ("sweep: {seeds: [0, 1, 0]}\n", "key 'sweep.seeds' expected distinct seeds, got [0, 1, 0]"),
+])
+def test_bad_seeds_are_one_line_naming_the_key(tmp_path, body, message):
+    p = tmp_path / "exp.yaml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert message in str(e.value) and str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_seeds_from_set_and_seed_set_twice(tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'sweep.seeds' expected distinct seeds"):
+        load_config(None, ["sweep.seeds=[2, 2]"])
+    for body in ("sweep: {seeds: [0, 1], grid: {train.seed: [3]}}\n",
+                 "sweep: {seeds: [0, 1], trials: [{train.seed: 3}]}\n"):
+        with pytest.raises(ConfigError) as e:
+            expand_trials(*_cfg(tmp_path, body))
+        assert "key 'sweep.seeds' and a trial or 'sweep.grid' both set train.seed" in str(e.value)
+        assert "exp.yaml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_views_seeds_is_table4_with_three_seeds():
+    views = expand_trials(load_config(REPO / "experiments/views.yaml"), "views.yaml")
+    seeded_cfg = load_config(REPO / "experiments/views_seeds.yaml")
+    seeded = expand_trials(seeded_cfg, "views_seeds.yaml")
+    assert load_config(REPO / "experiments/views.yaml")["sweep"]["seeds"] == []     # the default stays one seed
+    assert {t.cfg["train"]["seed"] for t in views} == {0}
+    assert seeded_cfg["sweep"]["seeds"] == [0, 1, 2] and seeded_cfg["sweep"]["experiment"] == "views_seeds"
+    assert len(seeded) == 3 * len(views)
+    for i, v in enumerate(views):
+        same = seeded[3 * i: 3 * i + 3]
+        assert [t.cfg["train"]["seed"] for t in same] == [0, 1, 2] and {t.row for t in same} == {i}
+        assert all(t.name.rsplit(" | ", 1)[0] == v.name.rsplit(" | ", 1)[0] for t in same)
+        assert all(t.cfg["data"] == v.cfg["data"] for t in same)       # same cohort, same split
+    assert seeded_cfg["sweep"]["baselines"] == load_config(REPO / "experiments/views.yaml")["sweep"]["baselines"]
