@@ -78,7 +78,7 @@ def fresh_model(cfg: dict):
 def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bool = True):
     """Metrics (unprefixed keys) and artefacts for one model. Returns (metrics, extras, notes)."""
     from cmr_ray.eval.embed import embed_split
-    from cmr_ray.eval.probe import few_shot_probes, probe_tasks
+    from cmr_ray.eval.probe import few_shot_probes, probe_tasks, tasks_with_findings
     from cmr_ray.eval.zeroshot import zero_shot_prompts
 
     ev = cfg["eval"]
@@ -88,13 +88,13 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
         raise ValueError(f"{store}: the test split has no studies with {cfg['data']['views']}")
     ranks = retrieval_ranks_from_embeddings(test.text, test.video, int(ev["chunk_size"]))
     metrics = {f"test/{k}": v for k, v in metrics_from_ranks(*ranks).items()}
-    tasks = list(ev["probes"])
+    tasks = tasks_with_findings(ev["probes"], fit.labels, test.labels)  # + every finding both splits carry (issue 20)
     pats = dict(fit_patients=fit.patient_keys, test_patients=test.patient_keys)
     probe_m, outcomes, notes = probe_tasks(fit.video, fit.labels, test.video, test.labels, tasks,
                                            seed=int(cfg["train"]["seed"]), **pats)
     metrics.update({f"probe/{k}": v for k, v in probe_m.items()})
     if ev["few_shot"]:
-        few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, tasks,
+        few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, list(ev["probes"]),
                                            ev["few_shot"], int(ev["few_shot_seeds"]), **pats)
         metrics.update({f"fewshot/{k}": v for k, v in few_m.items()})
         notes += [n for n in few_notes if n.split(" (few-shot")[0] not in notes]  # no repeats
