@@ -655,6 +655,10 @@ def render_report(c, experiment: str, parent_id: str | None = None, intervals: b
             + "\n\n" + notes4
             + "\n\n### Table 5: linear probes on frozen video embeddings (Acc, AUC, F1 in %)\n\n"
             + table5(rows, baselines) + "\n\n" + table5_notes(ck) + "\n")
+    from cmr_ray.tune.report_transfer import transfer_table
+
+    text += ("\n### Transfer: 5-class linear probe on another dataset's cine SAX (the paper's ACDC table)\n\n"
+             + transfer_table([baselines[b] for b in BASELINES if b in baselines] + list(trials)))
     if figure:
         text += "\n" + log_figure(c, parent, rows, baselines, plot_path) + "\n"
     return text
