@@ -150,6 +150,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "mask_duplicate_impressions": _f("bool", True, "do not count identical impressions as negatives"),
         "augment": _f("bool", True, "anatomically sane augmentation (no left-right flip)"),
         "hflip": _f("bool", False, "allow left-right flip (mirrors the heart; off by default)"),
+        "augment_on": _f("choice", "cpu", "where training augmentation runs: 'cpu' (the data tasks) or 'device' (the model's device, on the uint8 batch; the CPU only draws the parameters)", choices=("cpu", "device")),
         "storage_path": _f("path", "ray_results", "Ray Train/Tune storage (local dir or s3://)"),
         "name": _f("str", "cmr-clip", "run name; a run with the same name and storage resumes"),
         "keep_checkpoints": _f("int", 2, "checkpoints kept, by validation RSUM", min=1),

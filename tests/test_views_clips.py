@@ -80,3 +80,22 @@ def test_schema_has_every_slot_and_pruning():
         assert slot in names and f"{slot}_shape" in names
     cols = columns_for(combo_slots("cine:sax"))
     assert "cine_sax" in cols and "lge_sax" not in cols and "impression" in cols
+
+
+def test_make_clip_copies_only_sampled_frames_and_equals_the_full_assembly():
+    from cmr_ray.data.clips import make_clip_full
+
+    row = fake_row(S=5, T=7)
+    rng0 = np.random.default_rng(0)
+    for extra in ("lge_sax", None):  # with and without an LGE SAX depth to repeat LAX slices to
+        if extra is None:
+            row = {k: v for k, v in row.items() if not k.startswith("lge_sax")}
+        for combo in ("cine:sax", "cine:2ch+sax|lge:2ch", "lge:2ch+sax", "cine:sax|lge:sax+2ch"):
+            if extra is None and ("lge:sax" in combo or "lge:2ch+sax" in combo):
+                continue  # needs the LGE SAX row
+            for frames in (1, 3, 16, 64):
+                assert np.array_equal(make_clip(row, combo, frames), make_clip_full(row, combo, frames))
+                seed = int(rng0.integers(1 << 30))
+                a = make_clip(row, combo, frames, np.random.default_rng(seed))
+                b = make_clip_full(row, combo, frames, np.random.default_rng(seed))
+                assert a.dtype == np.uint8 and np.array_equal(a, b), (combo, frames)

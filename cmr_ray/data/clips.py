@@ -53,6 +53,53 @@ def sample_indices(length: int, frames: int, rng: np.random.Generator | None = N
     return np.clip(np.floor(idx).astype(np.int64), 0, length - 1)
 
 
+def _view_parts(row: dict, combo: str) -> list[tuple[str, str, np.ndarray, int]]:
+    """(seq, view, [S, T, H, W] array, frames it adds to the clip) per view of the combo, in order.
+
+    The arrays are zero-copy views of the row's buffers (`decode_view`); nothing is copied."""
+    parts = []
+    for seq, view in parse_combo(combo):
+        slot = f"{seq}_{view}"
+        arr = decode_view(row.get(slot), row.get(f"{slot}_shape"))
+        if arr is None:
+            raise MissingViewError(f"study {row.get('study_key')} has no {slot}")
+        parts.append([seq, view, arr])
+    lge_sax = row.get("lge_sax_shape")
+    lge_depth = max(int(lge_sax[0]) if lge_sax is not None else 1, 1)
+    for p in parts:
+        seq, view, arr = p
+        p.append(arr.shape[1] if seq == "cine" else arr.shape[0] if view == "sax" else lge_depth)
+    return [tuple(p) for p in parts]
+
+
 def make_clip(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """`assemble(row, combo)[sample_indices(...)]`, the same bytes, but only the sampled frames
+    are copied out of the row's buffers (the full clip of a paper-size study is ~5 MB; 16
+    sampled frames are 0.8 MB): the sampled clip indices are mapped onto (view, slice, phase)."""
+    parts = _view_parts(row, combo)
+    length = sum(p[3] for p in parts)
+    idx = sample_indices(length, frames, rng)
+    h, w = parts[0][2].shape[2:]
+    for seq, view, arr, _ in parts:
+        if arr.shape[2:] != (h, w):
+            raise ValueError(f"study {row.get('study_key')}: {seq}_{view} frames are {arr.shape[2:]}, not {(h, w)}")
+    out = np.empty((frames, h, w), np.uint8)
+    start = 0
+    for seq, view, arr, n in parts:
+        sel = (idx >= start) & (idx < start + n)
+        if sel.any():
+            loc = idx[sel] - start
+            if seq == "cine":
+                out[sel] = arr[arr.shape[0] // 2][loc]      # middle slice over time
+            elif view == "sax":
+                out[sel] = arr[loc, 0]                      # slices over depth
+            else:
+                out[sel] = arr[0, 0][None]                  # one LAX slice, repeated
+        start += n
+    return out
+
+
+def make_clip_full(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The reference path `make_clip` must equal: assemble the whole clip, then sample it."""
     clip = assemble(row, combo)
     return clip[sample_indices(len(clip), frames, rng)]

@@ -5,6 +5,7 @@
     for batch in iter_clip_batches(ds_or_shard, batch_size=64, train=True, seed=0, epoch=3):
         batch["video"]    # uint8 tensor [B, F, H, W]; to_unit(batch["video"], device) -> float in [0, 1]
         batch["texts"]    # list[str];  batch["iid"]: int64 tensor of impression ids
+        batch["aug"]      # only with train.augment_on: device: float64 [B, 8] for augment.augment_batch
 
 Only the columns of the experiment's views are read (`cmr_ray.data.reader.read_split`,
 column pruning and the split filter pushed into the Parquet scan).  Frame sampling runs
@@ -28,7 +29,7 @@ import ray.data
 from cmr_ray.data.clips import make_clip
 from cmr_ray.data.reader import read_split, shard_paths, store_info
 from cmr_ray.model.ids import impression_id
-from cmr_ray.train.augment import augment_clip
+from cmr_ray.train.augment import PARAM_NAMES, augment_clip, augment_params
 from cmr_ray.views import combo_slots
 
 
@@ -52,32 +53,63 @@ def study_rng(seed: int, epoch: int, study_key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch), h])
 
 
+def store_rows(batch, slots, zero_copy: bool = True) -> list[dict]:
+    """A pyarrow Table/RecordBatch of store rows -> one dict per row.
+
+    With `zero_copy` the `slots`' frame columns are `pyarrow.Buffer` views of the batch's
+    memory (a paper-size cine SAX is 15 MB a study: `to_pylist` would copy it into a Python
+    `bytes`); `decode_view` reads either without a copy."""
+    if not zero_copy:
+        return batch.to_pylist()
+    names = batch.schema.names
+    frames = [s for s in slots if s in names]
+    rows = batch.drop_columns(frames).to_pylist() if frames else batch.to_pylist()
+    for slot in frames:
+        col = batch.column(slot)
+        for i, row in enumerate(rows):
+            v = col[i]
+            row[slot] = v.as_buffer() if v.is_valid else None
+    return rows
+
+
 def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, clock=None,
-                augment: bool = True, hflip: bool = False) -> dict:
+                augment: bool = True, hflip: bool = False, augment_on: str = "cpu") -> dict:
     """A pyarrow batch of store rows -> {'video': uint8 [n, F, H, W], 'impression', 'iid'}.
 
+    With `augment_on="device"` training clips leave unaugmented, with their transform drawn
+    here (the same draws as on the CPU) as 'aug': float64 [n, 8] (`augment.PARAM_NAMES`) for
+    `cmr_ray.train.augment_torch.augment_batch` to apply on the model's device.
     A study that lacks one of the combo's views is left out (`count_split` leaves it out too)."""
+    if augment_on not in ("cpu", "device"):
+        raise ValueError(f"train.augment_on must be 'cpu' or 'device', got {augment_on!r}")
     epoch = ray.get(clock.get.remote()) if (train and clock is not None) else 0
     slots = combo_slots(combo)
-    videos, texts, ids, keys, hw = [], [], [], [], (1, 1)
-    for row in batch.to_pylist():
+    on_device = train and augment and augment_on == "device"
+    videos, texts, ids, keys, params, hw = [], [], [], [], [], (1, 1)
+    for row in store_rows(batch, slots):
         shapes = [row.get(f"{slot}_shape") for slot in slots]
         hw = next((tuple(sh[2:]) for sh in shapes if sh is not None), hw)
         if any(row.get(slot) is None for slot in slots):
             continue
         rng = study_rng(seed, epoch, row["study_key"]) if train else None
         clip = make_clip(row, combo, frames, rng)
-        if train and augment:
+        if on_device:
+            params.append(augment_params(rng, hflip=hflip))
+        elif train and augment:
             clip = augment_clip(clip, rng, hflip=hflip)
         videos.append(clip)
         texts.append(row["impression"])
         ids.append(impression_id(row["impression"]))
         keys.append(row["study_key"])
     if not videos:
-        return {"video": np.zeros((0, frames, *hw), np.uint8), "impression": np.array([], dtype=object),
-                "iid": np.zeros(0, np.int64), "study_key": np.array([], dtype=object)}
-    return {"video": np.stack(videos), "impression": np.array(texts, dtype=object),
-            "iid": np.array(ids, dtype=np.int64), "study_key": np.array(keys, dtype=object)}
+        out = {"video": np.zeros((0, frames, *hw), np.uint8), "impression": np.array([], dtype=object),
+               "iid": np.zeros(0, np.int64), "study_key": np.array([], dtype=object)}
+    else:
+        out = {"video": np.stack(videos), "impression": np.array(texts, dtype=object),
+               "iid": np.array(ids, dtype=np.int64), "study_key": np.array(keys, dtype=object)}
+    if on_device:
+        out["aug"] = np.array(params, np.float64).reshape(len(videos), len(PARAM_NAMES))
+    return out
 
 
 def count_split(store: str, split: str, slots=()) -> int:
@@ -138,7 +170,8 @@ def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):
     return ds.map_batches(
         sample_rows, batch_format="pyarrow", batch_size=rows_per_task, zero_copy_batch=True,
         fn_kwargs=dict(combo=combo, frames=int(d["frames"]), train=train, seed=int(t["seed"]),
-                       clock=clock, augment=bool(t["augment"]), hflip=bool(t["hflip"])),
+                       clock=clock, augment=bool(t["augment"]), hflip=bool(t["hflip"]),
+                       augment_on=str(t.get("augment_on", "cpu"))),
     )
 
 
@@ -148,7 +181,8 @@ def _to_torch(batch: dict) -> dict:
     video = torch.from_numpy(np.array(batch["video"], dtype=np.uint8))
     return {"video": video, "texts": [str(s) for s in batch["impression"]],
             "iid": torch.from_numpy(np.array(batch["iid"], dtype=np.int64)),
-            "study_key": [str(s) for s in batch["study_key"]]}
+            "study_key": [str(s) for s in batch["study_key"]],
+            **({"aug": np.asarray(batch["aug"], np.float64)} if "aug" in batch else {})}
 
 
 def iter_clip_batches(it, batch_size: int, train: bool, seed: int = 0, epoch: int = 0):

@@ -34,6 +34,7 @@ import torch.distributed as dist
 
 from cmr_ray.model import ClipLoss, build_model, contrastive_step
 from cmr_ray.train import collapse
+from cmr_ray.train.augment import augment_batch
 from cmr_ray.train.budget import plan_steps
 from cmr_ray.train.checkpoint import MODEL_FILE, save_checkpoint
 from cmr_ray.train.data import iter_clip_batches, to_unit
@@ -191,7 +192,10 @@ def train_loop_per_worker(config: dict) -> None:
                 _fault_hook(hook, epoch, rank)
             if step >= budget:  # drain the shard (every worker ends the epoch alike), no more steps
                 continue
-            video = to_unit(b["video"], device)
+            video = b["video"].to(device, non_blocking=True)
+            if "aug" in b:  # train.augment_on: device (the data tasks drew the transforms)
+                video = augment_batch(video, b["aug"])
+            video = to_unit(video, device)
             micro = [(video[i:i + batch], b["texts"][i:i + batch], b["iid"][i:i + batch].to(device))
                      for i in range(0, len(video), batch)]
             optimizer.zero_grad(set_to_none=True)

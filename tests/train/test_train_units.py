@@ -116,3 +116,50 @@ def test_plan_steps_budgets_in_optimizer_steps():
     assert plan_steps({**tr, "steps": 150}, 538, world=2) == (4, 38, 150)
     with pytest.raises(ValueError, match="fewer than"):
         plan_steps(tr, 50)
+
+
+def test_fast_warp_and_augment_equal_the_reference_to_the_bit():
+    from cmr_ray.train.augment import augment_clip_reference, warp_reference
+
+    rng = np.random.default_rng(1)
+    for f, h, w in ((1, 17, 23), (3, 32, 32), (5, 40, 36)):
+        clip = rng.integers(0, 256, (f, h, w), dtype=np.uint8)
+        for p in ((0.0, 1.0, 0.0, 0.0), (10.0, 0.95, 0.06, -0.06), (-10.0, 1.05, -0.06, 0.06), (3.3, 1.01, 0.5, 0.2)):
+            assert np.array_equal(warp(clip, *p), warp_reference(clip, *p)), (clip.shape, p)
+        for seed in range(8):
+            a = augment_clip(clip, np.random.default_rng(seed), hflip=True)
+            b = augment_clip_reference(clip, np.random.default_rng(seed), hflip=True)
+            assert np.array_equal(a, b)
+
+
+def test_zero_copy_rows_give_the_same_clips():
+    from cmr_ray.train.data import store_rows
+
+    table = rows_table()
+    slots = ["cine_sax", "lge_sax"]
+    fast, slow = store_rows(table, slots), store_rows(table, slots, zero_copy=False)
+    assert [set(r) for r in fast] == [set(r) for r in slow]
+    for a, b in zip(fast, slow):
+        assert isinstance(a["cine_sax"], pa.Buffer) and bytes(a["cine_sax"]) == b["cine_sax"]
+        assert make_clip(a, "cine:sax|lge:sax", 4, None).tobytes() == make_clip(b, "cine:sax|lge:sax", 4, None).tobytes()
+    for batch in table.to_batches(max_chunksize=3):  # a RecordBatch too
+        assert [r["study_key"] for r in store_rows(batch, slots)] == batch.column("study_key").to_pylist()
+
+
+def test_augment_on_device_ships_the_cpu_draws():
+    import torch
+
+    from cmr_ray.train.augment import augment_batch
+
+    table = rows_table()
+    combo = "cine:sax|lge:sax"
+    cpu = sample_rows(table, combo, 4, train=True, seed=3, augment=True)
+    dev = sample_rows(table, combo, 4, train=True, seed=3, augment=True, augment_on="device")
+    plain = sample_rows(table, combo, 4, train=True, seed=3, augment=False)
+    assert "aug" not in cpu and dev["aug"].shape == (len(dev["video"]), 8)
+    assert np.array_equal(dev["video"], plain["video"])  # the same frames, not yet augmented
+    got = augment_batch(torch.from_numpy(dev["video"]), dev["aug"]).numpy()
+    diff = np.abs(got.astype(int) - cpu["video"].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    with pytest.raises(ValueError, match="augment_on"):
+        sample_rows(table, combo, 4, train=True, augment_on="gpu")
