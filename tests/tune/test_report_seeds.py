@@ -202,13 +202,25 @@ def test_each_seed_is_a_child_run_with_its_seed_param_and_name(workdir):
     assert len({r.info.run_name for r in runs}) == 4
 
 
+def _tune_conftest():
+    """tests/tune/conftest.py by its path: the module name 'conftest' may name another
+    directory's conftest by the time a test runs (tests/ui's, in the full run)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tune_conftest", Path(__file__).with_name("conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.mark.integration
 def test_fake_sweep_with_seeds_runs_each_seed_as_a_child_run_and_reports_rows(workdir, fakes, ray_local):
     """End to end on real Ray Tune + MLflow with fake training: 2 rows × 2 seeds = 4 child
     runs, each with its seed as a param and in its name; the report shows 2 pooled rows."""
-    from conftest import write_experiment
-
     from cmr_ray.tune import run_sweep
+
+    write_experiment = _tune_conftest().write_experiment
 
     exp = write_experiment(workdir, extra="seeds: [0, 1], trials: [{data.views: 'cine:sax'}, "
                                           "{data.views: 'cine:4ch+sax', data.frames: 8}]")
