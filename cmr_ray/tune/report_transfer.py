@@ -19,10 +19,8 @@ The paper's figures are Table 5's `acdc` entries of `cmr_ray/paper_results.yaml`
 from __future__ import annotations
 
 import math
-from importlib import resources
 
-import yaml
-
+from cmr_ray import paper
 from cmr_ray.views import paper_name
 
 STATS = (("Acc", "acc"), ("AUC", "auc"), ("F1", "f1"))
@@ -33,7 +31,7 @@ DASH = "–"
 def paper_rows(name: str = "acdc") -> list[dict]:
     """The paper's transfer rows for set `name`: [{name, method, views, frames, acc, auc, f1}]
     ([] where the paper has no such set)."""
-    doc = yaml.safe_load(resources.files("cmr_ray").joinpath("paper_results.yaml").read_text(encoding="utf-8"))
+    doc = paper.load()
     spec = (doc.get("transfer") or {}).get(name)
     if not spec:
         return []
