@@ -9,16 +9,8 @@ uses them to keep identical reports from counting as each other's negatives.
 from __future__ import annotations
 
 import hashlib
-import re
 
-_SPACE = re.compile(r"\s+")
-_PUNCT = re.compile(r"[^\w\s%./-]|(?<!\d)\.|\.(?!\d)")  # keeps decimal points (3.5)
-
-
-def normalize_impression(text: str) -> str:
-    """Lower case; punctuation dropped except % / - and decimal points; whitespace collapsed."""
-    text = _PUNCT.sub(" ", str(text).lower())
-    return _SPACE.sub(" ", text).strip()
+from cmr_ray.text.report import normalize_impression  # the project's one normalisation (pure Python)
 
 
 def impression_id(text: str) -> int:

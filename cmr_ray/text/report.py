@@ -56,13 +56,19 @@ def extract_impression(text) -> str | None:
     return body or None
 
 
+_LIST_NUMBER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+")
+_PUNCT = re.compile(r"[^\w\s%./-]|(?<!\d)\.|\.(?!\d)")  # keeps % / - and decimal points (3.5)
+
+
 def normalize_impression(text) -> str:
-    """Lower case, list numbers and punctuation removed, whitespace collapsed."""
+    """Lower case; list numbers ("1." / "2)" starting a line) and punctuation dropped, except
+    % / - and decimal points; whitespace collapsed.  The one normalisation of the project:
+    `cmr_ray.model.ids.impression_id` hashes it (identical impressions are not each other's
+    negatives in the loss) and duplicate detection compares it."""
     if not text:
         return ""
-    t = re.sub(r"(?m)^\s*\d{1,2}[.)]\s*", " ", str(text).lower())
-    t = re.sub(r"[^\w%]+", " ", t)
-    return " ".join(t.split())
+    t = _LIST_NUMBER.sub(" ", str(text).lower())
+    return " ".join(_PUNCT.sub(" ", t).split())
 
 
 class DecodedText(str):

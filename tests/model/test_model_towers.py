@@ -182,7 +182,8 @@ def test_standardised_input_ignores_the_scanner_gain_and_spreads_the_untrained_e
     assert torch.equal(standardise(x, "none"), x)
 
     def spread(t):
-        e = F.normalize(t(x), dim=-1)
+        with torch.no_grad():
+            e = F.normalize(t(x), dim=-1)
         return float((1 - e.mean(0).norm() ** 2).sqrt())
 
     assert spread(norm) > 2 * spread(raw)

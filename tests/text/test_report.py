@@ -95,3 +95,12 @@ def test_scrub_precheck_never_skips_a_match():
         tail = r"(?![\w])" if literal[-1:].isalnum() else ""
         assert _sub_literal(text, literal, "[X]") == re.sub(lead + pat + tail, "[X]", text, flags=re.I)
     assert not _may_contain(text, "Smith") and _may_contain(text, "kim")
+
+
+def test_normalize_impression_is_the_one_the_model_hashes():
+    from cmr_ray.model import ids
+
+    assert ids.normalize_impression is normalize_impression  # one normalisation, not two
+    assert normalize_impression("1. Mild LV dilation, LVEDD 58.5 mm.\n2) No LGE!") == "mild lv dilation lvedd 58.5 mm no lge"
+    assert ids.impression_id("1. No LGE.") == ids.impression_id("1)  no lge")
+    assert normalize_impression("LV/RV ratio 1.2") != normalize_impression("LV/RV ratio 12")
