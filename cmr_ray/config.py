@@ -161,6 +161,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                      choices=lambda: _known("probes")),
         "few_shot": _f("list", [1, 2, 4, 8, 16], "examples per class for few-shot probes ([]: none)", min=1),
         "few_shot_seeds": _f("int", 3, "seeds averaged per few-shot size", min=1),
+        "prototype_shots": _f("list", [1, 4, 16], "examples per class for few-shot by class prototypes, nearest "
+                              "prototype by cosine, findings and diagnoses (cmr_ray/eval/prototypes.py; []: none)", min=1),
+        "prototype_episodes": _f("int", 1000, "episodes drawn per prototype few-shot size; mean and std reported", min=1),
+        "prototype_seed": _f("int", 0, "seed of the prototype episodes (the same draws for every model)", min=0),
         "zero_shot_prompts": _f("bool", True, "CLIP-style zero-shot classification by text prompts"),
         "baselines": _f("list", ["zeroshot"], "baselines through the same probe: zeroshot, simclr",
                         choices=lambda: _known("baselines")),

@@ -10,7 +10,9 @@ train.seed; `simclr` = that tower pretrained image-only, `cmr_ray.eval.simclr`) 
 split is embedded for retrieval and the probes are fitted on train + val studies (patient-
 level splits; C by cross-validation on those studies only) and scored on test.
 Keys (MLflow-safe): `test/t2v_r5` … `test/rsum`, `probe/<task>_<acc|auc|f1>`,
-`fewshot/<task>_<metric>_k<k>`, `zeroshot_prompt/<task>_<metric>` (ours only),
+`fewshot/<task>_<metric>_k<k>`, `fewshot_proto/<task>_<metric>_k<n>` and `..._std` (few-shot by class
+prototypes, `cmr_ray.eval.prototypes`: `eval.prototype_episodes` episodes of n fitting studies per
+class, n in `eval.prototype_shots`; every probed task and finding), `zeroshot_prompt/<task>_<metric>` (ours only),
 `transfer/<set>/probe/acdc_<acc|auc|f1>` for each set of `eval.transfer`
 (`cmr_ray.eval.transfer`: every method, so the sweep's baselines too), and the same under
 `baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and .csv per
@@ -50,15 +52,16 @@ def check_baselines(baselines) -> list[str]:
 
 
 def check_eval_config(cfg: dict) -> None:
-    """Fail before any embedding work: eval.probes names and eval.few_shot sizes."""
+    """Fail before any embedding work: eval.probes names, eval.few_shot and eval.prototype_shots sizes."""
     from cmr_ray.eval.probe import TASKS
 
     ev = cfg["eval"]
     bad = [t for t in ev["probes"] if t not in TASKS]
     if bad:
         raise ValueError(f"eval.probes: unknown {bad} (known: {', '.join(TASKS)})")
-    if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev["few_shot"]):
-        raise ValueError(f"eval.few_shot: expected positive integers (examples per class), got {ev['few_shot']}")
+    for name in ("few_shot", "prototype_shots"):
+        if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev.get(name, [])):
+            raise ValueError(f"eval.{name}: expected positive integers (examples per class), got {ev[name]}")
     if ev.get("transfer"):
         from cmr_ray.eval.transfer import check_transfer_config
 
@@ -98,6 +101,14 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
                                            ev["few_shot"], int(ev["few_shot_seeds"]), **pats)
         metrics.update({f"fewshot/{k}": v for k, v in few_m.items()})
         notes += [n for n in few_notes if n.split(" (few-shot")[0] not in notes]  # no repeats
+    if ev.get("prototype_shots"):
+        from cmr_ray.eval.prototypes import prototype_few_shot
+
+        proto_m, proto_notes = prototype_few_shot(fit.video, fit.labels, test.video, test.labels, tasks,
+                                                  ev["prototype_shots"], int(ev.get("prototype_episodes", 1000)),
+                                                  int(ev.get("prototype_seed", 0)))
+        metrics.update({f"fewshot_proto/{k}": v for k, v in proto_m.items()})
+        notes += proto_notes
     if prompts:
         temp = float(model.logit_scale().reciprocal()) if hasattr(model, "logit_scale") else 0.05
         zs_m, zs_notes = zero_shot_prompts(model.encode_text, fit.video, fit.labels, test.video,
@@ -185,7 +196,8 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
         raise ValueError(f"metric keys not MLflow-safe (^[/\\w.\\- ]*$): {bad}")
     notes = list(dict.fromkeys(notes))
     methods = [*baselines, "ours"]
-    tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"])
+    tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"],
+                          proto_shots=cfg["eval"].get("prototype_shots") or ())
     test = extras["ours"]["test"]
     header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
               f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")

@@ -6,7 +6,8 @@
 
 Table 4 (retrieval, percentages): Method | T2V R@5 R@10 R@50 | V2T R@5 R@10 R@50 | RSUM.
 Table 5 (binary probes, fractions): Method | NICM Acc AUC F1 | ICM | AMYL | HCM; the 5-class
-probe, zero-shot prompts and few-shot probes follow the same style.  Metric keys are those
+probe, zero-shot prompts and few-shot probes follow the same style; few-shot by class prototypes
+(`fewshot_proto/...`) prints mean ± std over its episodes for every task and finding present.  Metric keys are those
 of `cmr_ray.eval.evaluate` (module `evaluation`): `test/...`, `probe/...` for ours, `baseline/<name>/...` for a
 baseline.  A missing or NaN value prints as 'n/a'.
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
-from cmr_ray.data.schema import BINARY_LABELS
+from cmr_ray.data.schema import BINARY_LABELS, FINDINGS
 
+TASKS = (*BINARY_LABELS, "acdc", *FINDINGS)
 METHOD_NAMES = {"zeroshot": "Zero-shot", "simclr": "SimCLR", "ours": "CMR-CLIP (ours)"}
 
 
@@ -36,8 +39,25 @@ def _table(title, header, rows) -> dict:
     return {"title": title, "header": header, "rows": rows}
 
 
-def build_tables(metrics: dict, methods: list[str], few_shot=(), tasks=None) -> dict:
-    """{name: {'title', 'header', 'rows'}} with formatted cells."""
+def _proto_layout(metrics: dict, shots=()) -> tuple[list[int], list[str]]:
+    """(shots, tasks) of the prototype few-shot keys in `metrics` (any method's prefix)."""
+    found = [re.match(r"^(?:baseline/[^/]+/)?fewshot_proto/(.+)_acc_k(\d+)$", k) for k in metrics]
+    found = [m for m in found if m]
+    shots = list(shots) or sorted({int(m.group(2)) for m in found})
+    seen = {m.group(1) for m in found}
+    return shots, [t for t in TASKS if t in seen]
+
+
+def _mean_std(mean, std) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.3f} ± {_fmt(std, 3)}"
+
+
+def build_tables(metrics: dict, methods: list[str], few_shot=(), tasks=None, proto_shots=()) -> dict:
+    """{name: {'title', 'header', 'rows'}} with formatted cells.  The prototype few-shot table
+    (`fewshot_proto/...`) covers every task and finding the metrics hold, at `proto_shots`
+    (default: the sizes the metrics hold)."""
     tasks = list(tasks or (*BINARY_LABELS, "acdc"))
     binary = [t for t in BINARY_LABELS if t in tasks]
     get = lambda m, key: metrics.get(prefix(m) + key)  # noqa: E731
@@ -71,6 +91,18 @@ def build_tables(metrics: dict, methods: list[str], few_shot=(), tasks=None) -> 
                             + [_fmt(get(m, f"fewshot/{t}_{s}_k{k}"), 3) for k in few_shot]
                             + [_fmt(get(m, f"probe/{t}_{s}"), 3)])
         out["fewshot"] = _table("Few-shot linear probes (k examples per class, mean over seeds; test split)", hdr, rows)
+    shots, proto_tasks = _proto_layout(metrics, proto_shots)
+    if shots and proto_tasks:
+        hdr = ["Method", "Task"] + [f"n={n}" for n in shots]
+        rows = []
+        for m in methods:
+            for t in proto_tasks:
+                s = "acc" if t == "acdc" else "auc"
+                rows.append([METHOD_NAMES.get(m, m), f"{t.upper()} {s.upper()}"]
+                            + [_mean_std(get(m, f"fewshot_proto/{t}_{s}_k{n}"), get(m, f"fewshot_proto/{t}_{s}_k{n}_std"))
+                               for n in shots])
+        out["fewshot_proto"] = _table("Few-shot by class prototypes (n studies per class, nearest prototype by cosine; "
+                                      "mean ± std over episodes; test split)", hdr, rows)
     return out
 
 

@@ -25,7 +25,8 @@ def test_eval_command_writes_tables_plots_and_keys(fake_store, cfg, tmp_path):
     for key in ("test/t2v_r5", "test/v2t_r50", "test/rsum", "probe/hcm_auc", "probe/acdc_acc",
                 "probe/acdc_f1", "fewshot/acdc_acc_k2", "fewshot/hcm_auc_k1", "zeroshot_prompt/hcm_auc",
                 "zeroshot_prompt/acdc_acc", "baseline/zeroshot/test/rsum", "baseline/simclr/probe/hcm_auc",
-                "baseline/simclr/fewshot/acdc_acc_k1"):
+                "baseline/simclr/fewshot/acdc_acc_k1", "fewshot_proto/hcm_auc_k1", "fewshot_proto/acdc_acc_k4_std",
+                "baseline/simclr/fewshot_proto/acdc_acc_k1"):
         assert key in m, key
     assert all(re.match(r"^[/\w.\- ]*$", k) for k in m)
     assert not any(k.startswith("baseline/") and "zeroshot_prompt" in k for k in m)
@@ -33,7 +34,7 @@ def test_eval_command_writes_tables_plots_and_keys(fake_store, cfg, tmp_path):
     # the checkpoint holds the untrained tower at train.seed: the zero-shot baseline is the same model
     assert m["baseline/zeroshot/test/rsum"] == m["test/rsum"]
     assert m["baseline/zeroshot/probe/acdc_acc"] == m["probe/acdc_acc"]
-    for name in ("retrieval", "probe_binary", "probe_acdc", "zeroshot_prompts", "fewshot"):
+    for name in ("retrieval", "probe_binary", "probe_acdc", "zeroshot_prompts", "fewshot", "fewshot_proto"):
         assert (out / f"{name}.md").read_text().startswith("### ")
         assert (out / f"{name}.csv").read_text().count("\n") >= 2
     for png in ("tsne.png", "recall_at_k.png", "confusion_acdc.png"):
