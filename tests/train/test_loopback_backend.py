@@ -59,7 +59,8 @@ def _hold(config):
     dist.all_reduce(t)
     d = Path(config["dir"])
     (d / f"ready-{rank}").write_text(f"{t.item()} {dist.get_world_size()} {os.environ['MASTER_PORT']} "
-                                     f"{os.environ.get('GLOO_SOCKET_IFNAME', '-')}")
+                                     f"{os.environ.get('GLOO_SOCKET_IFNAME', '-')} {os.environ.get('RANK', '-')} "
+                                     f"{os.environ.get('LOCAL_RANK', '-')} {os.environ.get('WORLD_SIZE', '-')}")
     deadline = time.time() + 120
     while not (d / "done").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -104,7 +105,8 @@ def test_a_two_worker_gloo_run_listens_on_loopback_only(ray_cluster, tmp_path, k
         th.join(timeout=120)
     assert "error" not in out and out["result"].error is None, out
     reports = [(sync / f"ready-{r}").read_text().split() for r in range(2)]
-    assert all(float(s) == 3.0 and int(n) == 2 for s, n, _, _ in reports)  # 1 + 2 over both ranks
+    assert all(float(s) == 3.0 and int(n) == 2 for s, n, *_ in reports)  # 1 + 2 over both ranks
+    assert [r[4:] for r in reports] == [["0", "0", "2"], ["1", "1", "2"]]  # RANK, LOCAL_RANK, WORLD_SIZE set
     port = int(reports[0][2])
     store = [s for s in socks if s[1] == port]
     assert store, f"the TCPStore port {port} was not among the sampled listeners {sorted(socks)}"
