@@ -95,6 +95,13 @@ def _transfer_problem(v) -> str | None:
     return config_problem(v)
 
 
+def _external_problem(v) -> str | None:
+    """`eval.external`'s check, owned by `cmr_ray.eval.external.config_problem`."""
+    from cmr_ray.eval.external import config_problem
+
+    return config_problem(v)
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
     "data": {
         "source": _f("choice", "synthetic", "'synthetic' (embedded default cohort) or 'dicom' (dicom_dir + reports)", choices=("synthetic", "dicom")),
@@ -177,6 +184,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "transfer": _f("dict", {}, "public transfer sets: name -> clip store (`prepare --format acdc`) or 'synthetic' "
                        "(the ACDC-layout stand-in, built once); 5-class probe on cine SAX (cmr_ray/eval/transfer.py)",
                        check=_transfer_problem),
+        "external": _f("str", "", "another site's clip store, or 'synthetic' (the other-site synthetic cohort, built "
+                       "once beside data.store); every model scored there, nothing fitted there: keys external/... "
+                       "(cmr_ray/eval/external.py; '': none)", check=_external_problem),
+        "external_studies": _f("int", 150, "studies in the synthetic external cohort (eval.external: synthetic)", min=10),
     },
     "sweep": {
         "experiment": _f("str", "", "MLflow experiment name (default: the file's stem)"),

@@ -12,9 +12,12 @@ import click
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="same seed, same bytes")
 @click.option("--preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
               help="small: 96 px, 10x12 cine SAX, about 163 images/study; paper: 256 px, 12x25, 416 images/study")
+@click.option("--site", type=click.Choice(["internal", "external"]), default="internal", show_default=True,
+              help="external: a cohort from another hospital (vendor mix, field strength, matrix, noise, "
+                   "pathology mix and report style of its own; the same findings code labels it)")
 @click.option("--workers", type=click.IntRange(min=1), help="processes (default: all cores)")
 @click.option("--overwrite", is_flag=True, help="replace an existing, different cohort in OUT")
-def synth_cmd(out, fmt, studies, seed, preset, workers, overwrite):
+def synth_cmd(out, fmt, studies, seed, preset, site, workers, overwrite):
     """Write a synthetic CMR cohort: DICOM studies, reports and labels.
 
     Writes OUT/dicom/<study>/<series>/*.dcm, OUT/reports.csv (accession_number,
@@ -30,9 +33,12 @@ def synth_cmd(out, fmt, studies, seed, preset, workers, overwrite):
     Example:
       cmr-ray synth cohort --studies 800 --seed 0
       cmr-ray prepare cohort/dicom --reports cohort/reports.csv --out store
+      cmr-ray synth external --site external --studies 150 --seed 1
       cmr-ray synth --format acdc acdc --studies 150
       cmr-ray prepare acdc --format acdc --out store_acdc
     """
+    if fmt == "acdc" and site != "internal":
+        raise click.UsageError("--site external writes DICOM only (not with --format acdc)")
     if fmt == "acdc":
         from cmr_ray.synth.acdc import generate_acdc
 
@@ -49,11 +55,13 @@ def synth_cmd(out, fmt, studies, seed, preset, workers, overwrite):
     from cmr_ray.synth import generate_cohort
 
     try:
-        summary = generate_cohort(out, studies, seed, preset=preset, workers=workers, progress=True, overwrite=overwrite)
+        summary = generate_cohort(out, studies, seed, preset=preset, workers=workers, progress=True, overwrite=overwrite,
+                                  site=site)
     except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     counts = ", ".join(f"{k} {v}" for k, v in summary["pathologies"].items())
-    click.echo(f"{out}: {summary['studies']} studies, {summary['files']} files ({counts})")
+    click.echo(f"{out}: {summary['studies']} studies, {summary['files']} files ({counts})"
+               + (f", site {site}" if site != "internal" else ""))
     click.echo(f"  reports {out}/reports.csv  labels {out}/labels.csv  PHI ledger {out}/phi.json")
 
 

@@ -14,9 +14,11 @@ Keys (MLflow-safe): `test/t2v_r5` … `test/rsum`, `probe/<task>_<acc|auc|f1>`,
 prototypes, `cmr_ray.eval.prototypes`: `eval.prototype_episodes` episodes of n fitting studies per
 class, n in `eval.prototype_shots`; every probed task and finding), `zeroshot_prompt/<task>_<metric>` (ours only),
 `transfer/<set>/probe/acdc_<acc|auc|f1>` for each set of `eval.transfer`
-(`cmr_ray.eval.transfer`: every method, so the sweep's baselines too), and the same under
-`baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and .csv per
-table, `transfer.md`), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
+(`cmr_ray.eval.transfer`: every method, so the sweep's baselines too), `external/...` (every
+key above again on `eval.external`'s other-site store, scored with the probes, prompt
+thresholds and prototypes fitted on the internal fit split: `cmr_ray.eval.external`), and
+the same under `baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and .csv per
+table, `transfer.md`, `external.md`: internal vs external), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
 `recall_at_k.png`, `confusion_acdc.png`, `transfer_<set>_tsne.png`.
 """
 from __future__ import annotations
@@ -66,6 +68,10 @@ def check_eval_config(cfg: dict) -> None:
         from cmr_ray.eval.transfer import check_transfer_config
 
         check_transfer_config(cfg)
+    if ev.get("external"):
+        from cmr_ray.eval.external import check_external_config
+
+        check_external_config(cfg)
 
 
 def fresh_model(cfg: dict):
@@ -109,8 +115,8 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
                                                   int(ev.get("prototype_seed", 0)))
         metrics.update({f"fewshot_proto/{k}": v for k, v in proto_m.items()})
         notes += proto_notes
+    temp = float(model.logit_scale().reciprocal()) if prompts and hasattr(model, "logit_scale") else 0.05
     if prompts:
-        temp = float(model.logit_scale().reciprocal()) if hasattr(model, "logit_scale") else 0.05
         zs_m, zs_notes = zero_shot_prompts(model.encode_text, fit.video, fit.labels, test.video,
                                            test.labels, tasks, temperature=temp)
         metrics.update({f"zeroshot_prompt/{k}": v for k, v in zs_m.items()})
@@ -128,6 +134,14 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
         tr_m, extras["transfer"], tr_notes = evaluate_transfer(model, cfg, progress=progress)
         metrics.update(tr_m)
         notes += tr_notes
+    if ev.get("external"):  # another site's cohort, scored with what was fitted on `fit` (issue 20)
+        from cmr_ray.eval.external import evaluate_external
+
+        ex_m, extras["external"], ex_notes = evaluate_external(
+            model, cfg, fit, outcomes, tasks, encode_text=model.encode_text if prompts else None, temperature=temp,
+            progress=progress)
+        metrics.update(ex_m)
+        notes += ex_notes
     return metrics, extras, notes
 
 
@@ -157,6 +171,12 @@ def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metric
 
         more = write_transfer_outputs(out, transfer_rows)
         text += ("\n\n" + more + "\n") if more else ""
+    from cmr_ray.eval.external import drop_markdown
+
+    drop = drop_markdown(metrics)  # the unprefixed method's internal vs external (issue 20)
+    if drop:
+        (out / "external.md").write_text(drop + "\n")
+        text += "\n\n" + drop + "\n"
     (out / "tables.md").write_text(header + "\n\n" + text)
     (out / "notes.txt").write_text("\n".join(notes) + ("\n" if notes else ""))
     (out / "metrics.json").write_text(json.dumps(

@@ -47,6 +47,7 @@ class ProbeOutcome:
     y_pred: np.ndarray | None = None
     score: np.ndarray | None = None  # P(positive) for binary, [n, classes] for multi-class
     C: float | None = None
+    model: object = None  # the fitted probe (scikit-learn Pipeline): `apply_probe` scores another set with it
 
 
 def single_thread():
@@ -179,7 +180,37 @@ def run_probe(task, x_fit, y_fit, x_test, y_test, seed: int = 0, fit_fn=fit_prob
     m, more = score_predictions(task, y_test, y_pred, score, fitted)
     lr = getattr(model, "named_steps", {}).get("lr")
     C = getattr(lr, "C_", getattr(lr, "C", None))
-    return ProbeOutcome(task, m, notes + more, fitted, y_test, y_pred, score, C)
+    return ProbeOutcome(task, m, notes + more, fitted, y_test, y_pred, score, C, model)
+
+
+def apply_probe(fitted: ProbeOutcome, x, y) -> ProbeOutcome:
+    """Score the probe `fitted` (a `run_probe` outcome: fitted on its own fitting split) on
+    another set's known rows (x, y), an external cohort's: nothing is fitted here."""
+    task = fitted.task
+    if len(y) == 0:
+        return ProbeOutcome(task, dict.fromkeys(METRICS, NAN), [f"{task}: no study of this set has this label"])
+    if fitted.model is None:
+        return ProbeOutcome(task, dict.fromkeys(METRICS, NAN), [f"{task}: no probe was fitted ({'; '.join(fitted.notes)})"])
+    with single_thread():
+        y_pred = fitted.model.predict(x)
+        proba = fitted.model.predict_proba(x)
+    classes = list(fitted.model.classes_)
+    score = proba[:, classes.index(1)] if task != "acdc" else proba
+    m, notes = score_predictions(task, y, y_pred, score, classes)
+    return ProbeOutcome(task, m, notes, classes, y, y_pred, score, fitted.C, fitted.model)
+
+
+def apply_probes(outcomes: dict, x, labels: dict, tasks) -> tuple[dict, dict, list]:
+    """`apply_probe` for each task of `outcomes` (from `probe_tasks` on the fitting split) on
+    the studies (x, labels) of another set.  Returns (flat metrics, {task: ProbeOutcome}, notes)."""
+    metrics, scored, notes = {}, {}, []
+    for task in tasks:
+        idx, y = known(labels, task)
+        out = apply_probe(outcomes[task], x[idx], y)
+        scored[task] = out
+        notes += out.notes
+        metrics.update({f"{task}_{k}": v for k, v in out.metrics.items()})
+    return metrics, scored, notes
 
 
 def probe_tasks(x_fit, labels_fit, x_test, labels_test, tasks, seed=0, fit_fn=fit_probe,

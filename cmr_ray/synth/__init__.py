@@ -42,6 +42,12 @@ compressed transfer syntax (RLE, JPEG 2000 or JPEG-LS).  Presets: ``small`` (96 
 10 slices x 12 phases, 179 images = 179 files per study, 18 files for an Enhanced MR study)
 and ``paper`` (256 px, 12 slices x 25 phases, 416 images per study, as the paper's Table 2).
 
+Sites (`patients.SITES`): ``generate_cohort(..., site="external")`` (``cmr-ray synth OUT --site
+external``) makes a cohort from another hospital: mostly Philips at 3 T, a coarser matrix
+over a wider field of view, 10 mm slices, more noise, more ICM and normal studies, and its
+own report style (`report.restyle`: other headings, words and units, the same facts); its
+labels come from the same findings code.  The default (internal) cohort is unchanged by it.
+
 Limits: a phantom, not anatomy: smooth ellipsoids, no papillary muscles, trabeculae,
 valves, breathing or flow artefacts; ellipsoidal ventricles hold ~30% less volume than
 real ones of the same diameter (reported EDV is what the images hold); a zoomed field of

@@ -7,7 +7,10 @@ Each study is made by `generate_study(seed, index, preset, dicom_dir)` from its 
 streams, seeded by (seed, index), so the output is byte-identical for a seed whatever the
 worker count.  Each study's labels carry the binary findings (`cmr_ray.synth.findings`)
 read from its measured values, the same values its report prints; `measure_study` gives
-those values without writing DICOM (for prevalence checks).  The parent writes reports.csv, labels.csv and phi.json in index order and
+those values without writing DICOM (for prevalence checks).  `site="external"` makes the
+cohort of another hospital (`patients.SITES`: vendors, field strength, matrix, noise,
+pathology mix; `report.restyle`: its report style), labelled by the same findings code; its
+cohort.json carries `"site": "external"`.  The parent writes reports.csv, labels.csv and phi.json in index order and
 cohort.json last (the marker of a complete cohort: re-running with the same arguments
 returns at once; different arguments over an existing cohort need overwrite=True).
 """
@@ -26,10 +29,10 @@ import numpy as np
 
 from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
 from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
-from cmr_ray.synth.patients import sample_patient
+from cmr_ray.synth.patients import check_site, sample_patient
 from cmr_ray.synth.phantom import Phantom
 from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
-from cmr_ray.synth.report import write_report
+from cmr_ray.synth.report import restyle, write_report
 
 # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease
 # ranges; 4: finding labels (findings.yaml), RV function varies, reports graded by the same thresholds
@@ -102,10 +105,10 @@ def _render_series(spec, p, ph, rng, rr_ms, gains):
     return frames, areas
 
 
-def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) -> dict:
+def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None, site: str = "internal") -> dict:
     """Write study `index` under dicom_dir/<index>/ and return its labels, report and PHI.
-    `patient` (default: sample_patient(seed, index)) lets tests pin a pathology or format."""
-    p = patient or sample_patient(seed, index)
+    `patient` (default: sample_patient(seed, index, site=site)) lets tests pin a pathology or format."""
+    p = patient or sample_patient(seed, index, site=site)
     ph = Phantom(p)
     rng = np.random.default_rng([seed, index, 3])
     specs = study_protocol(p, ph, preset, rng)
@@ -127,6 +130,7 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None) 
         n_files += write_series(study_dir / f"SE{spec.number:04d}", spec, frames, study, uid, rr_ms, stamp, p.compression, cache)
     measured = _reading(p, measured)
     text, mentions = write_report(p, measured, np.random.default_rng([seed, index, 4]))
+    text = restyle(text, check_site(p.site)["report"])  # another site's house style: the same facts
     labels = {**p.labels(), **finding_labels(measured, p.sex)}
     row = {
         "accession_number": p.phi["accession_number"], **labels, "pathology": p.pathology,
@@ -157,24 +161,32 @@ def _work(args):
         raise RuntimeError(f"synth: study {index} (seed {seed}) failed: {type(e).__name__}: {e}") from e
 
 
-def _marker(studies, seed, preset) -> dict:
-    return {"format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "preset": preset}
+def _marker(studies, seed, preset, site: str = "internal") -> dict:
+    """cohort.json's identifying keys; `site` only for a site other than the default's (whose
+    cohort.json stays as it was)."""
+    out = {"format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "preset": preset}
+    return out if site == "internal" else {**out, "site": site}
 
 
 def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers: int | None = None,
-                    progress: bool = True, overwrite: bool = False) -> dict:
-    """Write the cohort into `out`; returns the summary also saved as out/cohort.json."""
+                    progress: bool = True, overwrite: bool = False, site: str = "internal") -> dict:
+    """Write the cohort into `out`; returns the summary also saved as out/cohort.json.
+    `site` (`patients.SITES`): 'internal' (the default cohort) or 'external' (another hospital:
+    vendors, field strength, matrix, noise, pathology mix and report style of its own)."""
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    check_site(site)
     out = Path(out)
     marker = out / "cohort.json"
     if marker.exists() and not overwrite:
         done = json.loads(marker.read_text())
-        if {k: done.get(k) for k in _marker(0, 0, "")} == _marker(studies, seed, preset):
+        want = _marker(studies, seed, preset, site)
+        if {k: done.get(k) for k in want} == want and done.get("site", "internal") == site:
             if progress:
-                print(f"synth: {out} already holds this cohort ({studies} studies, seed {seed}, {preset})", file=sys.stderr)
+                print(f"synth: {out} already holds this cohort ({studies} studies, seed {seed}, {preset}, site {site})",
+                      file=sys.stderr)
             return done
         raise FileExistsError(f"{out}: holds a different cohort ({marker}); pass overwrite=True (--overwrite) to replace it")
     dicom = out / "dicom"
@@ -185,7 +197,7 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
         marker.unlink(missing_ok=True)
     dicom.mkdir(parents=True)
     workers = max(1, min(workers or os.cpu_count() or 1, studies))
-    jobs = [(seed, i, preset, str(dicom)) for i in range(studies)]
+    jobs = [(seed, i, preset, str(dicom), None, site) for i in range(studies)]
     results = [None] * studies
     t0, step = time.perf_counter(), max(1, studies // 20)
 
@@ -227,7 +239,7 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
         counts[r["labels"]["pathology"]] = counts.get(r["labels"]["pathology"], 0) + 1
     n_files = sum(r["labels"]["n_files"] for r in results)
     found = {f: sum(int(r["labels"][f] or 0) for r in results) for f in FINDINGS}
-    summary = {**_marker(studies, seed, preset), "files": n_files, "pathologies": dict(sorted(counts.items())),
+    summary = {**_marker(studies, seed, preset, site), "files": n_files, "pathologies": dict(sorted(counts.items())),
                "findings": found,
                "dicom": "dicom", "reports": "reports.csv", "labels": "labels.csv", "phi": "phi.json"}
     marker.write_text(json.dumps(summary, indent=1) + "\n")

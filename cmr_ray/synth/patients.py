@@ -44,6 +44,23 @@ SCAR_LEVELS = {
     "RCA": {("basal", "mid"): 0.4, ("basal",): 0.25, ("mid",): 0.2, ("basal", "mid", "apical"): 0.15},
 }
 VENDORS = {"GE": 0.35, "Siemens": 0.30, "Philips": 0.20, "UKB": 0.15}
+# Acquisition sites (issue 20): what differs between the default cohort's hospital and
+# another one.  `mix` and `vendors` are the draw tables above; `p_1p5t` the chance of a
+# 1.5 T scanner (UK Biobank is always 1.5 T); `fov_mm` and `noise` the ranges drawn;
+# `matrix_scale` scales the preset's pixel matrix (rounded to a multiple of 8) and
+# `thickness_mm` replaces the preset's slice thickness (None: the preset's); `report` the
+# report style (`cmr_ray.synth.report.restyle`).  The internal site draws exactly as the
+# cohort always has (same numbers, same order), so its output is unchanged.
+SITES = {
+    "internal": dict(mix=MIX, vendors=VENDORS, p_1p5t=0.6, fov_mm=(180, 240), noise=(0.015, 0.05),
+                     matrix_scale=1.0, thickness_mm=None, report="internal"),
+    # a 3 T-heavy Philips hospital with a coarser matrix over a wider field of view, noisier
+    # images, and more coronary disease and normal studies among its referrals
+    "external": dict(mix={"normal": 0.30, "dcm": 0.08, "nicm": 0.10, "icm": 0.28, "hcm": 0.08, "amyloid": 0.06,
+                          "rv": 0.10},
+                     vendors={"GE": 0.10, "Siemens": 0.25, "Philips": 0.65, "UKB": 0.0}, p_1p5t=0.25,
+                     fov_mm=(200, 260), noise=(0.03, 0.07), matrix_scale=0.84, thickness_mm=10.0, report="external"),
+}
 COMPRESSIONS = ("rle", "jpeg2000", "jpegls")
 
 _FIRST = {
@@ -115,6 +132,7 @@ class Patient:
     fat_mm: float = 12.0
     body_shift: tuple = (0.0, 0.0)
     phi: dict = field(default_factory=dict)
+    site: str = "internal"  # a key of SITES: scanner habits and report style
 
     def labels(self) -> dict:
         nicm, icm, amyl, hcm, acdc = LABELS[self.pathology]
@@ -150,27 +168,34 @@ def _phi(rng, seed: int, index: int, sex: str, age: int, vendor: str) -> dict:
     }
 
 
-def sample_patient(seed: int, index: int, pathology: str | None = None) -> Patient:
-    """Draw patient `index` of the cohort with `seed` (optionally forcing a pathology)."""
+def check_site(site: str) -> dict:
+    if site not in SITES:
+        raise ValueError(f"unknown site {site!r} (known: {', '.join(SITES)})")
+    return SITES[site]
+
+
+def sample_patient(seed: int, index: int, pathology: str | None = None, site: str = "internal") -> Patient:
+    """Draw patient `index` of the cohort with `seed` (optionally forcing a pathology) at `site`."""
+    where = check_site(site)
     rng = np.random.default_rng([seed, index, 1])
-    path = pathology or _pick(rng, MIX)
+    path = pathology or _pick(rng, where["mix"])
     if path not in LABELS:
         raise ValueError(f"unknown pathology {path!r} (known: {', '.join(LABELS)})")
     sex = "M" if rng.random() < (0.62 if path in ("icm", "amyloid") else 0.5) else "F"
     age = int(np.clip(rng.normal({"icm": 66, "amyloid": 74, "hcm": 48, "rv": 45}.get(path, 55), 12), 18, 92))
-    vendor = _pick(rng, VENDORS)
+    vendor = _pick(rng, where["vendors"])
     enhanced = vendor == "Philips" and rng.random() < 0.5
     compression = str(rng.choice(COMPRESSIONS, p=[0.5, 0.25, 0.25])) if rng.random() < 0.1 else ""
     p = Patient(
         seed=seed, index=index, pathology=path, comorbidities=(), sex=sex, age=age,
         vendor=vendor, enhanced=bool(enhanced), compression=compression,
-        field_t=1.5 if vendor == "UKB" or rng.random() < 0.6 else 3.0,
-        heart_rate=_u(rng, 52, 92), t_es=_u(rng, 0.33, 0.42), fov_mm=_u(rng, 180, 240),
-        noise=_u(rng, 0.015, 0.05), yaw=_u(rng, -15, 15), pitch=_u(rng, -12, 12), roll=_u(rng, -20, 20),
+        field_t=1.5 if vendor == "UKB" or rng.random() < where["p_1p5t"] else 3.0,
+        heart_rate=_u(rng, 52, 92), t_es=_u(rng, 0.33, 0.42), fov_mm=_u(rng, *where["fov_mm"]),
+        noise=_u(rng, *where["noise"]), yaw=_u(rng, -15, 15), pitch=_u(rng, -12, 12), roll=_u(rng, -20, 20),
         inplane=_u(rng, -15, 15), lax_tilt=_u(rng, -6, 6), ti_ms=int(rng.integers(20, 33)) * 10,
         lv_edd_mm=_u(rng, 45, 57) if sex == "M" else _u(rng, 41, 53), lv_length_mm=0.0,
         wall_mm=_u(rng, 6.5, 11.0), septal_mm=0.0,
-        ef_target=_u(rng, 56, 72),
+        ef_target=_u(rng, 56, 72), site=site,
     )
     sphericity = _u(rng, 3.0, 3.5)  # long semi-axis / short radius
     if path in ("dcm", "nicm"):

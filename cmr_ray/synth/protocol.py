@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cmr_ray.synth.geometry import Plane, lax_plane, localizer_planes, sax_planes
-from cmr_ray.synth.patients import Patient
+from cmr_ray.synth.patients import SITES, Patient
 from cmr_ray.synth.phantom import Phantom
 
 PRESETS = {
@@ -107,11 +107,18 @@ def sax_levels(ph: Phantom, slices: int) -> np.ndarray:
     return np.linspace(-6.0, -(ph.L0 - 10.0), slices)
 
 
+def matrix_size(size: int, site: str = "internal") -> int:
+    """The pixel matrix of a preset's `size` at `site` (`patients.SITES` matrix_scale, to a multiple of 8)."""
+    scale = SITES[site]["matrix_scale"]
+    return size if scale == 1.0 else max(16, int(round(size * scale / 8)) * 8)
+
+
 def study_protocol(p: Patient, ph: Phantom, preset: str, rng: np.random.Generator) -> list[SeriesSpec]:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     cfg = PRESETS[preset]
-    size, fov, thick = cfg["size"], p.fov_mm * cfg["fov_scale"], cfg["thickness"]
+    size, fov, thick = matrix_size(cfg["size"], p.site), p.fov_mm * cfg["fov_scale"], cfg["thickness"]
+    thick = SITES[p.site]["thickness_mm"] or thick
     names = NAMES[p.vendor]
     cine_names, lge_names = _choice(rng, names["cine"]), _choice(rng, names["lge"])
     levels = sax_levels(ph, cfg["slices"])

@@ -16,10 +16,20 @@ positive finding, except that it leaves one out at the finding's `omit` rate (10
 and RV dilation, hypertrophy, RV dysfunction and effusion; never for the EF and LGE), and
 never states a negative one as present.  The grades below (LV size, EF, RV, effusion) are
 read from the same file, so the text and the labels cannot disagree.
+
+Report styles (`patients.SITES`' `report`): `restyle(text, "external")` rewrites a report
+in another hospital's house style, the same facts in other words: other headings ("Reason
+for referral:", "Sequences acquired:", "Results:", "Clinical impression:" over bulleted
+items), abbreviations (LV, RV, "delayed enhancement" for late gadolinium enhancement),
+other words ("enlarged" for dilated, "in keeping with" for consistent with, "pericardial
+fluid collection" for pericardial effusion) and other units (diameters and thicknesses in
+cm to one decimal, "%" spaced, field strength in tesla).  Names and dates are untouched, so
+the PHI mentions stay as written.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from cmr_ray.synth import findings as fnd
 from cmr_ray.synth.patients import Patient
@@ -269,3 +279,38 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     text = (f"{head}\n\n{h_hist} {history}\n\n{h_tech} {technique}\n\n{h_find}\n" + "\n".join(findings)
             + f"\n\n{heading}\n{numbered}\n")
     return text, mentions
+
+
+# (pattern, replacement) in order; a report of the internal style is left as it is
+EXTERNAL_STYLE: tuple[tuple[str, str], ...] = (
+    (r"\A(?:CARDIAC MRI REPORT|CMR WITH AND WITHOUT CONTRAST|MRI HEART FUNCTION AND MORPHOLOGY WITH GADOLINIUM)",
+     "Cardiovascular magnetic resonance study"),
+    (r"(?m)^(?:CLINICAL HISTORY|Indication|HISTORY):", "Reason for referral:"),
+    (r"(?m)^(?:TECHNIQUE|Technique|PROTOCOL):", "Sequences acquired:"),
+    (r"(?m)^(?:FINDINGS|Findings):", "Results:"),
+    (r"(?m)^(?:IMPRESSION:?|Impression:)$", "Clinical impression:"),
+    (r"(?m)^\d{1,2}[.)] ", "- "),
+    (r"\b(\d(?:\.\d)?)T CMR\b", r"\1 tesla CMR"),
+    (r"\b(\d+) mm\b", lambda m: f"{int(m.group(1)) / 10:.1f} cm"),
+    (r"\b(\d+)%", r"\1 %"),
+    (r"\b(\d+) ml\b", r"\1 mL"),
+    (r"\b[Ll]eft ventricular\b|\b[Ll]eft ventricle\b", "LV"),
+    (r"\b[Rr]ight ventricular\b|\b[Rr]ight ventricle\b", "RV"),
+    (r"\blate gadolinium enhancement\b|\bLGE\b", "delayed enhancement"),
+    (r"\bdilated\b(?! cardiomyopathy)", "enlarged"),
+    (r"\bDilated\b(?! cardiomyopathy)", "Enlarged"),
+    (r"\bdilation\b", "enlargement"),
+    (r"\bconsistent with\b", "in keeping with"),
+    (r"\b([Pp])ericardial effusion\b", r"\1ericardial fluid collection"),
+    (r"\bejection fraction\b", "EF"),
+)
+STYLES = {"internal": (), "external": EXTERNAL_STYLE}
+
+
+def restyle(text: str, style: str = "internal") -> str:
+    """`text` in the report style `style` (STYLES); 'internal' returns it unchanged."""
+    if style not in STYLES:
+        raise ValueError(f"unknown report style {style!r} (known: {', '.join(STYLES)})")
+    for pattern, repl in STYLES[style]:
+        text = re.sub(pattern, repl, text)
+    return text

@@ -49,9 +49,12 @@ def absolute_paths(cfg: dict) -> dict:
         v = cfg[section].get(key)
         if v and "://" not in v:
             cfg[section][key] = os.path.abspath(v)
+    from cmr_ray.eval.external import external_store
     from cmr_ray.eval.transfer import absolute_stores
 
     cfg["eval"]["transfer"] = absolute_stores(cfg["eval"].get("transfer"))
+    if cfg["eval"].get("external"):
+        cfg["eval"]["external"] = external_store(cfg)
     return cfg
 
 
@@ -260,6 +263,9 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
     from cmr_ray.eval.transfer import ensure_transfer_stores
 
     ensure_transfer_stores(absolute_paths(cfg), echo=echo)  # the 'synthetic' ACDC stand-in, built once; named stores checked
+    from cmr_ray.eval.external import ensure_external_store
+
+    ensure_external_store(absolute_paths(cfg), address=address, echo=echo)  # eval.external: the other-site cohort, likewise
     c = tracking.client(uri)
     exp_id = tracking.ensure_experiment(c, cfg["sweep"]["experiment"])
     skey = sweep_key(trials)
