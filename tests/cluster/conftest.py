@@ -2,7 +2,7 @@
 two-node Ray cluster on this machine.
 
     def test_x(s3_bucket):            # "s3://<fresh bucket>", env pointing at moto
-        storage.write_bytes_atomic(s3_bucket + "/a.txt", b"hi")
+        fs, root = storefs.open_store(s3_bucket); storefs.write_bytes_atomic(fs, root + "/a.txt", b"hi")
 
     def test_y(two_node_cluster):     # {"address": "127.0.0.1:port", "nodes": {...}}
         ray.init(address=two_node_cluster["address"])

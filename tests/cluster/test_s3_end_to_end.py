@@ -6,7 +6,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from cmr_ray import storage
+from cmr_ray.data import storefs
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +26,8 @@ def test_prepare_train_and_resume_on_s3(s3_bucket, tmp_path):
 
     cohort = tmp_path / "cohort"
     generate_cohort(cohort, studies=24, seed=0, workers=1, progress=False)
-    store = storage.join(s3_bucket, "cmr_store", "smoke")
-    results = storage.join(s3_bucket, "ray_results")
+    store = storefs.join(s3_bucket, "cmr_store", "smoke")
+    results = storefs.join(s3_bucket, "ray_results")
     sets = [f"data.store={store}", f"train.storage_path={results}", "data.val_fraction=0.15",
             "data.test_fraction=0.2", "data.views=cine:sax", "train.batch_size=4",
             "train.epochs=1", "train.workers=1", "train.cpus_per_worker=1.0"]
@@ -37,8 +37,9 @@ def test_prepare_train_and_resume_on_s3(s3_bucket, tmp_path):
     try:
         prepare(cohort / "dicom", cohort / "reports.csv", store, labels=cohort / "labels.csv",
                 cfg=cfg, progress=False)
-        assert storage.exists(storage.join(store, "store.json"))
-        shards = storage.listdir(storage.join(store, "shards"))
+        fs, root = storefs.open_store(store)  # pyarrow's S3 filesystem, AWS_ENDPOINT_URL from the env
+        assert storefs.exists(fs, storefs.join(root, "store.json"))
+        shards = storefs.list_files(fs, storefs.join(root, "shards"))
         assert shards and all(s.endswith(".parquet") for s in shards)
 
         first = run_training(cfg, name="s3-smoke", progress=False)
