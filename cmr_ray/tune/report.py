@@ -26,6 +26,12 @@ whether each beats the next by at least 0.05.
 
 τ and seed columns appear when they differ between rows.  A missing value prints as "–".
 
+After the transfer table (`report_transfer`), issue 20's tables (`report_external`): the
+findings table of the best trial (zero-shot prompt, probe and prototype few-shot AUC per
+finding, internal test split and external cohort side by side) and, for every row with
+`external/` metrics, the drop internal → external of RSUM, 5-class accuracy and each
+diagnosis's AUC.
+
 Uncertainty (issue 19).  RSUM and the 5-class accuracy print with the run's own 95%
 bootstrap interval, "222.0 [201.3, 240.1]" (`<key>_lo`, `<key>_hi`).  Every row keeps its
 test studies' ranks and probe predictions as `eval/per_study.npz`; from those the report
@@ -659,6 +665,11 @@ def render_report(c, experiment: str, parent_id: str | None = None, intervals: b
 
     text += ("\n### Transfer: 5-class linear probe on another dataset's cine SAX (the paper's ACDC table)\n\n"
              + transfer_table([baselines[b] for b in BASELINES if b in baselines] + list(trials)))
+    from cmr_ray.tune.report_external import external_report
+
+    more = external_report([baselines[b] for b in BASELINES if b in baselines] + list(rows),
+                           parent.data.tags.get("cmr.best_run_id"))
+    text += ("\n" + more) if more else ""
     if figure:
         text += "\n" + log_figure(c, parent, rows, baselines, plot_path) + "\n"
     return text
