@@ -1,5 +1,9 @@
 """The `cmr-ray` command line.  Each command lives in a small module here and holds no
-logic of its own: it parses options and calls into the package."""
+logic of its own: it parses options and calls into the package.
+
+Exit codes, the same in every command: 0 done; 1 the work ran and failed (a trial that did
+not finish, no usable study); 2 bad input refused before any work (a config error, as click
+gives for a bad option: `InputError`)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +12,12 @@ import sys
 import click
 
 from cmr_ray import __version__
+
+
+class InputError(click.ClickException):
+    """Bad input refused before any work: one line "Error: ...", exit code 2 in every command."""
+
+    exit_code = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,9 +1,9 @@
 """`cmr-ray eval`: evaluate a checkpoint and print the paper's tables."""
 from __future__ import annotations
 
-import sys
-
 import click
+
+from cmr_ray.cli import InputError
 
 
 @click.command("eval")
@@ -36,8 +36,7 @@ def eval_cmd(checkpoint, store, out_dir, baselines, overrides):
     try:
         evaluate(checkpoint, store, out_dir, baselines=baselines, overrides=list(overrides))
     except (ConfigError, CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        raise InputError(str(e)) from None
     click.echo(open(f"{out_dir}/tables.md").read())
     click.echo(f"[cmr-ray eval] tables, plots and metrics.json in {out_dir}")
 

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from cmr_ray.cli import InputError
+
 
 @click.command("inspect")
 @click.argument("dicom_dir", type=click.Path(exists=True, file_okay=False))
@@ -90,7 +92,7 @@ def prepare_cmd(dicom_dir, fmt, reports, out, labels, config, image_size, addres
     try:
         cfg = load_config(config, {"data.image_size": image_size} if image_size else None)
     except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+        raise InputError(str(e)) from None
     if fmt != "dicom":
         from cmr_ray.data.acdc import prepare_nifti
 

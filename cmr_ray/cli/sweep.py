@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from cmr_ray.cli import InputError
 from cmr_ray.config import ConfigError
 
 
@@ -19,7 +20,7 @@ def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
     try:
         out = run_sweep(experiment, overrides, tracking_uri=tracking_uri, address=address, resume=resume)
     except (ConfigError, FileNotFoundError, LookupError) as e:
-        raise click.ClickException(str(e)) from None
+        raise InputError(str(e)) from None
     if any(s != "FINISHED" for s in out["status"].values()):
         raise SystemExit(1)
 
@@ -54,7 +55,7 @@ def report_cmd(experiment, tracking_uri, parent_id, compare, plot_path, resample
         try:
             name = load_config(experiment)["sweep"]["experiment"]
         except ConfigError as e:
-            raise click.ClickException(str(e)) from None
+            raise InputError(str(e)) from None
     if tracking_uri is None and not Path("mlflow.db").exists():
         raise click.ClickException(f"no MLflow store here ({tracking.default_tracking_uri()}); run a sweep first or pass --tracking-uri")
     c = tracking.client(tracking_uri)

@@ -2,6 +2,8 @@ import sys
 
 import click
 
+from cmr_ray.cli import InputError
+
 
 @click.command("train")
 @click.argument("experiment", type=click.Path(dir_okay=False))
@@ -26,15 +28,13 @@ def train_cmd(experiment, overrides, address, storage_path, name):
     try:
         cfg = load_config(experiment, list(overrides))
     except ConfigError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        raise InputError(str(e)) from None
     try:  # a synthetic (or DICOM) source whose store is missing is built first, as `sweep` does
         from cmr_ray.tune.sweep import ensure_store
 
         ensure_store(cfg, address=address, echo=lambda msg: click.echo(f"[cmr-ray train] {msg}"))
     except FileNotFoundError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        raise InputError(str(e)) from None
     run = name or cfg["train"]["name"]
     click.echo(f"[cmr-ray train] {cfg['data']['views']} × {cfg['data']['frames']} frames, store "
                f"{cfg['data']['store']}, {cfg['train']['epochs']} epochs on {cfg['train']['workers']} worker(s); "
@@ -42,8 +42,7 @@ def train_cmd(experiment, overrides, address, storage_path, name):
     try:
         result = run_training(cfg, storage_path=storage_path, name=name, address=address)
     except (TrainingSetupError, TextModelError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        raise InputError(str(e)) from None
     if result.error:
         click.echo(f"error: training failed: {result.error}", err=True)
         sys.exit(1)

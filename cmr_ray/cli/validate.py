@@ -30,7 +30,7 @@ def validate_cmd(files):
             continue
         click.echo(f"ok    {f} ({len(trials)} trial(s); sweep.metric {cfg['sweep']['metric']}, "
                    f"{sweep_mode(cfg)})")
-    sys.exit(1 if bad else 0)
+    sys.exit(2 if bad else 0)  # bad input, as every command exits on it (cmr_ray.cli)
 
 
 COMMANDS = [validate_cmd]

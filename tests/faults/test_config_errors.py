@@ -89,3 +89,21 @@ def test_bad_config_fails_before_any_work_in_a_real_process(tmp_path, command, c
     res = subprocess.run([CLI, command, exp.name], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     _check(tmp_path, exp, key, what, res.returncode, res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("argv", [["sweep"], ["train"], ["validate"], ["report"], ["prepare", "dicom", "--reports", "r.csv",
+                                                                                   "--out", "store", "--config"]])
+def test_a_config_error_exits_2_in_every_command(tmp_path, monkeypatch, argv):
+    """One convention (cmr_ray.cli): bad input refused before any work exits 2, whatever the command."""
+    from click.testing import CliRunner
+
+    from cmr_ray.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "r.csv").write_text("study_id,report\n")
+    exp = tmp_path / "bad.yaml"
+    exp.write_text("train:\n  epochs: many\n")
+    res = CliRunner().invoke(main, [*argv, exp.name])
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    assert "bad.yaml" in res.stderr and "train.epochs" in res.stderr, res.stderr

@@ -85,7 +85,7 @@ def test_cli_bad_store_is_one_line(tmp_path):
     exp.write_text(yaml.safe_dump({"data": {"source": "dicom", "store": str(tmp_path / "nothing-here")}}))
     out = CliRunner().invoke(train_cmd, [str(exp)])
     assert out.exit_code == 2
-    lines = [ln for ln in out.output.splitlines() if ln.startswith("error")]
+    lines = [ln for ln in out.output.splitlines() if ln.startswith("Error: ")]
     assert len(lines) == 1 and "data.store" in lines[0] and "store.json" in lines[0]
 
 
