@@ -51,10 +51,14 @@ def train_cmd(experiment, overrides, address, storage_path, name):
                f"val/loss {m.get('val/loss', float('nan')):.4f}")
     if result.checkpoint is not None:
         click.echo(f"[cmr-ray train] latest checkpoint: {result.checkpoint.path}")
-    best = getattr(result, "best_checkpoints", None) or []
-    if best:
-        ckpt, bm = max(best, key=lambda cm: cm[1].get("val/rsum", float("-inf")))
-        click.echo(f"[cmr-ray train] best checkpoint (val/rsum {bm.get('val/rsum', float('nan')):.1f}): {ckpt.path}")
+    if getattr(result, "best_checkpoints", None):
+        from cmr_ray.config import sweep_mode
+        from cmr_ray.train.trainer import best_checkpoint
+
+        metric = cfg["sweep"]["metric"]
+        ckpt, bm = best_checkpoint(result, metric, sweep_mode(cfg))
+        click.echo(f"[cmr-ray train] best checkpoint ({metric} {bm.get(metric, float('nan')):.4g}, "
+                   f"{sweep_mode(cfg)}): {ckpt.path}")
     click.echo(f"[cmr-ray train] run directory: {result.path}")
 
 

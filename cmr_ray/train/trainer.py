@@ -8,8 +8,9 @@
 
 One `TorchTrainer` (Ray Train V2): `train.workers` workers with `train.cpus_per_worker`
 CPUs (and a GPU each when `train.use_gpu`), the store's train and val splits as Ray
-Datasets (train split across workers, val whole for rank 0), checkpoints kept by
-`val/rsum` (`train.keep_checkpoints`), `train.max_failures` worker failures survived by
+Datasets (train split across workers, val whole for rank 0), the best
+`train.keep_checkpoints` checkpoints kept by `sweep.metric` in `config.sweep_mode`'s order
+(`val/rsum`, highest, by default; `best_checkpoint` picks from them), `train.max_failures` worker failures survived by
 restarting from the last checkpoint.  Starting a run again with the same name and storage
 path continues from its latest checkpoint (Ray Train keeps a snapshot of the reported
 checkpoints under STORAGE/NAME).  Joins a running Ray, or starts a loopback-only one.
@@ -24,6 +25,7 @@ import copy
 import os
 import time
 
+from cmr_ray.config import sweep_mode
 from cmr_ray.runtime import init_ray
 from cmr_ray.views import combo_slots
 
@@ -93,6 +95,18 @@ def check_inputs(cfg: dict) -> tuple[int, int]:
     return n_train, n_val
 
 
+def best_checkpoint(result, metric: str, mode: str = "max"):
+    """(checkpoint, its metrics) with the best `metric` (highest for mode 'max', lowest for
+    'min': `config.sweep_mode`); the last checkpoint otherwise.  The one selection of the
+    project: `cmr-ray train` prints it, a sweep's trial evaluates it."""
+    ranked = [(c, m) for c, m in (getattr(result, "best_checkpoints", None) or []) if metric in m]
+    if ranked:
+        return (min if mode == "min" else max)(ranked, key=lambda cm: cm[1][metric])
+    if result.checkpoint is None:
+        raise RuntimeError("training produced no checkpoint to evaluate")
+    return result.checkpoint, dict(result.metrics or {})
+
+
 def run_training(cfg: dict, storage_path: str | None = None, name: str | None = None,
                  callbacks: list | None = None, progress: bool = True, address: str | None = None,
                  fault_hook: dict | None = None):
@@ -135,8 +149,8 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
             name=name or tr["name"],
             storage_path=_storage(storage_path or tr["storage_path"]),
             checkpoint_config=CheckpointConfig(num_to_keep=int(tr["keep_checkpoints"]),
-                                               checkpoint_score_attribute="val/rsum",
-                                               checkpoint_score_order="max"),
+                                               checkpoint_score_attribute=cfg["sweep"]["metric"],
+                                               checkpoint_score_order=sweep_mode(cfg)),
             failure_config=FailureConfig(max_failures=int(tr["max_failures"])),
             callbacks=([_progress_callback(plan_steps(tr, n_train, int(tr["workers"]))[1])] if progress else [])
             + list(callbacks or []),

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from cmr_ray.config import sweep_mode
+from cmr_ray.train.trainer import best_checkpoint
 
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
 HISTORY = "epoch_history"  # in the final report: the epochs the Train run still knows
@@ -48,17 +49,6 @@ def _default_eval():
 def _accepts(fn, name: str) -> bool:
     params = inspect.signature(fn).parameters
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def best_checkpoint(result, metric: str, mode: str = "max"):
-    """(checkpoint, its metrics) with the best `metric` (highest for mode 'max', lowest for
-    'min': `config.sweep_mode`); the last checkpoint otherwise."""
-    ranked = [(c, m) for c, m in (getattr(result, "best_checkpoints", None) or []) if metric in m]
-    if ranked:
-        return (min if mode == "min" else max)(ranked, key=lambda cm: cm[1][metric])
-    if result.checkpoint is None:
-        raise RuntimeError("training produced no checkpoint to evaluate")
-    return result.checkpoint, dict(result.metrics or {})
 
 
 def epoch_history(result) -> list[dict]:

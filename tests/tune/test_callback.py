@@ -90,7 +90,7 @@ def test_epoch_history_from_train_result():
 
 
 def test_best_checkpoint_follows_the_sweep_mode():
-    from cmr_ray.tune.trainable import best_checkpoint
+    from cmr_ray.train.trainer import best_checkpoint
 
     res = SimpleNamespace(best_checkpoints=[("a", {"val/loss": 2.0}), ("b", {"val/loss": 1.0}), ("c", {"val/loss": 3.0})],
                           checkpoint="c", metrics={})
