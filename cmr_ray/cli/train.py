@@ -30,7 +30,7 @@ def train_cmd(experiment, overrides, address, storage_path, name):
     except ConfigError as e:
         raise InputError(str(e)) from None
     try:  # a synthetic (or DICOM) source whose store is missing is built first, as `sweep` does
-        from cmr_ray.tune.sweep import ensure_store
+        from cmr_ray.data.ensure import ensure_store
 
         ensure_store(cfg, address=address, echo=lambda msg: click.echo(f"[cmr-ray train] {msg}"))
     except FileNotFoundError as e:

@@ -7,7 +7,7 @@ import pytest
 
 from cmr_ray.config import ConfigError, load_config
 from cmr_ray.synth.cohort import FORMAT_VERSION
-from cmr_ray.tune.sweep import check_store_matches, existing_store_info
+from cmr_ray.data.ensure import check_store_matches, existing_store_info
 
 INFO = {"image_size": 64, "counts": {"studies": 398, "excluded": 2}}
 COHORT = {"studies": 400, "seed": 0, "preset": "small", "files": 46767, "format_version": FORMAT_VERSION}
