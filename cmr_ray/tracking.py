@@ -27,8 +27,8 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from cmr_ray.config import flatten
+from cmr_ray.eval.evaluation import METRIC_KEY  # the one pattern of an MLflow-safe metric key
 
-METRIC_KEY = re.compile(r"^[/\w.\- ]+$")
 ACTIVE_STATES = ("RUNNING", "SCHEDULED")
 
 

@@ -35,7 +35,7 @@ from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embe
 
 BASELINES = ("zeroshot", "simclr")
 FIT_SPLITS = ("train", "val")
-KEY_RE = re.compile(r"^[/\w.\- ]*$")
+METRIC_KEY = re.compile(r"^[/\w.\- ]+$")  # what MLflow accepts as a metric key; tracking checks the same
 
 
 def _say(msg: str, progress: bool) -> None:
@@ -211,9 +211,9 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
         metrics.update({prefix(method) + k: v for k, v in mm.items()})
         extras[method] = ex
         notes += [n if method == "ours" else f"{METHOD_NAMES[method]}: {n}" for n in nn]
-    bad = [k for k in metrics if not KEY_RE.match(k)]
+    bad = [k for k in metrics if not METRIC_KEY.match(k)]
     if bad:
-        raise ValueError(f"metric keys not MLflow-safe (^[/\\w.\\- ]*$): {bad}")
+        raise ValueError(f"metric keys not MLflow-safe ({METRIC_KEY.pattern}): {bad}")
     notes = list(dict.fromkeys(notes))
     methods = [*baselines, "ours"]
     tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"],
