@@ -104,6 +104,8 @@ def test_runs_table_and_compare_view_in_chromium(ui_server):
     for metric in ("test/rsum", "probe/hcm_auc", "val/rsum"):
         assert metric in dom, f"metric {metric} missing from the compare view"
     assert "data.views" in dom and "cine:sax+2ch+3ch+4ch|lge:sax+2ch+3ch+4ch" in dom
+    for param in ("data.frames", "model.temperature"):  # the swept keys a user compares against test/rsum
+        assert param in dom, f"parameter {param} missing from the compare view"
     for name in ui_server["names"]:
         assert name in dom.replace("&amp;", "&"), f"run {name!r} not in the compare view"
     assert shot.exists() and shot.stat().st_size > 10_000
