@@ -60,6 +60,15 @@ def check_store_matches(cfg: dict, info: dict, cohort: dict | None = None) -> No
                             "elsewhere or delete both")
 
 
+def beside_store(cfg: dict, suffix: str) -> Path:
+    """A folder beside the config's data store, `<store>-<suffix>` (local; for a store on an
+    object store, under cmr_store/): where the sweep keeps what it builds for that store (the
+    transfer and external stand-ins)."""
+    store = str(cfg["data"]["store"]).rstrip("/")
+    local = store if "://" not in store else os.path.join("cmr_store", store.rsplit("/", 1)[-1])
+    return Path(f"{local}-{suffix}").resolve()
+
+
 def store_cohort(store: str) -> dict | None:
     """The cohort.json of the synthetic cohort the sweep generated for `store`, if any."""
     path = cohort_dir(store) / "cohort.json"

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.data.ensure import beside_store, existing_store_info
+
 PREFIX = "external/"
 SYNTHETIC = "synthetic"
 SPLITS = ("train", "val", "test")  # every external study is scored
@@ -67,23 +69,12 @@ def external_store(cfg: dict) -> str:
 
 def external_dir(cfg: dict) -> Path:
     """Where the synthetic external cohort and its store live: beside the data store."""
-    store = str(cfg["data"]["store"]).rstrip("/")
-    local = store if "://" not in store else os.path.join("cmr_store", store.rsplit("/", 1)[-1])
-    return Path(f"{local}-external").resolve()
-
-
-def _store_json(store: str) -> dict | None:
-    from cmr_ray.data.reader import StoreError, store_info
-
-    try:
-        return store_info(store)
-    except StoreError:
-        return None
+    return beside_store(cfg, "external")
 
 
 def check_store(cfg: dict, store: str, info: dict | None = None) -> None:
     """One line (ValueError) when `store` is not a clip store of the config's frame size."""
-    info = info if info is not None else _store_json(store)
+    info = info if info is not None else existing_store_info(store)
     if info is None:
         raise ValueError(f"eval.external: {store} is not a clip store (no store.json; "
                          f"`cmr-ray prepare DICOM_DIR --reports REPORTS --out {store}`)")
@@ -122,12 +113,12 @@ def build_synthetic(cfg: dict, address: str | None = None, num_cpus: int | None 
     base = external_dir(cfg)
     store = str(base / "store")
     check_cohort(cfg, base)
-    info = _store_json(store)
+    info = existing_store_info(store)
     if info is not None:
         check_store(cfg, store, info)
         return store
     with _locked(base / ".lock"):
-        info = _store_json(store)  # another process may have built it while this one waited
+        info = existing_store_info(store)  # another process may have built it while this one waited
         if info is not None:
             check_store(cfg, store, info)
             return store

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.data.ensure import beside_store, existing_store_info
+
 VIEWS = "cine:sax"
 TASK = "acdc"
 METRICS = ("acc", "auc", "f1")
@@ -98,23 +100,12 @@ def transfer_cfg(cfg: dict) -> dict:
 
 def synthetic_dir(cfg: dict, name: str) -> Path:
     """Where the synthetic stand-in of set `name` lives: beside the data store."""
-    store = str(cfg["data"]["store"]).rstrip("/")
-    local = store if "://" not in store else os.path.join("cmr_store", store.rsplit("/", 1)[-1])
-    return Path(f"{local}-transfer-{name}").resolve()
-
-
-def _store_json(store: str) -> dict | None:
-    from cmr_ray.data.reader import StoreError, store_info
-
-    try:
-        return store_info(store)
-    except StoreError:
-        return None
+    return beside_store(cfg, f"transfer-{name}")
 
 
 def check_store(cfg: dict, name: str, store: str, info: dict | None = None) -> None:
     """One line (ValueError) when `store` is not a clip store of the config's frame size."""
-    info = info if info is not None else _store_json(store)
+    info = info if info is not None else existing_store_info(store)
     where = f"eval.transfer.{name}: {store}"
     if info is None:
         raise ValueError(f"{where} is not a clip store (no store.json; `cmr-ray prepare DIR --format acdc --out {store}`)")
@@ -145,14 +136,14 @@ def build_synthetic(cfg: dict, name: str, num_cpus: int | None = None, progress:
     echo = echo or (lambda m: _say(m, progress))
     base = synthetic_dir(cfg, name)
     nifti, store = base / "acdc", str(base / "store")
-    info = _store_json(store)
+    info = existing_store_info(store)
     if info is not None:
         check_store(cfg, name, store, info)
         return store
     data = cfg["data"]
     seed = int(data["synth_seed"]) + SYNTH_SEED_OFFSET
     with _locked(base / ".lock"):
-        info = _store_json(store)  # another process may have built it while this one waited
+        info = existing_store_info(store)  # another process may have built it while this one waited
         if info is not None:
             check_store(cfg, name, store, info)
             return store
