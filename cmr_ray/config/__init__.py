@@ -26,7 +26,7 @@ each naming the file, the key and what was expected.  `json_schema()` (`cmr-ray 
 --schema`) is the JSON Schema of an experiment file.  The sections and what each key means:
 `cmr_ray/config/schema.py`.
 """
-from cmr_ray.config.frozen import FrozenConfigError, FrozenDict, FrozenList
+from cmr_ray.config.frozen import FrozenConfigError, FrozenDict, FrozenList, thaw
 from cmr_ray.config.jsonschema import json_schema
 from cmr_ray.config.load import (
     PRESET_DIR,
@@ -60,5 +60,5 @@ __all__ = [
     "Config", "ConfigError", "DataConfig", "EPOCH_SCORES", "EvalConfig", "Field", "FrozenConfigError", "FrozenDict",
     "FrozenList", "ModelConfig", "PRESET_DIR", "SCHEMA", "SECTIONS", "SweepConfig", "TrainConfig", "apply_overrides",
     "defaults", "flatten", "from_dict", "json_schema", "load_config", "metric_mode", "parse_override", "presets",
-    "sweep_metrics", "sweep_mode", "to_yaml",
+    "sweep_metrics", "sweep_mode", "thaw", "to_yaml",
 ]
