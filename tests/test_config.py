@@ -380,3 +380,17 @@ def test_config_import_is_light():
             "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_train_and_sweep_refuse_a_file_with_every_mistake_on_its_own_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cmr_ray.cli import main
+
+    p = write(tmp_path, "train:\n  epochs: 0\ndata:\n  frames: 100\n")
+    monkeypatch.chdir(tmp_path)
+    for command in ("train", "sweep"):
+        res = CliRunner().invoke(main, [command, p.name])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 2, res.stderr
+        assert all(ln.startswith(f"Error: {p.name}: key '") for ln in lines), res.stderr
