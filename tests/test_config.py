@@ -184,3 +184,213 @@ def test_asha_gets_the_sweeps_mode():
     for metric, want in (("val/loss", "min"), ("val/rsum", "max")):
         sched = _scheduler(load_config(None, ["sweep.scheduler=asha", f"sweep.metric={metric}"]))
         assert (sched._metric, sched._mode) == (metric, want)
+
+
+# ---------------------------------------------------------------- one typed, frozen config (issue 17)
+
+def test_values_are_typed_and_read_as_attributes():
+    from cmr_ray.config import Config, TrainConfig
+
+    cfg = load_config(None, ["train.epochs=3", "train.cpus_per_worker=2"])
+    assert isinstance(cfg, Config) and isinstance(cfg.train, TrainConfig)
+    assert cfg.train.epochs == 3 and type(cfg.train.epochs) is int
+    assert type(cfg.train.cpus_per_worker) is float and type(cfg.train.use_gpu) is bool
+    assert type(cfg.model.temperature) is float and type(cfg.data.views) is str
+    assert cfg.train.epochs is cfg["train"]["epochs"] and cfg.train.get("epochs") == 3
+    assert dict(cfg.train)["epochs"] == 3 and set(cfg) == {"data", "model", "train", "eval", "sweep"}
+
+
+@pytest.mark.parametrize("how", ["set", "yaml"])
+def test_numbers_as_people_type_them(tmp_path, how):
+    """YAML 1.1 (PyYAML) reads 1e-3 as the string '1e-3'; a float key takes it, an int key 1e3."""
+    values = {"train.lr": "1e-3", "model.temperature": "5E-2", "train.epochs": "1e1", "data.synth_studies": "1.2e3"}
+    if how == "set":
+        cfg = load_config(None, [f"{k}={v}" for k, v in values.items()])
+    else:
+        p = write(tmp_path, "train:\n  lr: 1e-3\n  epochs: 1e1\nmodel:\n  temperature: 5E-2\ndata:\n  synth_studies: 1.2e3\n")
+        cfg = load_config(p)
+    assert cfg.train.lr == 0.001 and type(cfg.train.lr) is float
+    assert cfg.model.temperature == 0.05
+    assert cfg.train.epochs == 10 and type(cfg.train.epochs) is int
+    assert cfg.data.synth_studies == 1200 and type(cfg.data.synth_studies) is int
+    with pytest.raises(ConfigError, match="'train.epochs' expected an integer"):
+        load_config(None, ["train.epochs=2.5e0"])
+    with pytest.raises(ConfigError, match="'train.lr' expected a number"):
+        load_config(None, ["train.lr=1e-3x"])
+
+
+def test_sweep_trials_take_typed_numbers_too(tmp_path):
+    from cmr_ray.tune.grid import expand_trials
+
+    p = write(tmp_path, "sweep:\n  grid:\n    train.lr: [1e-3, 1e-4]\n")
+    trials = expand_trials(load_config(p), src=str(p))
+    assert [t.cfg.train.lr for t in trials] == [1e-3, 1e-4]
+
+
+def test_every_mistake_in_a_file_is_one_line(tmp_path):
+    p = write(tmp_path, "train:\n  epoks: 3\n  lr: fast\nmodel:\n  video: resnet\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 3 and e.value.problems == lines
+    assert all(line.startswith(f"{p}: ") for line in lines)
+    assert "'train.epoks'" in lines[0] and "'train.lr'" in lines[1] and "'model.video'" in lines[2]
+
+
+def test_mistakes_in_base_file_and_set_are_all_reported(tmp_path):
+    write(tmp_path, "data:\n  frames: 99\n", "b.yaml")
+    p = write(tmp_path, "base: b.yaml\nsweep:\n  trials:\n    - {data.views: 'cine:sax+9ch'}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, ["train.bogus=1", "train.epochs=zero"])
+    msg = str(e.value)
+    assert len(e.value.problems) == 4, msg
+    for key in ("data.frames", "sweep.trials[0].data.views", "train.bogus", "train.epochs"):
+        assert key in msg
+
+
+def test_cli_validate_prints_one_line_per_mistake(tmp_path):
+    from click.testing import CliRunner
+
+    from cmr_ray.cli import main
+
+    p = write(tmp_path, "train:\n  epochs: 0\n  batch_size: one\ndata:\n  frames: 100\n")
+    res = CliRunner().invoke(main, ["validate", str(p)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 3 and all(ln.startswith(f"error {p}: key '") for ln in lines), res.stderr
+
+
+def test_config_is_frozen_and_changes_make_copies():
+    import copy
+    import pickle
+
+    from cmr_ray.config import FrozenConfigError
+
+    cfg = load_config()
+    for change in (lambda: setattr(cfg.train, "epochs", 3), lambda: cfg["train"].__setitem__("epochs", 3),
+                   lambda: setattr(cfg, "train", None), lambda: cfg.eval.probes.append("x"),
+                   lambda: cfg.eval.transfer.update(a="b"), lambda: cfg.sweep.grid.__setitem__("k", [1])):
+        with pytest.raises(FrozenConfigError, match=r"frozen.*cfg.replace"):
+            change()
+    with pytest.raises(TypeError):  # item assignment: a TypeError, like any read-only mapping
+        cfg["train"]["epochs"] = 3
+    new = cfg.replace("train.epochs", 3)
+    assert new.train.epochs == 3 and cfg.train.epochs == 20
+    assert cfg.with_overrides({"data.frames": 16, "train.lr": "1e-3"}).train.lr == 0.001
+    with pytest.raises(ConfigError, match="'train.epochs' expected a value >= 1"):
+        cfg.replace("train.epochs", 0)
+    assert copy.deepcopy(cfg) == cfg and pickle.loads(pickle.dumps(new)) == new
+    assert pickle.loads(pickle.dumps(cfg)).eval.probes == cfg.eval.probes
+
+
+def test_config_dumps_as_plain_yaml_and_json_and_loads_back(tmp_path):
+    import json
+
+    import yaml
+
+    from cmr_ray.config import to_yaml
+
+    cfg = load_config(None, ["train.lr=1e-3", "sweep.trials=[{data.views: 'cine:sax'}]", "sweep.experiment=config"])
+    text = to_yaml(cfg)
+    assert "!!python" not in text and yaml.safe_load(text) == cfg.to_dict()
+    assert yaml.safe_load(yaml.safe_dump(cfg)) == cfg.to_dict()
+    assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
+    p = write(tmp_path, text, "config.yaml")
+    assert load_config(p) == cfg
+    assert cfg.sweep.trials == [{"data.views": "cine:sax"}]
+
+
+def test_old_checkpoint_config_still_loads(tmp_path):
+    """A checkpoint written before the typed config: config.yaml is a plain YAML dump of nested dicts."""
+    import torch
+    import yaml
+
+    from cmr_ray.config import defaults
+    from cmr_ray.train.checkpoint import read_state
+
+    old = defaults()
+    old["train"]["epochs"], old["model"]["temperature"] = 3, 0.1
+    old["sweep"]["experiment"] = "smoke"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    torch.save({"model": {}, "epoch": 1}, tmp_path / "model.pt")
+    state, cfg = read_state(tmp_path)
+    assert state["epoch"] == 1
+    assert cfg.train.epochs == 3 and cfg.model.temperature == 0.1 and cfg.to_dict() == old
+
+
+def test_json_schema_lists_every_section_and_key():
+    import json
+
+    from cmr_ray.config import SCHEMA, json_schema
+
+    schema = json.loads(json.dumps(json_schema()))
+    assert schema["$schema"].startswith("https://json-schema.org/") and schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert {"base", "preset", *SCHEMA} == set(schema["properties"])
+    for section, fields in SCHEMA.items():
+        body = schema["properties"][section]
+        assert body["type"] == "object" and body["additionalProperties"] is False and body["description"]
+        assert set(body["properties"]) == set(fields)
+        for key, f in fields.items():
+            prop = body["properties"][key]
+            assert prop["description"] == f.help and prop["default"] == f.default and "type" in prop
+    train = schema["properties"]["train"]["properties"]
+    assert train["epochs"]["type"] == "integer" and train["epochs"]["minimum"] == 1
+    assert train["lr"]["type"] == "number" and train["use_gpu"]["type"] == "boolean"
+    assert schema["properties"]["model"]["properties"]["video"]["enum"] == ["timesformer", "framemean"]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_shipped_experiments_validate_against_the_json_schema(path):
+    import yaml
+
+    from cmr_ray.config import json_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(json_schema())
+    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+
+
+def test_json_schema_refuses_what_load_config_refuses():
+    from cmr_ray.config import json_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    v = jsonschema.Draft202012Validator(json_schema())
+    assert not list(v.iter_errors({"train": {"epochs": 1}, "data": {"views": "cine:sax"}}))
+    assert len(list(v.iter_errors({"train": {"epoks": 1, "epochs": 0}, "model": {"video": "resnet"}}))) == 3
+
+
+def test_cli_validate_schema_prints_json():
+    import json
+
+    from click.testing import CliRunner
+
+    from cmr_ray.cli import main
+
+    res = CliRunner().invoke(main, ["validate", "--schema"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.stdout)["properties"]) >= {"data", "model", "train", "eval", "sweep"}
+
+
+def test_config_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, cmr_ray.config as c; c.load_config(None, ['train.epochs=2']); "
+            "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pydantic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_train_and_sweep_refuse_a_file_with_every_mistake_on_its_own_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cmr_ray.cli import main
+
+    p = write(tmp_path, "train:\n  epochs: 0\ndata:\n  frames: 100\n")
+    monkeypatch.chdir(tmp_path)
+    for command in ("train", "sweep"):
+        res = CliRunner().invoke(main, [command, p.name])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 2, res.stderr
+        assert all(ln.startswith(f"Error: {p.name}: key '") for ln in lines), res.stderr

@@ -15,9 +15,13 @@ from cmr_ray import __version__
 
 
 class InputError(click.ClickException):
-    """Bad input refused before any work: one line "Error: ...", exit code 2 in every command."""
+    """Bad input refused before any work: one line "Error: ..." per problem (a config file
+    with three mistakes gives three), exit code 2 in every command."""
 
     exit_code = 2
+
+    def format_message(self) -> str:
+        return "\nError: ".join(self.message.splitlines())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -35,10 +35,10 @@ def train_cmd(experiment, overrides, address, storage_path, name):
         ensure_store(cfg, address=address, echo=lambda msg: click.echo(f"[cmr-ray train] {msg}"))
     except FileNotFoundError as e:
         raise InputError(str(e)) from None
-    run = name or cfg["train"]["name"]
-    click.echo(f"[cmr-ray train] {cfg['data']['views']} × {cfg['data']['frames']} frames, store "
-               f"{cfg['data']['store']}, {cfg['train']['epochs']} epochs on {cfg['train']['workers']} worker(s); "
-               f"run '{run}' in {storage_path or cfg['train']['storage_path']}")
+    run = name or cfg.train.name
+    click.echo(f"[cmr-ray train] {cfg.data.views} × {cfg.data.frames} frames, store "
+               f"{cfg.data.store}, {cfg.train.epochs} epochs on {cfg.train.workers} worker(s); "
+               f"run '{run}' in {storage_path or cfg.train.storage_path}")
     try:
         result = run_training(cfg, storage_path=storage_path, name=name, address=address)
     except (TrainingSetupError, TextModelError) as e:
@@ -55,7 +55,7 @@ def train_cmd(experiment, overrides, address, storage_path, name):
         from cmr_ray.config import sweep_mode
         from cmr_ray.train.trainer import best_checkpoint
 
-        metric = cfg["sweep"]["metric"]
+        metric = cfg.sweep.metric
         ckpt, bm = best_checkpoint(result, metric, sweep_mode(cfg))
         click.echo(f"[cmr-ray train] best checkpoint ({metric} {bm.get(metric, float('nan')):.4g}, "
                    f"{sweep_mode(cfg)}): {ckpt.path}")

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from cmr_ray.config import ConfigError
+from cmr_ray.config import Config, ConfigError
 
 
 def say(line: str) -> None:
@@ -36,21 +36,21 @@ def cohort_dir(store: str) -> Path:
     return Path(f"{local.rstrip('/')}-cohort").resolve()
 
 
-def check_store_matches(cfg: dict, info: dict, cohort: dict | None = None) -> None:
+def check_store_matches(cfg: Config, info: dict, cohort: dict | None = None) -> None:
     """An existing store must be the one the config describes: same frame size, and when the
     sweep generated its synthetic cohort (`cohort`: that cohort.json), the same cohort (a
     store built for another cohort size would otherwise be reused silently).  A store
     prepared by hand (`cmr-ray prepare`) is taken as it is."""
-    data, store = cfg["data"], cfg["data"]["store"]
+    data, store = cfg.data, cfg.data.store
     size = info.get("image_size")
-    if size is not None and int(size) != int(data["image_size"]):
+    if size is not None and int(size) != data.image_size:
         raise StoreMismatch(f"data.store {store}: holds {size} px clips but data.image_size is "
-                            f"{data['image_size']}; point data.store elsewhere or delete it")
-    if data["source"] != "synthetic" or not cohort:
+                            f"{data.image_size}; point data.store elsewhere or delete it")
+    if data.source != "synthetic" or not cohort:
         return
     from cmr_ray.synth.cohort import FORMAT_VERSION
 
-    want = {"studies": data["synth_studies"], "seed": data["synth_seed"], "preset": data["synth_preset"],
+    want = {"studies": data.synth_studies, "seed": data.synth_seed, "preset": data.synth_preset,
             "format_version": FORMAT_VERSION}  # a cohort of an older generator is another cohort
     bad = [k for k in want if cohort.get(k) != want[k]]
     if bad:
@@ -64,7 +64,7 @@ def beside_store(cfg: dict, suffix: str) -> Path:
     """A folder beside the config's data store, `<store>-<suffix>` (local; for a store on an
     object store, under cmr_store/): where the sweep keeps what it builds for that store (the
     transfer and external stand-ins)."""
-    store = str(cfg["data"]["store"]).rstrip("/")
+    store = str(cfg.data.store).rstrip("/")
     local = store if "://" not in store else os.path.join("cmr_store", store.rsplit("/", 1)[-1])
     return Path(f"{local}-{suffix}").resolve()
 
@@ -85,24 +85,24 @@ def existing_store_info(store: str) -> dict | None:
         return None
 
 
-def check_existing_store(cfg: dict) -> bool:
+def check_existing_store(cfg: Config) -> bool:
     """Whether the config's store exists; `StoreMismatch` when it is not the store the config describes."""
-    store = cfg["data"]["store"]
+    store = cfg.data.store
     info = existing_store_info(store)
     if info is not None:
         check_store_matches(cfg, info, store_cohort(store))
     return info is not None
 
 
-def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
+def ensure_store(cfg: Config, address: str | None = None, echo=say) -> str:
     """The store directory, built first when missing (synthetic cohort or DICOM source)."""
-    data = cfg["data"]
-    store = data["store"]
+    data = cfg.data
+    store = data.store
     if check_existing_store(cfg):
         return store
     from cmr_ray.data.prepare import prepare
 
-    if data["source"] == "synthetic":
+    if data.source == "synthetic":
         from cmr_ray.synth import generate_cohort
 
         cohort, have = cohort_dir(store), store_cohort(store)
@@ -110,14 +110,14 @@ def ensure_store(cfg: dict, address: str | None = None, echo=say) -> str:
             check_store_matches(cfg, {}, have)
         else:
             echo(f"store {store} is missing: generating the synthetic cohort "
-                 f"({data['synth_studies']} studies, preset {data['synth_preset']}, seed {data['synth_seed']}) into {cohort}")
-            generate_cohort(str(cohort), data["synth_studies"], data["synth_seed"], preset=data["synth_preset"])
+                 f"({data.synth_studies} studies, preset {data.synth_preset}, seed {data.synth_seed}) into {cohort}")
+            generate_cohort(str(cohort), data.synth_studies, data.synth_seed, preset=data.synth_preset)
         echo(f"preparing the clip store {store} from {cohort}")
         prepare(str(cohort / "dicom"), str(cohort / "reports.csv"), store,
                 labels=str(cohort / "labels.csv"), cfg=cfg, address=address)
-    elif data.get("dicom_dir") and data.get("reports"):
-        echo(f"store {store} is missing: preparing it from {data['dicom_dir']}")
-        prepare(data["dicom_dir"], data["reports"], store, labels=data.get("labels"), cfg=cfg, address=address)
+    elif data.dicom_dir and data.reports:
+        echo(f"store {store} is missing: preparing it from {data.dicom_dir}")
+        prepare(data.dicom_dir, data.reports, store, labels=data.labels, cfg=cfg, address=address)
     else:
         raise FileNotFoundError(f"data.store {store}: no store.json there, and data.dicom_dir/data.reports are not set to build it")
     return store

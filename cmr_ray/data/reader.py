@@ -10,7 +10,7 @@ Store paths are local directories or URIs (`s3://bucket/store`); both go through
 read: a temp file, or a shard an interrupted run wrote but never committed, or any other
 stray `.parquet` under `shards/` is never read.  (A store built by hand without a registry
 and without `prepare`'s `counts` in store.json is read by listing `shards/`.)  `slots` are `cmr_ray.views.SLOTS` names
-(e.g. from `combo_slots(cfg["data"]["views"])`); `split=None` reads every split.
+(e.g. from `combo_slots(cfg.data.views)`); `split=None` reads every split.
 """
 from __future__ import annotations
 

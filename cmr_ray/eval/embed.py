@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from cmr_ray.config import Config
 from cmr_ray.data.clips import MissingViewError, make_clip
 from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS, FINDINGS
 from cmr_ray.views import combo_slots
@@ -118,7 +119,7 @@ def encode_clips(model, clips: np.ndarray) -> np.ndarray:
         return model.encode_video(x).float().cpu().numpy().astype(np.float32)
 
 
-def embed_split(model, store, cfg: dict, split: str, batch_size: int | None = None,
+def embed_split(model, store, cfg: Config, split: str, batch_size: int | None = None,
                 progress: bool = True) -> Embeddings:
     """Embed every study of `split` (a split name, or a tuple of names concatenated)."""
     if isinstance(split, (tuple, list)):
@@ -126,8 +127,8 @@ def embed_split(model, store, cfg: dict, split: str, batch_size: int | None = No
         return Embeddings.concat(parts, "+".join(split))
     from cmr_ray.data.reader import load_table
 
-    combo, frames = cfg["data"]["views"], int(cfg["data"]["frames"])
-    batch_size = int(batch_size or cfg["eval"].get("batch_size", DEFAULT_BATCH))
+    combo, frames = cfg.data.views, cfg.data.frames
+    batch_size = int(batch_size or cfg.eval.batch_size)
     table = load_table(store, combo_slots(combo), split)
     was_training = getattr(model, "training", False)
     model.eval()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.config import Config
 from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embeddings
 
 BASELINES = ("zeroshot", "simclr")
@@ -53,66 +54,66 @@ def check_baselines(baselines) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def check_eval_config(cfg: dict) -> None:
+def check_eval_config(cfg: Config) -> None:
     """Fail before any embedding work: eval.probes names, eval.few_shot and eval.prototype_shots sizes."""
     from cmr_ray.eval.probe import TASKS
 
-    ev = cfg["eval"]
-    bad = [t for t in ev["probes"] if t not in TASKS]
+    ev = cfg.eval
+    bad = [t for t in ev.probes if t not in TASKS]
     if bad:
         raise ValueError(f"eval.probes: unknown {bad} (known: {', '.join(TASKS)})")
     for name in ("few_shot", "prototype_shots"):
-        if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev.get(name, [])):
+        if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ev[name]):
             raise ValueError(f"eval.{name}: expected positive integers (examples per class), got {ev[name]}")
-    if ev.get("transfer"):
+    if ev.transfer:
         from cmr_ray.eval.transfer import check_transfer_config
 
         check_transfer_config(cfg)
-    if ev.get("external"):
+    if ev.external:
         from cmr_ray.eval.external import check_external_config
 
         check_external_config(cfg)
 
 
-def fresh_model(cfg: dict):
+def fresh_model(cfg: Config):
     """The untrained model of `cfg` (random video tower at train.seed): the zero-shot baseline."""
     import torch
 
     from cmr_ray.model import build_model
 
-    torch.manual_seed(int(cfg["train"]["seed"]))
+    torch.manual_seed(cfg.train.seed)
     return build_model(cfg).eval()
 
 
-def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bool = True):
+def evaluate_method(model, cfg: Config, store, prompts: bool = False, progress: bool = True):
     """Metrics (unprefixed keys) and artefacts for one model. Returns (metrics, extras, notes)."""
     from cmr_ray.eval.embed import embed_split
     from cmr_ray.eval.probe import few_shot_probes, probe_tasks, tasks_with_findings
     from cmr_ray.eval.zeroshot import zero_shot_prompts
 
-    ev = cfg["eval"]
+    ev = cfg.eval
     fit = embed_split(model, store, cfg, FIT_SPLITS, progress=progress)
     test = embed_split(model, store, cfg, "test", progress=progress)
     if len(test) == 0:
-        raise ValueError(f"{store}: the test split has no studies with {cfg['data']['views']}")
-    ranks = retrieval_ranks_from_embeddings(test.text, test.video, int(ev["chunk_size"]))
+        raise ValueError(f"{store}: the test split has no studies with {cfg.data.views}")
+    ranks = retrieval_ranks_from_embeddings(test.text, test.video, ev.chunk_size)
     metrics = {f"test/{k}": v for k, v in metrics_from_ranks(*ranks).items()}
-    tasks = tasks_with_findings(ev["probes"], fit.labels, test.labels)  # + every finding both splits carry (issue 20)
+    tasks = tasks_with_findings(ev.probes, fit.labels, test.labels)  # + every finding both splits carry (issue 20)
     pats = dict(fit_patients=fit.patient_keys, test_patients=test.patient_keys)
     probe_m, outcomes, notes = probe_tasks(fit.video, fit.labels, test.video, test.labels, tasks,
-                                           seed=int(cfg["train"]["seed"]), **pats)
+                                           seed=cfg.train.seed, **pats)
     metrics.update({f"probe/{k}": v for k, v in probe_m.items()})
-    if ev["few_shot"]:
-        few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, list(ev["probes"]),
-                                           ev["few_shot"], int(ev["few_shot_seeds"]), **pats)
+    if ev.few_shot:
+        few_m, few_notes = few_shot_probes(fit.video, fit.labels, test.video, test.labels, list(ev.probes),
+                                           ev.few_shot, ev.few_shot_seeds, **pats)
         metrics.update({f"fewshot/{k}": v for k, v in few_m.items()})
         notes += [n for n in few_notes if n.split(" (few-shot")[0] not in notes]  # no repeats
-    if ev.get("prototype_shots"):
+    if ev.prototype_shots:
         from cmr_ray.eval.prototypes import prototype_few_shot
 
         proto_m, proto_notes = prototype_few_shot(fit.video, fit.labels, test.video, test.labels, tasks,
-                                                  ev["prototype_shots"], int(ev.get("prototype_episodes", 1000)),
-                                                  int(ev.get("prototype_seed", 0)))
+                                                  ev.prototype_shots, ev.prototype_episodes,
+                                                  ev.prototype_seed)
         metrics.update({f"fewshot_proto/{k}": v for k, v in proto_m.items()})
         notes += proto_notes
     temp = float(model.logit_scale().reciprocal()) if prompts and hasattr(model, "logit_scale") else 0.05
@@ -121,20 +122,20 @@ def evaluate_method(model, cfg: dict, store, prompts: bool = False, progress: bo
                                            test.labels, tasks, temperature=temp)
         metrics.update({f"zeroshot_prompt/{k}": v for k, v in zs_m.items()})
         notes += zs_notes
-    if int(ev["bootstrap"]):
+    if ev.bootstrap:
         from cmr_ray.eval.bootstrap import interval_metrics
 
-        iv, iv_notes = interval_metrics(ranks, outcomes, test.labels, int(ev["bootstrap"]), int(cfg["train"]["seed"]))
+        iv, iv_notes = interval_metrics(ranks, outcomes, test.labels, ev.bootstrap, cfg.train.seed)
         metrics.update(iv)
         notes += iv_notes
     extras = {"ranks": ranks, "test": test, "outcomes": outcomes, "n_fit": len(fit)}
-    if ev.get("transfer"):  # every method (trial, zero-shot, SimCLR) on the public transfer sets
+    if ev.transfer:  # every method (trial, zero-shot, SimCLR) on the public transfer sets
         from cmr_ray.eval.transfer import evaluate_transfer
 
         tr_m, extras["transfer"], tr_notes = evaluate_transfer(model, cfg, progress=progress)
         metrics.update(tr_m)
         notes += tr_notes
-    if ev.get("external"):  # another site's cohort, scored with what was fitted on `fit` (issue 20)
+    if ev.external:  # another site's cohort, scored with what was fitted on `fit` (issue 20)
         from cmr_ray.eval.external import evaluate_external
 
         ex_m, extras["external"], ex_notes = evaluate_external(
@@ -183,7 +184,7 @@ def write_outputs(out: Path, header: str, tables: dict, notes: list[str], metric
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}, indent=1))
 
 
-def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: bool = True) -> dict:
+def evaluate_model(model, cfg: Config, store, out_dir, baselines=(), progress: bool = True) -> dict:
     """`evaluate` for a model already in memory (same outputs)."""
     from cmr_ray.config import to_yaml
     from cmr_ray.eval import plots
@@ -191,7 +192,7 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
 
     baselines = check_baselines(baselines)
     check_eval_config(cfg)
-    store = str(store or cfg["data"]["store"])
+    store = str(store or cfg.data.store)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(cfg))
@@ -206,7 +207,7 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
             from cmr_ray.eval.simclr import train_simclr
 
             m = train_simclr(cfg, store, model=fresh_model(cfg).train(), progress=progress)
-        mm, ex, nn = evaluate_method(m, cfg, store, prompts=(method == "ours") and cfg["eval"]["zero_shot_prompts"],
+        mm, ex, nn = evaluate_method(m, cfg, store, prompts=(method == "ours") and cfg.eval.zero_shot_prompts,
                                      progress=progress)
         metrics.update({prefix(method) + k: v for k, v in mm.items()})
         extras[method] = ex
@@ -216,18 +217,18 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
         raise ValueError(f"metric keys not MLflow-safe ({METRIC_KEY.pattern}): {bad}")
     notes = list(dict.fromkeys(notes))
     methods = [*baselines, "ours"]
-    tables = build_tables(metrics, methods, cfg["eval"]["few_shot"], cfg["eval"]["probes"],
-                          proto_shots=cfg["eval"].get("prototype_shots") or ())
+    tables = build_tables(metrics, methods, cfg.eval.few_shot, cfg.eval.probes,
+                          proto_shots=cfg.eval.prototype_shots)
     test = extras["ours"]["test"]
     header = (f"Test split: {len(test)} studies; probes fitted on {extras['ours']['n_fit']} train+val studies; "
-              f"views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
-    if cfg["eval"]["plots"] and "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
+              f"views {cfg.data.views}, {cfg.data.frames} frames.")
+    if cfg.eval.plots and "zeroshot" not in extras:  # the paper's Figures 5-6 put zero-shot beside trained
         _say("eval: zero-shot embeddings for the t-SNE figures", progress)
         from cmr_ray.eval.embed import embed_split
 
         zs = fresh_model(cfg)
         extras["zeroshot"] = {"test": embed_split(zs, store, cfg, "test", progress=progress)}
-        if cfg["eval"].get("transfer"):
+        if cfg.eval.transfer:
             from cmr_ray.eval.transfer import embed_transfer_test
 
             extras["zeroshot"]["transfer"] = embed_transfer_test(zs, cfg, progress=progress)
@@ -235,10 +236,10 @@ def evaluate_model(model, cfg: dict, store, out_dir, baselines=(), progress: boo
                                         if k.startswith(prefix(m) + "transfer/")}, extras[m].get("transfer"))
                      for m in ("zeroshot", "simclr", "ours") if m in extras and extras[m].get("transfer")}
     write_outputs(out, header, tables, notes, metrics, extras["ours"], transfer_rows=transfer_rows)
-    if cfg["eval"]["plots"]:
+    if cfg.eval.plots:
         panels = {METHOD_NAMES[m]: (extras[m]["test"].video, extras[m]["test"].labels["acdc"])
                   for m in ("zeroshot", "simclr", "ours") if m in extras}
-        plots.tsne_panels(panels, out / "tsne.png", seed=int(cfg["train"]["seed"]))
+        plots.tsne_panels(panels, out / "tsne.png", seed=cfg.train.seed)
         plots.recall_curves({METHOD_NAMES[m]: extras[m]["ranks"] for m in methods}, out / "recall_at_k.png")
         acdc = extras["ours"]["outcomes"].get("acdc")
         if acdc is not None and acdc.y_pred is not None:
@@ -278,5 +279,5 @@ def evaluate(checkpoint, store=None, out_dir="eval_out", cfg=None, baselines=Non
         cfg = apply_overrides(cfg, overrides)
     model.eval()
     if baselines is None:
-        baselines = cfg["eval"]["baselines"]
-    return evaluate_model(model, cfg, store or cfg["data"]["store"], out_dir, baselines, progress)
+        baselines = cfg.eval.baselines
+    return evaluate_model(model, cfg, store or cfg.data.store, out_dir, baselines, progress)

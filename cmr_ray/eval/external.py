@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.config import Config
 from cmr_ray.data.ensure import beside_store, existing_store_info
 
 PREFIX = "external/"
@@ -61,37 +62,37 @@ def config_problem(value) -> str | None:
     return None
 
 
-def external_store(cfg: dict) -> str:
+def external_store(cfg: Config) -> str:
     """`eval.external` with a local path made absolute ('' when unset; 'synthetic' and URIs as they are)."""
-    v = str(cfg["eval"].get("external") or "")
+    v = cfg.eval.external
     return v if v in ("", SYNTHETIC) or "://" in v else os.path.abspath(os.path.expanduser(v))
 
 
-def external_dir(cfg: dict) -> Path:
+def external_dir(cfg: Config) -> Path:
     """Where the synthetic external cohort and its store live: beside the data store."""
     return beside_store(cfg, "external")
 
 
-def check_store(cfg: dict, store: str, info: dict | None = None) -> None:
+def check_store(cfg: Config, store: str, info: dict | None = None) -> None:
     """One line (ValueError) when `store` is not a clip store of the config's frame size."""
     info = info if info is not None else existing_store_info(store)
     if info is None:
         raise ValueError(f"eval.external: {store} is not a clip store (no store.json; "
                          f"`cmr-ray prepare DICOM_DIR --reports REPORTS --out {store}`)")
-    size, want = info.get("image_size"), int(cfg["data"]["image_size"])
+    size, want = info.get("image_size"), cfg.data.image_size
     if size is not None and int(size) != want:
         raise ValueError(f"eval.external: {store} holds {size} px clips but data.image_size is {want}; prepare it "
                          "again at that size (or delete it when it is the synthetic stand-in)")
 
 
-def synthetic_cohort(cfg: dict) -> dict:
+def synthetic_cohort(cfg: Config) -> dict:
     """The stand-in's generate_cohort arguments for `cfg`."""
-    data = cfg["data"]
-    return {"studies": int(cfg["eval"].get("external_studies", 150)), "seed": int(data["synth_seed"]) + SYNTH_SEED_OFFSET,
-            "preset": data["synth_preset"], "site": "external"}
+    data = cfg.data
+    return {"studies": cfg.eval.external_studies, "seed": data.synth_seed + SYNTH_SEED_OFFSET,
+            "preset": data.synth_preset, "site": "external"}
 
 
-def check_cohort(cfg: dict, base: Path) -> None:
+def check_cohort(cfg: Config, base: Path) -> None:
     """One line (ValueError) when the stand-in beside the store was made for other settings."""
     marker = base / "cohort" / "cohort.json"
     if not marker.exists():
@@ -104,7 +105,7 @@ def check_cohort(cfg: dict, base: Path) -> None:
                          f"{', '.join(f'{k} {want[k]}' for k in bad)} (eval.external_studies, data.synth_*); delete {base}")
 
 
-def build_synthetic(cfg: dict, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+def build_synthetic(cfg: Config, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
                     echo=None) -> str:
     """The synthetic external store's path, generated and prepared first when not complete."""
     from cmr_ray.eval.transfer import _locked
@@ -139,7 +140,7 @@ def build_synthetic(cfg: dict, address: str | None = None, num_cpus: int | None 
     return store
 
 
-def ensure_external_store(cfg: dict, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+def ensure_external_store(cfg: Config, address: str | None = None, num_cpus: int | None = None, progress: bool = True,
                           echo=None) -> str | None:
     """The external store's path (None when `eval.external` is unset): 'synthetic' is built once
     beside the data store and reused; a named store is checked (exists, same frame size)."""
@@ -152,7 +153,7 @@ def ensure_external_store(cfg: dict, address: str | None = None, num_cpus: int |
     return store
 
 
-def check_external_config(cfg: dict) -> None:
+def check_external_config(cfg: Config) -> None:
     """Before any embedding work: a named store (not 'synthetic') exists at the right size."""
     store = external_store(cfg)
     if store and store != SYNTHETIC:
@@ -161,24 +162,24 @@ def check_external_config(cfg: dict) -> None:
 
 # ----------------------------------------------------------------- the evaluation
 
-def embed_external(model, cfg: dict, store: str, progress: bool = True):
+def embed_external(model, cfg: Config, store: str, progress: bool = True):
     """Embeddings of every study of `store` (all splits), with the trial's views and frames."""
     from cmr_ray.eval.embed import Embeddings, embed_split
 
     parts = [e for e in (embed_split(model, store, cfg, s, progress=progress) for s in SPLITS) if len(e)]
     if not parts:
-        raise ValueError(f"eval.external: {store} has no study with {cfg['data']['views']}")
+        raise ValueError(f"eval.external: {store} has no study with {cfg.data.views}")
     return parts[0] if len(parts) == 1 else Embeddings.concat(parts, "+".join(SPLITS))
 
 
-def score_external(cfg: dict, fit, outcomes: dict, tasks, ext, encode_text=None, temperature: float = 0.05):
+def score_external(cfg: Config, fit, outcomes: dict, tasks, ext, encode_text=None, temperature: float = 0.05):
     """(metrics with the `external/` prefix, extras, notes) of the external embeddings `ext`,
     scored with what was fitted on `fit` (probe `outcomes`, prompt thresholds, prototypes)."""
     from cmr_ray.eval.probe import apply_probes, has_labels
     from cmr_ray.eval.retrieval import metrics_from_ranks, retrieval_ranks_from_embeddings
 
-    ev, seed = cfg["eval"], int(cfg["train"]["seed"])
-    ranks = retrieval_ranks_from_embeddings(ext.text, ext.video, int(ev["chunk_size"]))
+    ev, seed = cfg.eval, cfg.train.seed
+    ranks = retrieval_ranks_from_embeddings(ext.text, ext.video, ev.chunk_size)
     metrics = {f"test/{k}": v for k, v in metrics_from_ranks(*ranks).items()}
     metrics["n_studies"] = float(len(ext))
     missing = [t for t in tasks if not has_labels(ext.labels, t)]
@@ -194,31 +195,31 @@ def score_external(cfg: dict, fit, outcomes: dict, tasks, ext, encode_text=None,
                                        temperature=temperature)
         metrics.update({f"zeroshot_prompt/{k}": v for k, v in zs_m.items()})
         notes += more
-    if ev.get("prototype_shots"):
+    if ev.prototype_shots:
         from cmr_ray.eval.prototypes import prototype_few_shot
 
-        proto_m, more = prototype_few_shot(fit.video, fit.labels, ext.video, ext.labels, tasks, ev["prototype_shots"],
-                                           int(ev.get("prototype_episodes", 1000)), int(ev.get("prototype_seed", 0)))
+        proto_m, more = prototype_few_shot(fit.video, fit.labels, ext.video, ext.labels, tasks, ev.prototype_shots,
+                                           ev.prototype_episodes, ev.prototype_seed)
         metrics.update({f"fewshot_proto/{k}": v for k, v in proto_m.items()})
         notes += more
-    if int(ev.get("bootstrap") or 0):
+    if ev.bootstrap:
         from cmr_ray.eval.bootstrap import interval_metrics
 
         iv, more = interval_metrics(ranks, {t: o for t, o in scored.items() if o.y_pred is not None}, ext.labels,
-                                    int(ev["bootstrap"]), seed)
+                                    ev.bootstrap, seed)
         metrics.update(iv)
         notes += more
     metrics = {PREFIX + k: v for k, v in metrics.items()}
     return metrics, {"test": ext, "ranks": ranks, "outcomes": scored}, [f"external: {n}" for n in dict.fromkeys(notes)]
 
 
-def evaluate_external(model, cfg: dict, fit, outcomes: dict, tasks, encode_text=None, temperature: float = 0.05,
+def evaluate_external(model, cfg: Config, fit, outcomes: dict, tasks, encode_text=None, temperature: float = 0.05,
                       progress: bool = True):
     """(metrics, extras, notes) on `eval.external` ({}, {}, [] when unset); see the module docstring."""
     store = ensure_external_store(cfg, num_cpus=1, progress=progress)
     if store is None:
         return {}, {}, []
-    _say(f"eval: external cohort {store}, {cfg['data']['views']} at {cfg['data']['frames']} frames", progress)
+    _say(f"eval: external cohort {store}, {cfg.data.views} at {cfg.data.frames} frames", progress)
     ext = embed_external(model, cfg, store, progress)
     metrics, extras, notes = score_external(cfg, fit, outcomes, tasks, ext, encode_text, temperature)
     extras["store"] = store

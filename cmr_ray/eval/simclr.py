@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from cmr_ray.config import Config
 from cmr_ray.train.budget import budget_steps
 
 DEFAULT_TEMPERATURE = 0.1
@@ -63,7 +64,7 @@ def _schedule(total: int, warmup_fraction: float):
     return f
 
 
-def train_simclr(cfg: dict, store, model=None, temperature: float | None = None, progress: bool = True):
+def train_simclr(cfg: Config, store, model=None, temperature: float | None = None, progress: bool = True):
     """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR."""
     import torch
 
@@ -72,31 +73,31 @@ def train_simclr(cfg: dict, store, model=None, temperature: float | None = None,
     from cmr_ray.model import build_model
     from cmr_ray.views import combo_slots
 
-    d, t = cfg["data"], cfg["train"]
-    seed = int(t["seed"])
-    temperature = float(temperature or cfg["eval"].get("simclr_temperature", DEFAULT_TEMPERATURE))
+    d, t = cfg.data, cfg.train
+    seed = t.seed
+    temperature = float(temperature or cfg.eval.simclr_temperature)
     torch.manual_seed(seed)
     if model is None:
         model = build_model(cfg)
-    device = "cuda" if t.get("use_gpu") and torch.cuda.is_available() else "cpu"
+    device = "cuda" if t.use_gpu and torch.cuda.is_available() else "cpu"
     model.to(device).train()
-    table = load_table(store, combo_slots(d["views"]), "train")
+    table = load_table(store, combo_slots(d.views), "train")
     usable = []
     for i in range(table.num_rows):  # studies lacking a view of the combo cannot make a clip
         try:
-            assemble(table.slice(i, 1).to_pylist()[0], d["views"])
+            assemble(table.slice(i, 1).to_pylist()[0], d.views)
             usable.append(i)
         except MissingViewError:
             pass
     if len(usable) < 2:
-        raise ValueError(f"{store}: SimCLR needs at least 2 training studies with {d['views']}, found {len(usable)}")
-    batch = max(2, min(int(t["batch_size"]) * int(t["workers"]), len(usable)))
+        raise ValueError(f"{store}: SimCLR needs at least 2 training studies with {d.views}, found {len(usable)}")
+    batch = max(2, min(t.batch_size * t.workers, len(usable)))
     steps_per_epoch = len(usable) // batch  # drop the last partial batch, as training does
     total_steps = budget_steps(t, steps_per_epoch)
     epochs = -(-total_steps // steps_per_epoch)  # passes over the train split (the last may be partial)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total_steps, float(t["warmup_fraction"])))
+    opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total_steps, t.warmup_fraction))
     rng = np.random.default_rng(seed)
     t0 = time.time()
     for epoch in range(epochs):
@@ -105,7 +106,7 @@ def train_simclr(cfg: dict, store, model=None, temperature: float | None = None,
         n_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         for s in range(n_steps):
             rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
-            v1, v2 = two_views(rows, d["views"], int(d["frames"]), rng, bool(t.get("hflip", False)))
+            v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip)
             z1 = model.encode_video(torch.from_numpy(v1).to(device))
             z2 = model.encode_video(torch.from_numpy(v2).to(device))
             loss = nt_xent(z1, z2, temperature)

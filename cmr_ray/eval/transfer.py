@@ -36,7 +36,6 @@ keeps two trials from building it at the same time.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import re
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.config import Config
 from cmr_ray.data.ensure import beside_store, existing_store_info
 
 VIEWS = "cine:sax"
@@ -73,9 +73,9 @@ def config_problem(value) -> str | None:
     return None
 
 
-def transfer_sets(cfg: dict) -> dict:
+def transfer_sets(cfg: Config) -> dict:
     """`eval.transfer` as given ({} when unset)."""
-    return dict(cfg["eval"].get("transfer") or {})
+    return dict(cfg.eval.transfer)
 
 
 def absolute_stores(sets: dict | None) -> dict:
@@ -89,27 +89,25 @@ def key(name: str, metric: str) -> str:
     return f"transfer/{name}/probe/{TASK}_{metric}"
 
 
-def transfer_cfg(cfg: dict) -> dict:
+def transfer_cfg(cfg: Config) -> Config:
     """`cfg` with the transfer set's views (cine SAX) at the same frame count."""
-    out = copy.deepcopy(cfg)
-    out["data"]["views"] = VIEWS
-    return out
+    return cfg.replace("data.views", VIEWS)
 
 
 # ----------------------------------------------------------------- the stores
 
-def synthetic_dir(cfg: dict, name: str) -> Path:
+def synthetic_dir(cfg: Config, name: str) -> Path:
     """Where the synthetic stand-in of set `name` lives: beside the data store."""
     return beside_store(cfg, f"transfer-{name}")
 
 
-def check_store(cfg: dict, name: str, store: str, info: dict | None = None) -> None:
+def check_store(cfg: Config, name: str, store: str, info: dict | None = None) -> None:
     """One line (ValueError) when `store` is not a clip store of the config's frame size."""
     info = info if info is not None else existing_store_info(store)
     where = f"eval.transfer.{name}: {store}"
     if info is None:
         raise ValueError(f"{where} is not a clip store (no store.json; `cmr-ray prepare DIR --format acdc --out {store}`)")
-    size, want = info.get("image_size"), int(cfg["data"]["image_size"])
+    size, want = info.get("image_size"), cfg.data.image_size
     if size is not None and int(size) != want:
         raise ValueError(f"{where} holds {size} px clips but data.image_size is {want}; prepare it again with "
                          f"--image-size {want} (or delete it when it is the synthetic stand-in)")
@@ -128,7 +126,7 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_synthetic(cfg: dict, name: str, num_cpus: int | None = None, progress: bool = True, echo=None) -> str:
+def build_synthetic(cfg: Config, name: str, num_cpus: int | None = None, progress: bool = True, echo=None) -> str:
     """The synthetic stand-in's store path, written and prepared first when it is not complete."""
     from cmr_ray.data.acdc import prepare_nifti
     from cmr_ray.synth.acdc import generate_acdc
@@ -140,16 +138,16 @@ def build_synthetic(cfg: dict, name: str, num_cpus: int | None = None, progress:
     if info is not None:
         check_store(cfg, name, store, info)
         return store
-    data = cfg["data"]
-    seed = int(data["synth_seed"]) + SYNTH_SEED_OFFSET
+    data = cfg.data
+    seed = data.synth_seed + SYNTH_SEED_OFFSET
     with _locked(base / ".lock"):
         info = existing_store_info(store)  # another process may have built it while this one waited
         if info is not None:
             check_store(cfg, name, store, info)
             return store
         echo(f"transfer set {name}: writing the synthetic ACDC-layout stand-in ({SYNTH_STUDIES} patients, "
-             f"seed {seed}, preset {data['synth_preset']}) into {nifti}")
-        generate_acdc(nifti, studies=SYNTH_STUDIES, seed=seed, preset=data["synth_preset"], workers=num_cpus,
+             f"seed {seed}, preset {data.synth_preset}) into {nifti}")
+        generate_acdc(nifti, studies=SYNTH_STUDIES, seed=seed, preset=data.synth_preset, workers=num_cpus,
                       progress=progress)
         echo(f"transfer set {name}: preparing the clip store {store} from {nifti}")
         summary = prepare_nifti(str(nifti), store, fmt="acdc", cfg=cfg, num_cpus=num_cpus, progress=progress)
@@ -159,7 +157,7 @@ def build_synthetic(cfg: dict, name: str, num_cpus: int | None = None, progress:
     return store
 
 
-def ensure_transfer_stores(cfg: dict, num_cpus: int | None = None, progress: bool = True, echo=None) -> dict:
+def ensure_transfer_stores(cfg: Config, num_cpus: int | None = None, progress: bool = True, echo=None) -> dict:
     """{set name: store path} for `eval.transfer`: a 'synthetic' entry is built once (beside
     the data store) and reused after; a local path is made absolute; every store is checked
     (exists, same frame size as data.image_size).  Raises ValueError in one line otherwise."""
@@ -173,7 +171,7 @@ def ensure_transfer_stores(cfg: dict, num_cpus: int | None = None, progress: boo
     return out
 
 
-def check_transfer_config(cfg: dict) -> None:
+def check_transfer_config(cfg: Config) -> None:
     """Before any embedding work: every named store (not 'synthetic') exists at the right size."""
     for name, store in absolute_stores(transfer_sets(cfg)).items():
         if store != SYNTHETIC:
@@ -182,7 +180,7 @@ def check_transfer_config(cfg: dict) -> None:
 
 # ----------------------------------------------------------------- the evaluation
 
-def _embed(model, store: str, cfg: dict, splits, progress: bool):
+def _embed(model, store: str, cfg: Config, splits, progress: bool):
     from cmr_ray.eval.embed import Embeddings, embed_split
 
     parts = [embed_split(model, store, cfg, s, progress=progress) for s in splits]
@@ -192,13 +190,13 @@ def _embed(model, store: str, cfg: dict, splits, progress: bool):
     return parts[0] if len(parts) == 1 else Embeddings.concat(parts, "+".join(splits))
 
 
-def evaluate_set(model, cfg: dict, name: str, store: str, progress: bool = True):
+def evaluate_set(model, cfg: Config, name: str, store: str, progress: bool = True):
     """(metrics, extras, notes) of one transfer set; see the module docstring."""
     from cmr_ray.eval.probe import known, probe_tasks
 
     tcfg = transfer_cfg(cfg)
-    seed = int(cfg["train"]["seed"])
-    _say(f"eval: transfer set {name} ({store}), {VIEWS} at {cfg['data']['frames']} frames", progress)
+    seed = cfg.train.seed
+    _say(f"eval: transfer set {name} ({store}), {VIEWS} at {cfg.data.frames} frames", progress)
     fit = _embed(model, store, tcfg, FIT_SPLITS, progress)
     test = _embed(model, store, tcfg, ("test",), progress)
     if fit is None or test is None:
@@ -214,7 +212,7 @@ def evaluate_set(model, cfg: dict, name: str, store: str, progress: bool = True)
     unlabelled = (len(fit) - len(fi)) + (len(test) - len(ti))
     if unlabelled:
         notes.append(f"transfer {name}: {unlabelled} studies without a group (embedded, left out of the probe)")
-    resamples = int(cfg["eval"].get("bootstrap") or 0)
+    resamples = cfg.eval.bootstrap
     outcome = outcomes[TASK]
     if resamples and len(ti) and outcome.y_pred is not None:
         from cmr_ray.eval.bootstrap import draw_weights, probe_intervals
@@ -224,11 +222,11 @@ def evaluate_set(model, cfg: dict, name: str, store: str, progress: bool = True)
         for m, (lo, hi) in iv.items():
             metrics[key(name, m) + "_lo"], metrics[key(name, m) + "_hi"] = lo, hi
     extras = {"test": test, "outcome": outcome, "n_fit": len(fit), "store": store, "seed": seed,
-              "frames": int(cfg["data"]["frames"]), "plots": bool(cfg["eval"].get("plots", True))}
+              "frames": cfg.data.frames, "plots": cfg.eval.plots}
     return metrics, extras, notes
 
 
-def evaluate_transfer(model, cfg: dict, progress: bool = True):
+def evaluate_transfer(model, cfg: Config, progress: bool = True):
     """(metrics, {set: extras}, notes) over every set of `eval.transfer` ({} when none)."""
     sets = transfer_sets(cfg)
     if not sets:
@@ -243,13 +241,13 @@ def evaluate_transfer(model, cfg: dict, progress: bool = True):
     return metrics, extras, notes
 
 
-def embed_transfer_test(model, cfg: dict, progress: bool = True) -> dict:
+def embed_transfer_test(model, cfg: Config, progress: bool = True) -> dict:
     """{set: {"test": Embeddings}} of the test studies only (a t-SNE panel, no probe)."""
     tcfg = transfer_cfg(cfg)
     stores = ensure_transfer_stores(cfg, num_cpus=1, progress=progress)
     return {name: {"test": _embed(model, store, tcfg, ("test",), progress), "store": store,
-                   "seed": int(cfg["train"]["seed"]), "frames": int(cfg["data"]["frames"]),
-                   "plots": bool(cfg["eval"].get("plots", True))} for name, store in stores.items()}
+                   "seed": cfg.train.seed, "frames": cfg.data.frames,
+                   "plots": cfg.eval.plots} for name, store in stores.items()}
 
 
 # ----------------------------------------------------------------- outputs

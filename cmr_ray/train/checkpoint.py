@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cmr_ray.config import ConfigError, load_config, to_yaml
+from cmr_ray.config import Config, ConfigError, load_config, to_yaml
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
@@ -28,7 +28,7 @@ class CheckpointError(ValueError):
     pass
 
 
-def save_checkpoint(path, model, optimizer, scheduler, epoch: int, cfg: dict, metrics: dict | None = None,
+def save_checkpoint(path, model, optimizer, scheduler, epoch: int, cfg: Config, metrics: dict | None = None,
                     history: list | None = None) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import math
 
+from cmr_ray.config import Config
+
 LEARNED_MAX_RATIO = 0.85   # issue 14's pass mark: final train/loss <= 0.85 × ln(batch)
 COLLAPSED_MIN_RATIO = 0.95  # issue 14's collapse: train/loss within a few percent of ln(batch)
 MIN_VIDEO_SPREAD = 0.02    # val/video_spread below this: the video embeddings are one point
 STATES = ("learned", "slow", "collapsed")
 
 
-def global_batch(cfg: dict) -> int:
+def global_batch(cfg: Config) -> int:
     """Candidates per InfoNCE row in training: batch_size × accum_steps × workers (before masking)."""
-    tr = cfg["train"]
-    return int(tr["batch_size"]) * int(tr.get("accum_steps", 1) or 1) * int(tr.get("workers", 1) or 1)
+    return cfg.train.batch_size * cfg.train.accum_steps * cfg.train.workers
 
 
 def loss_ratio(loss: float, batch: int) -> float:

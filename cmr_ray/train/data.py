@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import ray
 import ray.data
 
+from cmr_ray.config import Config
 from cmr_ray.data.clips import make_clip
 from cmr_ray.data.reader import read_split, shard_paths, store_info
 from cmr_ray.model.ids import impression_id
@@ -145,23 +146,23 @@ def split_bytes(store: str, slots, split: str) -> int:
     return int(total * count_split(store, split) / rows) if rows else 0
 
 
-def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):
+def clip_dataset(cfg: Config, split: str, clock=None, rows_per_task: int = 64):
     """The Ray Dataset of sampled clips for one split of the config's store and views.
 
     When the split's pruned columns fit `train.cache_split_mb`, they are read once and kept
     in Ray's object store (`materialize`): later epochs only sample and augment, instead of
     reading and decompressing every shard again."""
-    d, t = cfg["data"], cfg["train"]
-    combo = d["views"]
+    d, t = cfg.data, cfg.train
+    combo = d.views
     ctx = ray.data.DataContext.get_current()
     v2 = getattr(ctx, "use_datasource_v2", None)
     # Ray 2.60's V2 Parquet listing starts 32 footer-reader actors per epoch (30-80 s on a
     # 2-core machine): V1 reads the same columns.
     ctx.use_datasource_v2 = False
     try:
-        ds = read_split(d["store"], combo_slots(combo), split)
-        limit = float(t.get("cache_split_mb", 0)) * 2**20
-        if limit > 0 and split_bytes(d["store"], combo_slots(combo), split) <= limit:
+        ds = read_split(d.store, combo_slots(combo), split)
+        limit = t.cache_split_mb * 2**20
+        if limit > 0 and split_bytes(d.store, combo_slots(combo), split) <= limit:
             ds = ds.materialize()
     finally:
         if v2 is not None:
@@ -169,9 +170,9 @@ def clip_dataset(cfg: dict, split: str, clock=None, rows_per_task: int = 64):
     train = split == "train"
     return ds.map_batches(
         sample_rows, batch_format="pyarrow", batch_size=rows_per_task, zero_copy_batch=True,
-        fn_kwargs=dict(combo=combo, frames=int(d["frames"]), train=train, seed=int(t["seed"]),
-                       clock=clock, augment=bool(t["augment"]), hflip=bool(t["hflip"]),
-                       augment_on=str(t.get("augment_on", "cpu"))),
+        fn_kwargs=dict(combo=combo, frames=d.frames, train=train, seed=t.seed,
+                       clock=clock, augment=t.augment, hflip=t.hflip,
+                       augment_on=t.augment_on),
     )
 
 

@@ -63,15 +63,15 @@ def make_optimizer(model, cfg):
     that trains (`model.freeze_text` false) gets groups of its own at `train.text_lr` (0: the
     same `train.lr`); the scheduler scales every group's rate alike.  Group 0 is the video
     tower's and the heads' matrices (its rate is what `train/lr` reports)."""
-    tr = cfg["train"]
-    lr = float(tr["lr"])
-    text_lr = float(tr.get("text_lr") or 0.0) or lr
+    tr = cfg.train
+    lr = tr.lr
+    text_lr = tr.text_lr or lr
     text_params = {id(p) for p in model.text.parameters()} if hasattr(model, "text") else set()
     buckets = {(False, True): [], (False, False): [], (True, True): [], (True, False): []}
     for p in model.parameters():
         if p.requires_grad:
             buckets[(id(p) in text_params, p.ndim >= 2)].append(p)
-    wd = float(tr["weight_decay"])
+    wd = tr.weight_decay
     groups = [{"params": buckets[(False, True)], "weight_decay": wd},
               {"params": buckets[(False, False)], "weight_decay": 0.0}]
     if buckets[(True, True)] or buckets[(True, False)]:
@@ -109,7 +109,7 @@ def validate(model, val_batches: list[dict], cfg, global_batch: int, device, aut
         vids.append(v.float().cpu()), txts.append(t.float().cpu()), ids.append(batch["iid"])
     model.train()
     v, t, iid = torch.cat(vids), torch.cat(txts), torch.cat(ids)
-    loss_fn = ClipLoss(mask_duplicates=bool(cfg["train"]["mask_duplicate_impressions"]), gather=False)
+    loss_fn = ClipLoss(mask_duplicates=cfg.train.mask_duplicate_impressions, gather=False)
     scale = model.logit_scale().float().cpu()
     losses = [float(loss_fn(v[i:i + global_batch], t[i:i + global_batch], scale, iid[i:i + global_batch]))
               for i in range(0, len(v), global_batch) if len(v[i:i + global_batch]) >= 2]
@@ -143,12 +143,12 @@ def _fault_hook(hook: dict | None, epoch: int, rank: int) -> None:
 
 def train_loop_per_worker(config: dict) -> None:
     cfg, n_train, clock = config["cfg"], int(config["n_train"]), config["clock"]
-    tr = cfg["train"]
+    tr = cfg.train
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if tr["torch_threads"]:
-        torch.set_num_threads(int(tr["torch_threads"]))
-    seed_everything(int(tr["seed"]))
+    if tr.torch_threads:
+        torch.set_num_threads(tr.torch_threads)
+    seed_everything(tr.seed)
     device = ray.train.torch.get_device()
     use_gpu = device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_gpu else contextlib.nullcontext
@@ -157,11 +157,11 @@ def train_loop_per_worker(config: dict) -> None:
     ddp = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})
     model = ddp.module if hasattr(ddp, "module") else ddp
     optimizer = make_optimizer(model, cfg)
-    batch, accum = int(tr["batch_size"]), int(tr["accum_steps"])
+    batch, accum = tr.batch_size, tr.accum_steps
     steps_per_epoch, epochs, total_steps = plan_steps(tr, n_train, world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total_steps, float(tr["warmup_fraction"])))
-    loss_fn = ClipLoss(mask_duplicates=bool(tr["mask_duplicate_impressions"]))
+        optimizer, warmup_cosine(total_steps, tr.warmup_fraction))
+    loss_fn = ClipLoss(mask_duplicates=tr.mask_duplicate_impressions)
 
     start_epoch, history, last_metrics = 0, [], {}
     ckpt = ray.train.get_checkpoint()
@@ -185,7 +185,7 @@ def train_loop_per_worker(config: dict) -> None:
         ray.get(clock.set.remote(epoch))
         t0, losses, seen = time.perf_counter(), [], 0
         shard = ray.train.get_dataset_shard("train")
-        batches = iter_clip_batches(shard, batch * accum, train=True, seed=int(tr["seed"]), epoch=epoch)
+        batches = iter_clip_batches(shard, batch * accum, train=True, seed=tr.seed, epoch=epoch)
         budget = total_steps - epoch * steps_per_epoch  # the last epoch of a step budget is partial
         for step, b in enumerate(batches):
             if step == 0:

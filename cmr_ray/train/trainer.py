@@ -21,11 +21,10 @@ ln(global batch), and at the end a run whose verdict (`cmr_ray.train.collapse`) 
 """
 from __future__ import annotations
 
-import copy
 import os
 import time
 
-from cmr_ray.config import sweep_mode
+from cmr_ray.config import Config, sweep_mode
 from cmr_ray.runtime import init_ray
 from cmr_ray.views import combo_slots
 
@@ -72,22 +71,22 @@ def _ingest_options():
                             verbose_progress=ctx.verbose_progress)
 
 
-def check_inputs(cfg: dict) -> tuple[int, int]:
+def check_inputs(cfg: Config) -> tuple[int, int]:
     """Rows of the train and val splits; one clear line when training cannot start."""
     from cmr_ray.data.reader import StoreError
     from cmr_ray.train.data import count_split
 
-    store = cfg["data"]["store"]
-    slots = combo_slots(cfg["data"]["views"])
+    store = cfg.data.store
+    slots = combo_slots(cfg.data.views)
     try:
         n_train, n_val = count_split(store, "train", slots), count_split(store, "val", slots)
     except StoreError as e:
         raise TrainingSetupError(f"data.store: {e}") from None
-    tr = cfg["train"]
-    need = tr["workers"] * tr["batch_size"] * tr["accum_steps"]
+    tr = cfg.train
+    need = tr.workers * tr.batch_size * tr.accum_steps
     if n_train < need:
         raise TrainingSetupError(
-            f"data.store {store}: the train split has {n_train} studies with views {cfg['data']['views']}, fewer than train.workers × "
+            f"data.store {store}: the train split has {n_train} studies with views {cfg.data.views}, fewer than train.workers × "
             f"train.batch_size × train.accum_steps = {need}")
     if n_val < 2:
         raise TrainingSetupError(f"data.store {store}: the val split has {n_val} studies; validation "
@@ -107,7 +106,7 @@ def best_checkpoint(result, metric: str, mode: str = "max"):
     return result.checkpoint, dict(result.metrics or {})
 
 
-def run_training(cfg: dict, storage_path: str | None = None, name: str | None = None,
+def run_training(cfg: Config, storage_path: str | None = None, name: str | None = None,
                  callbacks: list | None = None, progress: bool = True, address: str | None = None,
                  fault_hook: dict | None = None):
     """Train (or resume) the run STORAGE/NAME; returns Ray Train's `Result`.
@@ -116,8 +115,7 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     `progress`: print one line per epoch; `fault_hook`: fault injection for tests only
     (`{"dir", "epoch"}`: a worker writes its pid there at that epoch and waits to be killed).
     """
-    cfg = copy.deepcopy(cfg)
-    cfg["data"]["store"] = _storage(cfg["data"]["store"])  # the saved config names it unambiguously
+    cfg = cfg.replace("data.store", _storage(cfg.data.store))  # the saved config names it unambiguously
     n_train, _ = check_inputs(cfg)
     init_ray(address=address)
     import ray.data
@@ -130,12 +128,12 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
     from cmr_ray.train.budget import plan_steps
     from cmr_ray.train.loop import train_loop_per_worker
 
-    load_text_encoder(cfg["model"]["text_model"], config_only=True)  # fail here, in one line, if it is missing
-    if cfg["model"].get("video_init"):
+    load_text_encoder(cfg.model.text_model, config_only=True)  # fail here, in one line, if it is missing
+    if cfg.model.video_init:
         from cmr_ray.model.vit_init import check_video_init
 
-        check_video_init(cfg["model"]["video_init"])  # the same for the video tower's starting weights
-    tr = cfg["train"]
+        check_video_init(cfg.model.video_init)  # the same for the video tower's starting weights
+    tr = cfg.train
     clock = EpochClock.remote()
     datasets = {"train": clip_dataset(cfg, "train", clock), "val": clip_dataset(cfg, "val")}
     exec_opts = _ingest_options()
@@ -143,16 +141,16 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
         train_loop_per_worker,
         train_loop_config={"cfg": cfg, "n_train": n_train, "clock": clock, "fault_hook": fault_hook},
         torch_config=torch_config(),  # a loopback-only local Ray: the process group on 127.0.0.1 too
-        scaling_config=ScalingConfig(num_workers=int(tr["workers"]), use_gpu=bool(tr["use_gpu"]),
-                                     resources_per_worker={"CPU": float(tr["cpus_per_worker"])}),
+        scaling_config=ScalingConfig(num_workers=tr.workers, use_gpu=tr.use_gpu,
+                                     resources_per_worker={"CPU": tr.cpus_per_worker}),
         run_config=RunConfig(
-            name=name or tr["name"],
-            storage_path=_storage(storage_path or tr["storage_path"]),
-            checkpoint_config=CheckpointConfig(num_to_keep=int(tr["keep_checkpoints"]),
-                                               checkpoint_score_attribute=cfg["sweep"]["metric"],
+            name=name or tr.name,
+            storage_path=_storage(storage_path or tr.storage_path),
+            checkpoint_config=CheckpointConfig(num_to_keep=tr.keep_checkpoints,
+                                               checkpoint_score_attribute=cfg.sweep.metric,
                                                checkpoint_score_order=sweep_mode(cfg)),
-            failure_config=FailureConfig(max_failures=int(tr["max_failures"])),
-            callbacks=([_progress_callback(plan_steps(tr, n_train, int(tr["workers"]))[1])] if progress else [])
+            failure_config=FailureConfig(max_failures=tr.max_failures),
+            callbacks=([_progress_callback(plan_steps(tr, n_train, tr.workers)[1])] if progress else [])
             + list(callbacks or []),
         ),
         datasets=datasets,
@@ -162,11 +160,11 @@ def run_training(cfg: dict, storage_path: str | None = None, name: str | None = 
         result = trainer.fit()
     finally:
         ray.kill(clock)
-    _say_learning(result, cfg, name or tr["name"], progress)
+    _say_learning(result, cfg, name or tr.name, progress)
     return result
 
 
-def _say_learning(result, cfg: dict, run: str, progress: bool) -> dict | None:
+def _say_learning(result, cfg: Config, run: str, progress: bool) -> dict | None:
     """The end-of-run learning verdict: a WARNING line when collapsed or slow (always), the
     verdict itself with `progress`.  Judged on the final epoch's report."""
     from cmr_ray.train.collapse import collapse_verdict, global_batch, warning_line

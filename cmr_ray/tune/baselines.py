@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from cmr_ray.config import apply_overrides, flatten
+from cmr_ray.config import Config, apply_overrides, flatten, to_yaml
 from cmr_ray.views import paper_name
 
 KEY_PREFIX = "baseline-"
@@ -44,7 +44,7 @@ class Baseline:
     name: str   # zeroshot | simclr
     key: str    # baseline-<name>: the child run's cmr.trial_key
     title: str  # run name
-    cfg: dict   # resolved config (experiment + sweep.baseline_trial)
+    cfg: Config   # resolved config (experiment + sweep.baseline_trial)
     config_key: str
 
 
@@ -52,22 +52,22 @@ def is_baseline_key(key) -> bool:
     return str(key or "").startswith(KEY_PREFIX)
 
 
-def baseline_title(name: str, cfg: dict) -> str:
-    frames = int(cfg["data"]["frames"])
-    return f"{TITLES[name]} · {paper_name(cfg['data']['views'])} · {frames} frame{'s' if frames != 1 else ''}"
+def baseline_title(name: str, cfg: Config) -> str:
+    frames = cfg.data.frames
+    return f"{TITLES[name]} · {paper_name(cfg.data.views)} · {frames} frame{'s' if frames != 1 else ''}"
 
 
-def expand_baselines(cfg: dict, src: str = "config") -> list[Baseline]:
+def expand_baselines(cfg: Config, src: str = "config") -> list[Baseline]:
     """The sweep's baselines (`sweep.baselines`) on `sweep.baseline_trial` over `cfg`."""
     from cmr_ray.tune.grid import config_key
 
-    over = dict(cfg["sweep"]["baseline_trial"] or {})
+    over = dict(cfg.sweep.baseline_trial)
     resolved = apply_overrides(cfg, over, src=f"{src}: key 'sweep.baseline_trial'")
-    names = list(dict.fromkeys(cfg["sweep"]["baselines"] or []))
+    names = list(dict.fromkeys(cfg.sweep.baselines))
     return [Baseline(n, KEY_PREFIX + n, baseline_title(n, resolved), resolved, config_key(resolved)) for n in names]
 
 
-def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> dict:
+def compute_baseline(name: str, cfg: Config, out_dir, progress: bool = True) -> dict:
     """Build (and for simclr pretrain) the baseline's model, evaluate it like a trial, and
     write its tables (`tables.md`, one .md/.csv per table), `metrics.json`, `notes.txt` and
     `per_study.npz` (test ranks and probe predictions per study, as a trial writes them, so
@@ -79,10 +79,10 @@ def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> di
     from cmr_ray.eval.evaluation import check_eval_config, evaluate_method, fresh_model, write_outputs
     from cmr_ray.eval.tables import build_tables, prefix
 
-    if cfg["train"].get("torch_threads"):
-        torch.set_num_threads(int(cfg["train"]["torch_threads"]))
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
     check_eval_config(cfg)
-    store = cfg["data"]["store"]
+    store = cfg.data.store
     model = fresh_model(cfg)
     if name == "simclr":
         from cmr_ray.eval.simclr import train_simclr
@@ -92,21 +92,19 @@ def compute_baseline(name: str, cfg: dict, out_dir, progress: bool = True) -> di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables({prefix(name) + k: v for k, v in metrics.items()}, [name],
-                          cfg["eval"]["few_shot"], cfg["eval"]["probes"])
+                          cfg.eval.few_shot, cfg.eval.probes)
     header = (f"{baseline_title(name, cfg)}. Test split: {len(extras['test'])} studies; probes fitted on "
-              f"{extras['n_fit']} train+val studies; views {cfg['data']['views']}, {cfg['data']['frames']} frames.")
+              f"{extras['n_fit']} train+val studies; views {cfg.data.views}, {cfg.data.frames} frames.")
     write_outputs(out, header, tables, notes, metrics, extras)
     return metrics
 
 
-def baseline_job(name: str, cfg: dict, params_cfg: dict, run_id: str, tracking_uri: str) -> dict:
+def baseline_job(name: str, cfg: Config, params_cfg: dict, run_id: str, tracking_uri: str) -> dict:
     """One baseline where it runs (a Ray task): compute, check the artifacts for report
     text, log them to the run.  Returns the metrics (the driver logs them)."""
     import shutil
     import tempfile
     from pathlib import Path
-
-    import yaml
 
     from cmr_ray import tracking
     from cmr_ray.tune.trainable import check_no_report_text, store_impressions
@@ -114,8 +112,8 @@ def baseline_job(name: str, cfg: dict, params_cfg: dict, run_id: str, tracking_u
     out = Path(tempfile.mkdtemp(prefix=f"cmr-baseline-{name}-"))
     try:
         metrics = compute_baseline(name, cfg, out / "eval")
-        (out / "config.yaml").write_text(yaml.safe_dump(params_cfg, sort_keys=False))
-        check_no_report_text(out, store_impressions(cfg["data"]["store"]))
+        (out / "config.yaml").write_text(to_yaml(params_cfg))
+        check_no_report_text(out, store_impressions(cfg.data.store))
         c = tracking.client(tracking_uri)
         c.log_artifact(run_id, str(out / "config.yaml"))
         c.log_artifacts(run_id, str(out / "eval"), artifact_path="eval")
@@ -139,7 +137,7 @@ def ensure_baseline_run(c, exp_id: str, parent_id: str, b: Baseline, existing: d
         return run.info.run_id, run.info.status != "FINISHED"
     tags = {"mlflow.parentRunId": parent_id, "cmr.kind": "baseline", "cmr.baseline": b.name,
             "cmr.trial_key": b.key, "cmr.config_key": b.config_key,
-            "cmr.paper_views": paper_name(b.cfg["data"]["views"])}
+            "cmr.paper_views": paper_name(b.cfg.data.views)}
     run = c.create_run(exp_id, run_name=b.title, tags=tags)
     c.update_run(run.info.run_id, status="SCHEDULED")
     tracking.log_params(c, run.info.run_id, flatten(b.cfg))
@@ -153,11 +151,11 @@ def _one_line(e: BaseException) -> str:
 
 
 def _doing(b: Baseline) -> str:
-    what = f"{paper_name(b.cfg['data']['views'])} at {b.cfg['data']['frames']} frames"
+    what = f"{paper_name(b.cfg.data.views)} at {b.cfg.data.frames} frames"
     if b.name == "zeroshot":
         return f"evaluating the untrained tower on {what}"
-    t = b.cfg["train"]
-    budget = f"{t['steps']} steps" if t.get("steps") else f"{t['epochs']} epochs"
+    t = b.cfg.train
+    budget = f"{t.steps} steps" if t.steps else f"{t.epochs} epochs"
     return f"pretraining the tower image-only ({budget}, a trial's budget), then evaluating on {what}"
 
 
@@ -185,8 +183,8 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
             import ray
 
             for key, (b, run_id) in todo.items():
-                t = b.cfg["train"]
-                task = ray.remote(num_cpus=float(t["cpus_per_worker"]), num_gpus=1 if t["use_gpu"] else 0,
+                t = b.cfg.train
+                task = ray.remote(num_cpus=t.cpus_per_worker, num_gpus=1 if t.use_gpu else 0,
                                   max_retries=0)(job)
                 echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
                 tracking.set_status(c, run_id, "RUNNING")

@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 
-from cmr_ray.config import ConfigError, apply_overrides, flatten
+from cmr_ray.config import Config, ConfigError, apply_overrides, flatten
 from cmr_ray.views import paper_name
 
 NAME_KEYS = ("data.views", "data.frames", "model.temperature", "train.seed")
@@ -40,24 +40,24 @@ class Trial:
     key: str            # hash of the resolved config; stable across runs of the same sweep
     name: str           # human name, e.g. "CINE_lax-sax + LGE_sax | 8 frames | τ=0.05 | seed 0"
     overrides: dict     # the dotted keys this trial sets over the experiment's config
-    cfg: dict           # resolved, validated config
+    cfg: Config           # resolved, validated config
     row: int = -1       # the row (trial × grid point) this trial repeats with its seed; -1: unset
 
 
-def config_key(cfg: dict) -> str:
+def config_key(cfg: Config) -> str:
     """A short stable hash of everything that shapes a trial (data, model, train, eval)."""
     blob = json.dumps(flatten(cfg), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def trial_name(cfg: dict, extra: dict | None = None) -> str:
+def trial_name(cfg: Config, extra: dict | None = None) -> str:
     """`<paper view name> | <frames> frames | τ=<temperature> | seed <seed>`, plus any other
     overridden keys so names stay unique within a sweep."""
     parts = [
-        paper_name(cfg["data"]["views"]),
-        f"{cfg['data']['frames']} frame{'s' if cfg['data']['frames'] != 1 else ''}",
-        f"τ={cfg['model']['temperature']:g}",
-        f"seed {cfg['train']['seed']}",
+        paper_name(cfg.data.views),
+        f"{cfg.data.frames} frame{'s' if cfg.data.frames != 1 else ''}",
+        f"τ={cfg.model.temperature:g}",
+        f"seed {cfg.train.seed}",
     ]
     parts += [f"{k}={v}" for k, v in sorted((extra or {}).items()) if k not in NAME_KEYS]
     return " | ".join(parts)
@@ -73,29 +73,29 @@ def _grid_points(grid: dict) -> list[dict]:
 SEED_KEY = "train.seed"
 
 
-def seed_overrides(cfg: dict, src: str = "config") -> list[dict]:
+def seed_overrides(cfg: Config, src: str = "config") -> list[dict]:
     """[{train.seed: s} for each of `sweep.seeds`], or [{}] when it is empty (one run per row).
     A one-line ConfigError naming `sweep.seeds` when it is not a list of distinct whole
     numbers >= 0 (checked on load too), or when a trial or the grid also sets train.seed."""
-    sweep = cfg["sweep"]
-    seeds = sweep.get("seeds") or []
+    sweep = cfg.sweep
+    seeds = sweep.seeds
     if not isinstance(seeds, list) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError(f"{src}: key 'sweep.seeds' expected a list of whole numbers >= 0, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{src}: key 'sweep.seeds' expected distinct seeds, got {seeds!r}")
     if not seeds:
         return [{}]
-    if SEED_KEY in (sweep.get("grid") or {}) or any(SEED_KEY in t for t in sweep.get("trials") or []):
+    if SEED_KEY in sweep.grid or any(SEED_KEY in t for t in sweep.trials):
         raise ConfigError(f"{src}: key 'sweep.seeds' and a trial or 'sweep.grid' both set {SEED_KEY}; set it in one place")
     return [{SEED_KEY: s} for s in seeds]
 
 
-def expand_trials(cfg: dict, src: str = "config") -> list[Trial]:
+def expand_trials(cfg: Config, src: str = "config") -> list[Trial]:
     """The sweep's trials, in order: each explicit trial × each grid point (a row) × each of
     `sweep.seeds` (a row's seeds next to each other)."""
-    sweep = cfg["sweep"]
-    explicit = sweep.get("trials") or [{}]
-    points = _grid_points(sweep.get("grid") or {})
+    sweep = cfg.sweep
+    explicit = sweep.trials or [{}]
+    points = _grid_points(sweep.grid)
     seeds = seed_overrides(cfg, src)
     trials: list[Trial] = []
     seen: dict[str, int] = {}
@@ -127,12 +127,12 @@ def sweep_key(trials: list[Trial]) -> str:
     return hashlib.sha1("|".join(t.key for t in trials).encode()).hexdigest()[:12]
 
 
-def trial_resources(cfg: dict) -> dict:
+def trial_resources(cfg: Config) -> dict:
     """What one trial holds while it runs: its driver function plus its Train workers."""
-    train, sweep = cfg["train"], cfg["sweep"]
-    need = {"CPU": sweep["trial_cpus"] + train["workers"] * train["cpus_per_worker"]}
-    if train["use_gpu"]:
-        need["GPU"] = float(train["workers"])
+    train, sweep = cfg.train, cfg.sweep
+    need = {"CPU": sweep.trial_cpus + train.workers * train.cpus_per_worker}
+    if train.use_gpu:
+        need["GPU"] = float(train.workers)
     return need
 
 
@@ -141,12 +141,12 @@ DATA_CPUS = 2.0  # CPUs per running trial left free for its Ray Data list/read/s
                  # holds it and the read waits forever)
 
 
-def max_concurrent(cfg: dict, cluster: dict, n_trials: int) -> int:
+def max_concurrent(cfg: Config, cluster: dict, n_trials: int) -> int:
     """`sweep.max_concurrent`, or (when 0) how many trials the cluster's CPUs/GPUs fit, at least 1.
     Each running trial also leaves `DATA_CPUS` free for the Ray Data tasks feeding it: a
     cluster whose CPUs are all held by trials starves their input pipelines (a local Ray
     started by the sweep adds that many logical CPUs: `local_cpus`)."""
-    n = cfg["sweep"]["max_concurrent"]
+    n = cfg.sweep.max_concurrent
     if n <= 0:
         need = trial_resources(cfg)
         need["CPU"] = need.get("CPU", 0.0) + DATA_CPUS

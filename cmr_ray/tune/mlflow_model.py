@@ -20,6 +20,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from cmr_ray.config import Config
+
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.yaml"
 CONFIG_JSON = "config.json"
@@ -32,15 +34,15 @@ def _state_dict(model) -> dict:
     return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
 
 
-def _signature(cfg: dict, state: dict):
+def _signature(cfg: Config, state: dict):
     import numpy as np
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    data, proj = cfg.get("data") or {}, state.get("video_proj.weight")
-    if not {"frames", "image_size"} <= set(data) or proj is None:
+    proj = state.get("video_proj.weight")
+    if proj is None:
         return None
-    f, s = int(data["frames"]), int(data["image_size"])
+    f, s = cfg.data.frames, cfg.data.image_size
     return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, f, s, s))]),
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, int(proj.shape[0])))]))
 
@@ -57,12 +59,12 @@ def requirements() -> list[str]:
     return out
 
 
-def save_model(path, model, cfg: dict) -> Path:
+def save_model(path, model, cfg: Config) -> Path:
     """Write `model` (a CMRClip) and the config that builds it as an MLflow pyfunc model at `path`."""
     import mlflow.pyfunc
     from safetensors.torch import save_file
 
-    from cmr_ray.config import to_yaml
+    from cmr_ray.config import thaw, to_yaml
 
     path = Path(path)
     state = _state_dict(model)
@@ -71,7 +73,7 @@ def save_model(path, model, cfg: dict) -> Path:
         data.mkdir()
         save_file(state, str(data / WEIGHTS_FILE), metadata={"format": "pt"})
         (data / CONFIG_FILE).write_text(to_yaml(cfg))
-        (data / CONFIG_JSON).write_text(json.dumps(cfg, indent=1, sort_keys=True, default=str))
+        (data / CONFIG_JSON).write_text(json.dumps(thaw(cfg), indent=1, sort_keys=True, default=str))
         with warnings.catch_warnings():  # an example clip would be megabytes of JSON; the signature says it all
             warnings.filterwarnings("ignore", message=".*An input example was not provided")
             mlflow.pyfunc.save_model(
@@ -105,7 +107,7 @@ def load_model(path):
 class EmbeddingModel:
     """What `mlflow.pyfunc.load_model` returns the predictions of: clip embeddings."""
 
-    def __init__(self, model, cfg: dict):
+    def __init__(self, model, cfg: Config):
         self.model, self.cfg = model, cfg
 
     def predict(self, model_input, params=None):

@@ -27,7 +27,7 @@ import os
 import time
 
 from cmr_ray import tracking
-from cmr_ray.config import load_config, sweep_mode, to_yaml
+from cmr_ray.config import Config, load_config, sweep_mode, to_yaml
 from cmr_ray.data.ensure import check_existing_store, ensure_store  # building a store is the data layer's
 from cmr_ray.tune.baselines import expand_baselines, is_baseline_key, run_baselines
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
@@ -36,42 +36,41 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-PATH_KEYS = (("data", "store"), ("data", "dicom_dir"), ("data", "reports"), ("data", "labels"), ("train", "storage_path"))
+PATH_KEYS = ("data.store", "data.dicom_dir", "data.reports", "data.labels", "train.storage_path")
 
 
-def absolute_paths(cfg: dict) -> dict:
+def absolute_paths(cfg: Config) -> Config:
     """A copy with local paths made absolute (Tune runs trials in their own directories)."""
-    import copy
-
-    cfg = copy.deepcopy(cfg)
-    for section, key in PATH_KEYS:
-        v = cfg[section].get(key)
+    changes = {}
+    for key in PATH_KEYS:
+        section, _, name = key.partition(".")
+        v = cfg[section][name]
         if v and "://" not in v:
-            cfg[section][key] = os.path.abspath(v)
+            changes[key] = os.path.abspath(v)
     from cmr_ray.eval.external import external_store
     from cmr_ray.eval.transfer import absolute_stores
 
-    cfg["eval"]["transfer"] = absolute_stores(cfg["eval"].get("transfer"))
-    if cfg["eval"].get("external"):
-        cfg["eval"]["external"] = external_store(cfg)
-    return cfg
+    changes["eval.transfer"] = absolute_stores(cfg.eval.transfer)
+    if cfg.eval.external:
+        changes["eval.external"] = external_store(cfg)
+    return cfg.with_overrides(changes)
 
 
 def longest_first(payloads: dict) -> list[str]:
     """Trial keys in the order Tune should start them: most frames per clip first (a trial's
     cost grows with its clip length), so with several trials at a time the long ones do not
     run alone at the end.  MLflow and the report keep the experiment file's order."""
-    return sorted(payloads, key=lambda k: (-int(payloads[k]["cfg"]["data"]["frames"]), payloads[k]["index"]))
+    return sorted(payloads, key=lambda k: (-payloads[k]["cfg"]["data"]["frames"], payloads[k]["index"]))
 
 
-def _scheduler(cfg: dict):
-    if cfg["sweep"]["scheduler"] != "asha":
+def _scheduler(cfg: Config):
+    if cfg.sweep.scheduler != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    epochs = cfg["train"]["epochs"]
+    epochs = cfg.train.epochs
     return ASHAScheduler(
-        metric=cfg["sweep"]["metric"], mode=sweep_mode(cfg), time_attr="training_iteration",
+        metric=cfg.sweep.metric, mode=sweep_mode(cfg), time_attr="training_iteration",
         max_t=epochs + 1,  # +1: the final (evaluation) report must not be cut off
         grace_period=max(1, epochs // 3), reduction_factor=2,
     )
@@ -88,11 +87,11 @@ def _result_loggers() -> list:
     return [CSVLoggerCallback(), JsonLoggerCallback()]
 
 
-def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, echo) -> str | None:
+def _log_best_model(c, exp_id: str, parent_id: str, cfg: Config, model_loader, echo) -> str | None:
     """Log (and register) the model of the finished trial with the best `best/<metric>`."""
     import mlflow
 
-    key = f"best/{cfg['sweep']['metric']}"
+    key = f"best/{cfg.sweep.metric}"
     runs = [r for k, r in tracking.child_runs(c, exp_id, parent_id).items()
             if not is_baseline_key(k) and not r.data.tags.get("cmr.baseline")  # a baseline is never the best trial
             and r.info.status == "FINISHED" and key in r.data.metrics and r.data.tags.get("cmr.checkpoint_path")]
@@ -113,7 +112,7 @@ def _log_best_model(c, exp_id: str, parent_id: str, cfg: dict, model_loader, ech
 
     ckpt = best.data.tags["cmr.checkpoint_path"]
     model, model_cfg = model_loader(ckpt)
-    name = cfg["sweep"]["register_model"] or None
+    name = cfg.sweep.register_model or None
     with tempfile.TemporaryDirectory() as tmp:
         # Weights (safetensors) and the config that builds them, no pickle (cmr_ray.tune.mlflow_model);
         # saved locally first so every byte is checked for report text before it is logged.
@@ -146,7 +145,7 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     uri = tracking.resolve_uri(tracking_uri)
     echo(f"sweep {path}: {len(trials)} trial(s)"
          + (f" and baseline(s) {', '.join(b.name for b in bases)}" if bases else "")
-         + f"; MLflow at {uri}, experiment '{cfg['sweep']['experiment']}'")
+         + f"; MLflow at {uri}, experiment '{cfg.sweep.experiment}'")
 
     check_existing_store(absolute_paths(cfg))  # a mismatched store fails before any work starts
     from cmr_ray.runtime import init_ray, local_env
@@ -175,15 +174,15 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
 
     ensure_external_store(absolute_paths(cfg), address=address, echo=echo)  # eval.external: the other-site cohort, likewise
     c = tracking.client(uri)
-    exp_id = tracking.ensure_experiment(c, cfg["sweep"]["experiment"])
+    exp_id = tracking.ensure_experiment(c, cfg.sweep.experiment)
     skey = sweep_key(trials)
     parent = tracking.find_parent(c, exp_id, skey) if resume else None
     if resume and parent is None:
         echo("--resume: no earlier run of this sweep in MLflow; starting it from the beginning")
     if parent is None:
-        params = {f"sweep.{k}": v for k, v in cfg["sweep"].items() if k not in ("grid", "trials")}
+        params = {f"sweep.{k}": v for k, v in cfg.sweep.items() if k not in ("grid", "trials")}
         params["sweep.trials"] = len(trials)
-        parent_id = tracking.start_parent(c, exp_id, skey, cfg["sweep"]["experiment"], params,
+        parent_id = tracking.start_parent(c, exp_id, skey, cfg.sweep.experiment, params,
                                           tags={"cmr.experiment_file": str(path)})
     else:
         parent_id = parent.info.run_id
@@ -230,8 +229,8 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
         storage = absolute_paths(t.cfg)["train"]["storage_path"]
         payloads[t.key] = dict(
             key=t.key, index=t.index, name=t.name, run_id=run_id, tracking_uri=uri,
-            cfg=absolute_paths(t.cfg), params_cfg=t.cfg, metric=cfg["sweep"]["metric"],
-            storage_path=storage, train_name=f"{cfg['sweep']['experiment']}-{t.key}",
+            cfg=absolute_paths(t.cfg), params_cfg=t.cfg, metric=cfg.sweep.metric,
+            storage_path=storage, train_name=f"{cfg.sweep.experiment}-{t.key}",
         )
 
     status = "FINISHED"
@@ -242,7 +241,7 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
              f"Ray cluster has {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU")
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, payloads=payloads, train_fn=train_fn, eval_fn=eval_fn),
-            {"cpu": cfg["sweep"]["trial_cpus"]},
+            {"cpu": cfg.sweep.trial_cpus},
         )
         callback = MlflowTrialCallback(c, payloads, len(trials), skip, echo=echo)
         tuner = tune.Tuner(
@@ -254,7 +253,7 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
                 trial_dirname_creator=lambda tr: f"trial-{tr.config['key']}",
             ),
             run_config=tune.RunConfig(
-                name=f"sweep-{cfg['sweep']['experiment']}-{parent_id[:8]}-{int(time.time())}",
+                name=f"sweep-{cfg.sweep.experiment}-{parent_id[:8]}-{int(time.time())}",
                 storage_path=absolute_paths(cfg)["train"]["storage_path"],
                 callbacks=[callback, *_result_loggers()], verbose=0,
             ),
@@ -284,11 +283,11 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
     tracking.set_status(c, parent_id, "FAILED" if failed or failed_bases else "FINISHED")
     from cmr_ray.tune.report import render_report
 
-    echo(render_report(c, cfg["sweep"]["experiment"]))
+    echo(render_report(c, cfg.sweep.experiment))
     ended = " and ".join(([f"{len(failed)} failed trial(s)"] if failed else [])
                          + ([f"{len(failed_bases)} failed baseline(s)"] if failed_bases else []))
     echo(f"sweep {f'ended with {ended} (rerun with --resume)' if ended else 'finished'}: "
-         f"MLflow experiment '{cfg['sweep']['experiment']}' (id {exp_id}), parent run {parent_id} in {uri}; "
+         f"MLflow experiment '{cfg.sweep.experiment}' (id {exp_id}), parent run {parent_id} in {uri}; "
          f"browse with: cmr-ray ui")
     return dict(experiment_id=exp_id, parent_run_id=parent_id, best_run_id=best,
                 runs={k: r.info.run_id for k, r in runs.items()}, status=statuses,

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cmr_ray.config import sweep_mode
+from cmr_ray.config import Config, sweep_mode, to_yaml
 from cmr_ray.train.trainer import best_checkpoint
 
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
@@ -62,7 +62,7 @@ def epoch_history(result) -> list[dict]:
     return [rows[e] for e in sorted(rows)]
 
 
-def learning_report(history: list[dict], cfg: dict) -> dict:
+def learning_report(history: list[dict], cfg: Config) -> dict:
     """The final report's learning keys from the per-epoch history; {} when there is no train/loss."""
     from cmr_ray.train.collapse import collapse_verdict, global_batch
 
@@ -103,7 +103,6 @@ def check_no_report_text(out_dir: str | Path, impressions: list[str], binary: bo
 
 def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None:
     """Train, evaluate the best checkpoint, log artifacts, report final metrics to Tune."""
-    import yaml
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -129,9 +128,9 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
     ckpt, best = best_checkpoint(result, metric, sweep_mode(cfg))
     out = Path(tempfile.mkdtemp(prefix=f"cmr-eval-{t['key']}-"))
     try:
-        final = dict(eval_fn(ckpt.path, cfg["data"]["store"], str(out), cfg=cfg) or {})
-        (out / "config.yaml").write_text(yaml.safe_dump(t["params_cfg"], sort_keys=False))
-        check_no_report_text(out, store_impressions(cfg["data"]["store"]))
+        final = dict(eval_fn(ckpt.path, cfg.data.store, str(out), cfg=cfg) or {})
+        (out / "config.yaml").write_text(to_yaml(t["params_cfg"]))
+        check_no_report_text(out, store_impressions(cfg.data.store))
         c = tracking.client(t["tracking_uri"])
         c.log_artifact(t["run_id"], str(out / "config.yaml"))
         (out / "config.yaml").unlink()

@@ -1,5 +1,6 @@
 """End to end on a tiny fake store and a tiny model, through `cmr-ray eval` and a saved
 checkpoint: every table, plot and metric key is written."""
+import dataclasses
 import json
 import math
 import re
@@ -71,6 +72,7 @@ def test_bad_eval_settings_fail_before_any_work(cfg, tmp_path):
     from cmr_ray.eval.evaluation import evaluate_model
 
     for key, val, msg in (("probes", ["hcm", "lbbb"], "eval.probes"), ("few_shot", [0, 2], "eval.few_shot")):
-        bad = {**cfg, "eval": {**cfg["eval"], key: val}}
+        # past load_config's checks (dataclasses.replace does not validate): the run-time check still stops it
+        bad = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **{key: val}))
         with pytest.raises(ValueError, match=msg):
             evaluate_model(None, bad, str(tmp_path / "nostore"), tmp_path / "out")

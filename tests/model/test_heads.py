@@ -24,7 +24,7 @@ def test_relu_linear_head_is_relu_then_linear_with_bias():
 
 @pytest.mark.parametrize("head", ["linear", "relu_linear"])
 def test_model_with_each_head_trains(tiny_cfg, head):
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "head": head}}
+    cfg = tiny_cfg.replace("model.head", head)
     torch.manual_seed(0)
     model = build_model(cfg)
     v, t, _ = model(torch.rand(3, 4, 32, 32), ["a", "b", "c"])

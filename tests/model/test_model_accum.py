@@ -11,7 +11,7 @@ def grads_of(model):
 
 @pytest.mark.parametrize("accum", [2, 4])
 def test_accumulation_equals_full_batch(tiny_cfg, accum):
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "freeze_text": False, "learn_temperature": True}}
+    cfg = tiny_cfg.with_overrides({"model.freeze_text": False, "model.learn_temperature": True})
     torch.manual_seed(0)
     model = build_model(cfg)
     g = torch.Generator().manual_seed(1)

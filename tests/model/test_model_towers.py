@@ -134,7 +134,7 @@ def test_build_model_embeddings_and_frozen_text_cache(tiny_cfg, monkeypatch, tmp
 
 
 def test_unfrozen_text_and_frozen_video(tiny_cfg):
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "freeze_text": False, "freeze_video": True}}
+    cfg = tiny_cfg.with_overrides({"model.freeze_text": False, "model.freeze_video": True})
     model = build_model(cfg)
     v, t, scale = model(torch.rand(2, 4, 32, 32), ["x", "y"])
     (v * t).sum().backward()
@@ -145,7 +145,7 @@ def test_unfrozen_text_and_frozen_video(tiny_cfg):
 
 
 def test_learnable_temperature_starts_at_config_and_clamps(tiny_cfg):
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "learn_temperature": True, "temperature": 0.05}}
+    cfg = tiny_cfg.with_overrides({"model.learn_temperature": True, "model.temperature": 0.05})
     model = build_model(cfg)
     assert isinstance(model.log_scale, torch.nn.Parameter)
     assert float(model.logit_scale().detach()) == pytest.approx(20.0, rel=1e-5)
@@ -159,8 +159,7 @@ def test_learnable_temperature_starts_at_config_and_clamps(tiny_cfg):
 
 
 def test_paper_preset_sizes(tiny_cfg):
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "preset": "paper"},
-           "data": {**tiny_cfg["data"], "image_size": 224}}
+    cfg = tiny_cfg.with_overrides({"model.preset": "paper", "data.image_size": 224})
     s = video_sizes(cfg)
     assert s == {**PAPER_VIDEO, "image_size": 224}
     assert (s["hidden_size"], s["layers"], s["heads"], s["patch_size"], s["max_frames"]) == (768, 12, 12, 16, 64)
@@ -197,5 +196,5 @@ def test_build_model_takes_input_norm_from_the_config():
 
     cfg = load_config(None, {"data.image_size": 32, "model.hidden_size": 32, "model.heads": 2})
     assert cfg["model"]["input_norm"] == "clip" and build_video_tower(cfg).input_norm == "clip"
-    cfg["model"]["input_norm"] = "none"
+    cfg = cfg.replace("model.input_norm", "none")
     assert build_video_tower(cfg).input_norm == "none"

@@ -36,7 +36,7 @@ def test_a_second_model_reads_the_features_instead_of_encoding(tiny_cfg, tmp_pat
 def test_a_different_tower_does_not_share_features(tiny_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("CMR_RAY_CACHE", str(tmp_path))
     a = _model(tiny_cfg)
-    b = _model(dict(tiny_cfg, model=dict(tiny_cfg["model"], text_max_length=16)))
+    b = _model(tiny_cfg.replace("model.text_max_length", 16))
     assert tower_id(a.text) != tower_id(b.text)
     c = _model(tiny_cfg)
     with torch.no_grad():

@@ -137,7 +137,7 @@ def test_a_checkpoint_of_other_sizes_is_refused(tiny_vit):
 
 def test_build_model_reads_video_init(tiny_vit, tiny_cfg):
     path, vit = tiny_vit
-    cfg = {**tiny_cfg, "model": {**tiny_cfg["model"], "video_init": path, "layers": LAYERS, "hidden_size": D}}
+    cfg = tiny_cfg.with_overrides({"model.video_init": path, "model.layers": LAYERS, "model.hidden_size": D})
     model = build_model(cfg)
     torch.testing.assert_close(model.video.backbone.layernorm.weight, vit.layernorm.weight)
     bare = build_model(cfg, video_init=False)  # our checkpoint is loaded next: the ViT is not read

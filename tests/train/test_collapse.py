@@ -75,8 +75,10 @@ def test_bad_history():
 
 
 def test_global_batch_and_warning_line():
-    assert global_batch({"train": {"batch_size": 16, "accum_steps": 2, "workers": 2}}) == 64
-    assert global_batch({"train": {"batch_size": 32}}) == 32
+    from cmr_ray.config import load_config
+
+    assert global_batch(load_config(None, {"train.batch_size": 16, "train.accum_steps": 2, "train.workers": 2})) == 64
+    assert global_batch(load_config(None, {"train.batch_size": 32})) == 32
     assert warning_line("views/t3", collapse_verdict(hist(0.5), 32)) is None
     line = warning_line("views/t3", collapse_verdict(hist(LN32), 32))
     assert line.startswith("WARNING: run views/t3 COLLAPSED") and "1.00 × ln 32" in line

@@ -5,7 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-CFG = {"train": {"batch_size": 32, "accum_steps": 1, "workers": 1}}
+from cmr_ray.config import load_config
+
+CFG = load_config(None, {"train.batch_size": 32, "train.accum_steps": 1, "train.workers": 1})
 
 
 def test_learning_report_from_history():

@@ -109,11 +109,14 @@ def test_studies_missing_a_view_are_left_out(tmp_path):
 def test_plan_steps_budgets_in_optimizer_steps():
     from cmr_ray.train.budget import plan_steps
 
-    tr = {"batch_size": 64, "accum_steps": 1, "epochs": 10, "steps": 0}
+    from cmr_ray.config import load_config
+
+    cfg = load_config(None, {"train.batch_size": 64, "train.accum_steps": 1, "train.epochs": 10, "train.steps": 0})
+    tr = cfg.train
     assert plan_steps(tr, 538) == (8, 10, 80)                  # epochs: whole epochs
-    assert plan_steps({**tr, "steps": 150}, 538) == (8, 19, 150)  # steps: the last epoch is partial
-    assert plan_steps({**tr, "steps": 16}, 538) == (8, 2, 16)
-    assert plan_steps({**tr, "steps": 150}, 538, world=2) == (4, 38, 150)
+    assert plan_steps(cfg.replace("train.steps", 150).train, 538) == (8, 19, 150)  # steps: the last epoch is partial
+    assert plan_steps(cfg.replace("train.steps", 16).train, 538) == (8, 2, 16)
+    assert plan_steps(cfg.replace("train.steps", 150).train, 538, world=2) == (4, 38, 150)
     with pytest.raises(ValueError, match="fewer than"):
         plan_steps(tr, 50)
 

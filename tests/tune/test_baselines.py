@@ -67,14 +67,15 @@ def test_simclr_budget_is_train_steps_when_set_else_epochs(tmp_path, tiny_text, 
     from cmr_ray.eval.simclr import budget_steps, train_simclr
     from tests.model.fakes import write_fake_store
 
-    assert budget_steps({"epochs": 3}, 5) == 15 and budget_steps({"epochs": 3, "steps": 0}, 5) == 15
-    assert budget_steps({"epochs": 3, "steps": 7}, 5) == 7
+    tr = load_config(None, {"train.epochs": 3}).train
+    assert budget_steps(tr, 5) == 15 and budget_steps(load_config(None, {"train.epochs": 3, "train.steps": 0}).train, 5) == 15
+    assert budget_steps(load_config(None, {"train.epochs": 3, "train.steps": 7}).train, 5) == 7
     store = write_fake_store(tmp_path / "store", studies=30, size=16)
     cfg = load_config(None, {"data.store": store, "data.image_size": 16, "data.views": "cine:sax", "data.frames": 2,
                              "model.hidden_size": 16, "model.layers": 1, "model.heads": 2, "model.patch_size": 8,
                              "model.embed_dim": 16, "model.text_model": tiny_text, "train.batch_size": 8,
                              "train.epochs": 1})
-    cfg["train"]["steps"] = 5  # 2 steps per pass over 21 train studies: 3 passes, the last one partial
+    cfg = cfg.replace("train.steps", 5)  # 2 steps per pass over 21 train studies: 3 passes, the last one partial
     train_simclr(cfg, store)
     err = capsys.readouterr().err
     assert "simclr epoch 3/3" in err and "(step 5/5," in err and "epoch 4" not in err

@@ -69,19 +69,17 @@ def test_bad_sweeps_name_file_and_key(tmp_path, body, message):
 
 
 def test_max_concurrent_from_cluster():
-    cfg = load_config(None)
-    cfg["train"].update(workers=1, cpus_per_worker=0.9)
-    cfg["sweep"]["trial_cpus"] = 0.1
+    cfg = load_config(None, {"train.workers": 1, "train.cpus_per_worker": 0.9, "sweep.trial_cpus": 0.1})
     assert trial_resources(cfg) == {"CPU": pytest.approx(1.0)}
     assert max_concurrent(cfg, {"CPU": 6.0}, 11) == 2          # each trial leaves 2 CPUs for Ray Data
     assert max_concurrent(cfg, {"CPU": float(local_cpus(2))}, 11) == 1   # a 2-core machine: one trial
     assert max_concurrent(cfg, {"CPU": 2.0}, 11) == 1          # at least one
     assert max_concurrent(cfg, {"CPU": 16.0}, 3) == 3          # never more than the trials
     assert max_concurrent(cfg, {"CPU": 0.5}, 3) == 1           # at least one
-    cfg["train"].update(workers=2, cpus_per_worker=4, use_gpu=True)
+    cfg = cfg.with_overrides({"train.workers": 2, "train.cpus_per_worker": 4, "train.use_gpu": True})
     assert max_concurrent(cfg, {"CPU": 64.0, "GPU": 8.0}, 20) == 4   # GPUs bind: 8 / 2
     assert max_concurrent(cfg, {"CPU": 24.0, "GPU": 8.0}, 20) == 2   # CPUs bind: 24 / (8.1 + 2)
-    cfg["sweep"]["max_concurrent"] = 3
+    cfg = cfg.replace("sweep.max_concurrent", 3)
     assert max_concurrent(cfg, {"CPU": 64.0, "GPU": 8.0}, 20) == 3
 
 
@@ -118,7 +116,7 @@ sweep:
     for row in range(4):                    # the seeds of a row differ in train.seed only
         same = [t for t in trials if t.row == row]
         assert len({t.cfg["data"]["views"] for t in same}) == 1 and len({t.cfg["data"]["frames"] for t in same}) == 1
-        assert all({**t.cfg, "train": {**t.cfg["train"], "seed": 0}} == same[0].cfg for t in same)
+        assert all(t.cfg.replace("train.seed", 0) == same[0].cfg for t in same)
     # no seeds: one trial per row with the config's train.seed, as before
     plain = expand_trials(*_cfg(tmp_path, "train: {seed: 7}\nsweep: {grid: {data.frames: [4, 8]}}\n"))
     assert [t.cfg["train"]["seed"] for t in plain] == [7, 7] and [t.row for t in plain] == [0, 1]

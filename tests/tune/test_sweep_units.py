@@ -68,6 +68,6 @@ def test_existing_store_info_reads_store_json_or_says_none(tmp_path):
 def test_trials_start_longest_clip_first_then_in_file_order():
     from cmr_ray.tune.sweep import longest_first
 
-    payloads = {k: {"cfg": {"data": {"frames": f}}, "index": i}
+    payloads = {k: {"cfg": load_config(None, {"data.frames": f}), "index": i}
                 for i, (k, f) in enumerate([("a", 8), ("b", 32), ("c", 8), ("d", 16)])}
     assert longest_first(payloads) == ["b", "d", "a", "c"]

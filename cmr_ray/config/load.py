@@ -1,0 +1,324 @@
+"""Loading an experiment file: base chains, presets, `--set` overrides, every value checked.
+
+Every problem found in the files and overrides is collected before failing: `ConfigError`
+carries one line per problem (`.problems`), each naming the file, the key and what was
+expected.  Only a file that cannot be read or parsed, or a `base:` that cannot be followed,
+stops the reading at once.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cmr_ray.config.frozen import Section, freeze, thaw
+from cmr_ray.config.schema import SCHEMA, SECTION_TYPES, SECTIONS, Config, Field
+from cmr_ray.views import ViewComboError, parse_combo
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+class ConfigError(ValueError):
+    """Config problems, one line each (file, key, what was expected); `.problems` lists them."""
+
+    def __init__(self, message: str | list[str]):
+        problems = list(message) if isinstance(message, (list, tuple)) else (str(message).splitlines() or [""])
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Problems(list):
+    """Collects one-line problems; `.check(fn, *args)` runs a check and keeps its ConfigError."""
+
+    def check(self, fn, *args, default=None):
+        try:
+            return fn(*args)
+        except ConfigError as e:
+            self.extend(p for p in e.problems if p not in self)
+            return default
+
+    def raise_any(self) -> None:
+        if self:
+            raise ConfigError(list(self))
+
+
+def defaults() -> dict:
+    """Every key's default, as plain nested dicts."""
+    return {s: {k: copy.deepcopy(f.default) for k, f in fields.items()} for s, fields in SCHEMA.items()}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "grid":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read file ({e.strerror or e})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(e, 'problem', e)})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections {SECTIONS}, got {type(doc).__name__}")
+    return doc
+
+
+def _resolve_base(path: Path, doc: dict, problems: _Problems, seen: tuple = ()) -> dict:
+    """Merge `base:` chains; bases are looked up beside the file, then in the presets."""
+    base = doc.pop("base", None)
+    if base is None:
+        return doc
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: key 'base' expected a file name, got {base!r}")
+    cand = (path.parent / base)
+    if not cand.exists() and (PRESET_DIR / base).exists():
+        cand = PRESET_DIR / base
+    if not cand.exists():
+        raise ConfigError(f"{path}: key 'base' names {base!r}, which does not exist")
+    cand = cand.resolve()
+    if cand in seen:
+        raise ConfigError(f"{path}: key 'base' makes a cycle through {cand}")
+    parent = _resolve_base(cand, _read_yaml(cand), problems, seen + (cand,))
+    preset = parent.pop("preset", None)
+    _check_doc(cand, parent, problems)
+    if preset is not None:
+        parent["preset"] = preset  # a base may name a preset; the file above may replace it
+    return _merge(parent, doc)
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 and 5E4 as strings: numbers as people type them are numbers.
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _as_number(v: Any) -> Any:
+    if isinstance(v, str) and _NUMBER.fullmatch(v.strip()):
+        return float(v.strip().replace("_", ""))
+    return v
+
+
+def _check_value(src, key: str, f: Field, v: Any) -> Any:
+    """The value, typed (`1e-3` a float, `1e3` an int where the key wants one), or a
+    ConfigError naming `src` and `key`."""
+    def bad(expected):
+        return ConfigError(f"{src}: key '{key}' expected {expected}, got {v!r}")
+
+    if v is None:
+        if f.nullable:
+            return None
+        raise bad(f"a {f.kind} value (not null)")
+    if f.kind == "bool":
+        if not isinstance(v, bool):
+            raise bad("true or false")
+    elif f.kind == "int":
+        n = _as_number(v)
+        if isinstance(n, float) and n.is_integer():
+            n = int(n)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise bad("an integer")
+        v = n
+    elif f.kind == "float":
+        n = _as_number(v)
+        if isinstance(n, bool) or not isinstance(n, (int, float)):
+            raise bad("a number")
+        v = float(n)
+    elif f.kind in ("str", "path"):
+        if not isinstance(v, str) or (f.kind == "path" and not v):
+            raise bad("a string" if f.kind == "str" else "a path")
+    choices = f.choices() if callable(f.choices) else f.choices
+    if f.kind == "choice":
+        if v not in choices:
+            raise bad("one of " + ", ".join(map(str, choices)))
+    elif f.kind == "combo":
+        if not isinstance(v, str):
+            raise bad("a view combo string such as 'cine:sax+4ch|lge:sax'")
+        try:
+            parse_combo(v)
+        except ViewComboError as e:
+            raise ConfigError(f"{src}: key '{key}' {e}") from None
+    elif f.kind == "list":
+        if not isinstance(v, list):
+            raise bad("a list")
+        if choices and any(x not in choices for x in v):
+            raise bad("a list of " + ", ".join(map(str, choices)))
+        if f.min is not None and any(isinstance(x, bool) or not isinstance(x, int) or x < f.min for x in v):
+            raise bad(f"a list of whole numbers >= {f.min:g}")
+        return v
+    elif f.kind == "dict":
+        if not isinstance(v, dict):
+            raise bad("a mapping")
+    if f.check is not None and (expected := f.check(v)):
+        raise bad(expected)
+    if f.min is not None and isinstance(v, (int, float)) and v < f.min:
+        raise bad(f"a value >= {f.min}")
+    if f.max is not None and isinstance(v, (int, float)) and v > f.max:
+        raise bad(f"a value <= {f.max}")
+    return v
+
+
+def _check_doc(src, doc: dict, problems: _Problems) -> None:
+    """Check (and type) every key of a file's sections in place; a bad key or value is
+    noted in `problems` and left out, so the rest is checked too."""
+    for section in list(doc):
+        body = doc[section]
+        if section not in SCHEMA:
+            problems.append(f"{src}: unknown key '{section}' (expected one of: base, preset, {', '.join(SECTIONS)})")
+            del doc[section]
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{src}: key '{section}' expected a mapping, got {body!r}")
+            del doc[section]
+            continue
+        for key in list(body):
+            if key not in SCHEMA[section]:
+                problems.append(f"{src}: unknown key '{section}.{key}' (expected one of: {', '.join(SCHEMA[section])})")
+                del body[key]
+                continue
+            v = problems.check(_check_value, src, f"{section}.{key}", SCHEMA[section][key], body[key], default=problems)
+            if v is problems:
+                del body[key]
+            else:
+                body[key] = v
+
+
+def _check_sweep(src, cfg: dict, problems: _Problems) -> None:
+    sweep = cfg["sweep"]
+    if len(set(sweep.get("seeds") or [])) != len(sweep.get("seeds") or []):
+        problems.append(f"{src}: key 'sweep.seeds' expected distinct seeds, got {sweep['seeds']!r}")
+    rows = [("sweep.grid", k, vals) for k, vals in sweep["grid"].items()]
+    for i, trial in enumerate(sweep["trials"]):
+        if not isinstance(trial, dict):
+            problems.append(f"{src}: key 'sweep.trials[{i}]' expected a mapping of dotted keys, got {trial!r}")
+            continue
+        rows += [(f"sweep.trials[{i}]", k, [v]) for k, v in trial.items()]
+    rows += [("sweep.baseline_trial", k, [v]) for k, v in sweep["baseline_trial"].items()]
+    for where, key, vals in rows:
+        if not isinstance(vals, list) or not vals:
+            problems.append(f"{src}: key '{where}.{key}' expected a non-empty list of values, got {vals!r}")
+            continue
+        section, _, name = str(key).partition(".")
+        if section not in SCHEMA or section == "sweep" or name not in SCHEMA[section]:
+            problems.append(f"{src}: key '{where}' names unknown setting '{key}'")
+            continue
+        for v in vals:
+            problems.check(_check_value, src, f"{where}.{key}", SCHEMA[section][name], v)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from --set; the value is parsed as YAML (so 0.1, 1e-3, true, [1, 2] work)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or ("." not in key and key != "preset"):
+        raise ConfigError(f"--set {text!r}: expected section.key=value (e.g. train.epochs=3) or preset=NAME")
+    return key, yaml.safe_load(raw)
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _apply_preset(cfg: dict, name: Any, src, problems: _Problems) -> dict:
+    """A preset (cmr_ray/presets/NAME.yaml) changes sizes and resources over the experiment."""
+    if name not in presets():
+        problems.append(f"{src}: key 'preset' expected one of {', '.join(presets())}, got {name!r}")
+        return cfg
+    path = PRESET_DIR / f"{name}.yaml"
+    doc = _read_yaml(path)
+    _check_doc(path, doc, problems)
+    return _merge(cfg, doc)
+
+
+def _set_overrides(cfg: dict, overrides: dict, src, problems: _Problems) -> dict:
+    cfg = copy.deepcopy(cfg)
+    for key, v in overrides.items():
+        section, _, name = str(key).partition(".")
+        if section not in SCHEMA or name not in SCHEMA[section]:
+            problems.append(f"{src}: unknown key '{key}'")
+            continue
+        v = problems.check(_check_value, src, key, SCHEMA[section][name], thaw(v), default=problems)
+        if v is not problems:
+            cfg[section][name] = v
+    return cfg
+
+
+def _build(cfg: dict) -> Config:
+    """The frozen, typed config of a checked plain dict."""
+    return Config(**{s: SECTION_TYPES[s](**{k: freeze(v) for k, v in cfg[s].items()}) for s in SECTIONS})
+
+
+def apply_overrides(cfg: Config | dict, overrides: dict, src="--set") -> Config:
+    """A validated copy of `cfg` with dotted keys changed; every bad key or value is one line of
+    the ConfigError.  (`Config.with_overrides` is the same.)"""
+    plain = cfg.to_dict() if isinstance(cfg, Section) else _merge(defaults(), thaw(cfg))
+    problems = _Problems()
+    plain = _set_overrides(plain, overrides, src, problems)
+    problems.raise_any()
+    return _build(plain)
+
+
+def from_dict(doc: dict, src="config") -> Config:
+    """A Config from plain nested dicts (sections and keys as in a file), checked like a file."""
+    doc = copy.deepcopy(thaw(doc))
+    problems = _Problems()
+    _check_doc(src, doc, problems)
+    cfg = _merge(defaults(), doc)
+    _check_sweep(src, cfg, problems)
+    problems.raise_any()
+    return _build(cfg)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | dict | None = None) -> Config:
+    """Defaults <- base chain <- file <- preset <- overrides, validated: a frozen `Config`
+    (`cfg.train.epochs`).  Every problem is one line of the ConfigError."""
+    problems = _Problems()
+    cfg = defaults()
+    preset = None
+    if path is not None:
+        path = Path(path)
+        doc = _resolve_base(path, _read_yaml(path), problems)
+        preset = doc.pop("preset", None)
+        _check_doc(path, doc, problems)
+        cfg = _merge(cfg, doc)
+        if not cfg["sweep"]["experiment"]:
+            cfg["sweep"]["experiment"] = path.stem
+    if overrides and not isinstance(overrides, dict):
+        overrides = dict(problems.check(parse_override, o, default=("", None)) for o in overrides)
+        overrides.pop("", None)
+    overrides = dict(overrides or {})
+    if "preset" in overrides:
+        preset = overrides.pop("preset")
+        src = "--set"
+    else:
+        src = path
+    if preset is not None:
+        cfg = _apply_preset(cfg, preset, src, problems)
+    if overrides:
+        cfg = _set_overrides(cfg, overrides, "--set", problems)
+    _check_sweep(path or "config", cfg, problems)
+    problems.raise_any()
+    return _build(cfg)
+
+
+def flatten(cfg: Config, sections=("data", "model", "train", "eval")) -> dict[str, Any]:
+    """Stable dotted keys (the MLflow params): {'data.views': ..., 'model.temperature': ...}."""
+    return {f"{s}.{k}": thaw(v) for s in sections for k, v in cfg[s].items()}
+
+
+def to_yaml(cfg: Config) -> str:
+    """The config as the YAML file that loads it back (saved with every run and checkpoint)."""
+    return yaml.safe_dump(thaw(cfg), sort_keys=False)
