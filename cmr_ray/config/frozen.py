@@ -28,10 +28,29 @@ def _refuse(what: str):
     raise FrozenConfigError(f"the config is frozen: cannot {what}; {HOW}")
 
 
-class FrozenList(list):
+class _Unchangeable:
+    """What FrozenList and FrozenDict share: a copy is the object itself (nothing can change
+    it), and it pickles as its plain base type's contents rebuilt into the frozen type."""
+
+    __slots__ = ()
+
+    _plain: type  # list or dict
+
+    def __reduce__(self):
+        return (type(self), (self._plain(self),))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class FrozenList(_Unchangeable, list):
     """A list that refuses changes (equal to, and printed like, the plain list)."""
 
     __slots__ = ()
+    _plain = list
 
     def _refuse(self, *args, **kwargs):
         _refuse("change a list in it")
@@ -39,35 +58,18 @@ class FrozenList(list):
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
-    def __reduce__(self):
-        return (FrozenList, (list(self),))
 
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-
-class FrozenDict(dict):
+class FrozenDict(_Unchangeable, dict):
     """A dict that refuses changes (equal to, and printed like, the plain dict)."""
 
     __slots__ = ()
+    _plain = dict
 
     def _refuse(self, *args, **kwargs):
         _refuse("change a mapping in it")
 
     update = pop = popitem = clear = setdefault = _refuse
     __setitem__ = __delitem__ = __ior__ = _refuse
-
-    def __reduce__(self):
-        return (FrozenDict, (dict(self),))
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
 
 
 def freeze(v: Any) -> Any:

@@ -28,13 +28,9 @@ import time
 
 from cmr_ray import tracking
 from cmr_ray.config import Config, load_config, sweep_mode, to_yaml
-from cmr_ray.data.ensure import check_existing_store, ensure_store  # building a store is the data layer's
+from cmr_ray.data.ensure import check_existing_store, ensure_store, say  # building a store is the data layer's
 from cmr_ray.tune.baselines import expand_baselines, is_baseline_key, run_baselines
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
 
 PATH_KEYS = ("data.store", "data.dicom_dir", "data.reports", "data.labels", "train.storage_path")
 
