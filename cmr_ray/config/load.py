@@ -17,6 +17,7 @@ import yaml
 
 from cmr_ray.config.frozen import Section, freeze, thaw
 from cmr_ray.config.schema import SCHEMA, SECTION_TYPES, SECTIONS, Config, Field
+from cmr_ray.config.search import spec_problem, values_to_check
 from cmr_ray.views import ViewComboError, parse_combo
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -207,16 +208,39 @@ def _check_sweep(src, cfg: dict, problems: _Problems) -> None:
             continue
         rows += [(f"sweep.trials[{i}]", k, [v]) for k, v in trial.items()]
     rows += [("sweep.baseline_trial", k, [v]) for k, v in sweep["baseline_trial"].items()]
+    for key, spec in list(sweep["search"].items()):
+        field = _swept_field(src, "sweep.search", key, problems)
+        if field is None:
+            continue
+        if isinstance(spec, dict) and len(spec) == 1 and "choice" not in spec:
+            (name, args), = spec.items()  # a range's ends as people type them (5e-4)
+            if isinstance(args, list):
+                spec = sweep["search"][key] = {name: [_as_number(a) for a in args]}
+        if (expected := spec_problem(spec, field.kind)) is not None:
+            problems.append(f"{src}: key 'sweep.search.{key}' expected {expected}, got {spec!r}")
+            continue
+        rows.append(("sweep.search", key, values_to_check(spec)))
+    if sweep["num_samples"] > 1 and not sweep["search"]:
+        problems.append(f"{src}: key 'sweep.num_samples' is {sweep['num_samples']} but 'sweep.search' is empty; "
+                        "repeat rows with sweep.seeds instead")
     for where, key, vals in rows:
         if not isinstance(vals, list) or not vals:
             problems.append(f"{src}: key '{where}.{key}' expected a non-empty list of values, got {vals!r}")
             continue
-        section, _, name = str(key).partition(".")
-        if section not in SCHEMA or section == "sweep" or name not in SCHEMA[section]:
-            problems.append(f"{src}: key '{where}' names unknown setting '{key}'")
+        field = _swept_field(src, where, key, problems)
+        if field is None:
             continue
         for v in vals:
-            problems.check(_check_value, src, f"{where}.{key}", SCHEMA[section][name], v)
+            problems.check(_check_value, src, f"{where}.{key}", field, v)
+
+
+def _swept_field(src, where: str, key, problems: _Problems) -> Field | None:
+    """The Field of a dotted key a sweep sets (never a `sweep.` key), or None and a problem."""
+    section, _, name = str(key).partition(".")
+    if section not in SCHEMA or section == "sweep" or name not in SCHEMA[section]:
+        problems.append(f"{src}: key '{where}' names unknown setting '{key}'")
+        return None
+    return SCHEMA[section][name]
 
 
 def parse_override(text: str) -> tuple[str, Any]:

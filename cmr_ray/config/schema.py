@@ -204,6 +204,11 @@ class SweepConfig(Section):
                          choices=lambda: _known("baselines"))
     baseline_trial: dict = _f("dict", {}, "dotted key -> value over the experiment's config for the baselines, "
                               "like one trial (e.g. {data.frames: 16})")
+    search: dict = _f("dict", {}, "dotted key -> one of Ray Tune's distributions, {loguniform: [lo, hi]}, "
+                      "{uniform: [lo, hi]}, {randint: [lo, hi]} or {choice: [values]}; drawn sweep.num_samples "
+                      "times, each draw combined with every trial and grid point (cmr_ray/config/search.py)")
+    num_samples: int = _f("int", 1, "draws of sweep.search (more than 1 needs sweep.search)", min=1)
+    search_seed: int = _f("int", 0, "seed of the sweep.search draws: the same file draws the same trials", min=0)
 
 
 SECTION_TYPES: dict[str, type[Section]] = {

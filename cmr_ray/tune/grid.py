@@ -9,6 +9,12 @@
 `sweep.trials` is a list of explicit override dicts; `sweep.grid` maps dotted keys to
 lists of values and is swept as a cartesian product.  Both together: every trial is
 combined with every grid point.  Neither: one trial with the base config.
+`sweep.search` maps dotted keys to Ray Tune distributions (`{loguniform: [0.01, 0.2]}`,
+`uniform`, `randint`, `choice`: cmr_ray/config/search.py); it is drawn `sweep.num_samples`
+times with Tune's own samplers, seeded by `sweep.search_seed`, and every draw is combined
+with every trial and grid point.  The draws are made here, up front, so a sampled trial is a
+trial like any other: a stable key, a child run in MLflow before it starts, and `--resume`
+draws the same values again and runs only the unfinished ones.
 `sweep.seeds` (a list of distinct training seeds, default []: the config's `train.seed`
 only) repeats every such row once per seed with `train.seed` set to it: N rows × S seeds
 trials, a row's seeds next to each other, on the same cohort and split (only the training
@@ -90,36 +96,106 @@ def seed_overrides(cfg: Config, src: str = "config") -> list[dict]:
     return [{SEED_KEY: s} for s in seeds]
 
 
+def tune_domain(spec: dict):
+    """The Ray Tune search space of one `sweep.search` spec: `{loguniform: [lo, hi]}` ->
+    `tune.loguniform(lo, hi)`, and likewise uniform, randint, choice."""
+    from ray import tune
+
+    (name, args), = spec.items()
+    if name == "choice":
+        return tune.choice(list(args))
+    if name == "randint":
+        return tune.randint(int(args[0]), int(args[1]))
+    return getattr(tune, name)(float(args[0]), float(args[1]))
+
+
+def _plain(x):
+    """A drawn value as the config holds it: Python numbers (floats to 4 significant digits,
+    so names, MLflow params and keys read well), not numpy scalars."""
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        x = float(f"{x:.4g}")
+    return x
+
+
+def search_points(cfg: Config) -> list[dict]:
+    """`sweep.num_samples` draws of `sweep.search` ({dotted key: value} each), by Tune's own
+    samplers with a RandomState seeded by `sweep.search_seed`, keys in sorted order: the same
+    file always draws the same values.  [{}] when there is no search."""
+    search = cfg.sweep.search
+    if not search:
+        return [{}]
+    import numpy as np
+
+    rng = np.random.RandomState(cfg.sweep.search_seed)
+    domains = {k: tune_domain(search[k]) for k in sorted(search)}
+    return [{k: _plain(d.sample(random_state=rng)) for k, d in domains.items()} for _ in range(cfg.sweep.num_samples)]
+
+
 def expand_trials(cfg: Config, src: str = "config") -> list[Trial]:
-    """The sweep's trials, in order: each explicit trial × each grid point (a row) × each of
-    `sweep.seeds` (a row's seeds next to each other)."""
+    """The sweep's trials, in order: each draw of `sweep.search` × each explicit trial × each
+    grid point (a row) × each of `sweep.seeds` (a row's seeds next to each other)."""
     sweep = cfg.sweep
     explicit = sweep.trials or [{}]
     points = _grid_points(sweep.grid)
     seeds = seed_overrides(cfg, src)
+    draws = search_points(cfg)
     trials: list[Trial] = []
     seen: dict[str, int] = {}
     row = 0
-    for i, base in enumerate(explicit):
-        for point in points:
-            both = sorted(set(base) & set(point))
-            if both:
-                raise ConfigError(
-                    f"{src}: key 'sweep.trials[{i}]' and 'sweep.grid' both set {', '.join(both)}; set it in one place"
-                )
-            for seed in seeds:
-                overrides = {**base, **point, **seed}
-                where = f"{src}: sweep trial {len(trials)} ({overrides})"
-                resolved = apply_overrides(cfg, overrides, src=where)
-                key = config_key(resolved)
-                if key in seen:
-                    raise ConfigError(
-                        f"{src}: key 'sweep' gives the same trial twice (trials {seen[key]} and {len(trials)}: {overrides})"
-                    )
-                seen[key] = len(trials)
-                trials.append(Trial(len(trials), key, trial_name(resolved, overrides), overrides, resolved, row))
-            row += 1
+    for d, drawn in enumerate(draws):
+        for i, base in enumerate(explicit):
+            for point in points:
+                for where, keys in ((f"sweep.trials[{i}]' and 'sweep.grid", set(base) & set(point)),
+                                    (f"sweep.search' and 'sweep.trials[{i}]", set(drawn) & set(base)),
+                                    ("sweep.search' and 'sweep.grid", set(drawn) & set(point))):
+                    if keys:
+                        raise ConfigError(f"{src}: key '{where}' both set {', '.join(sorted(keys))}; "
+                                          "set it in one place")
+                for seed in seeds:
+                    overrides = {**drawn, **base, **point, **seed}
+                    where = f"{src}: sweep trial {len(trials)} ({overrides})"
+                    resolved = apply_overrides(cfg, overrides, src=where)
+                    key = config_key(resolved)
+                    if key in seen:
+                        hint = (" (sweep.search drew the same values twice: fewer sweep.num_samples, or "
+                                "sweep.grid for a few discrete values)" if len(draws) > 1 else "")
+                        raise ConfigError(f"{src}: key 'sweep' gives the same trial twice "
+                                          f"(trials {seen[key]} and {len(trials)}: {overrides}){hint}")
+                    seen[key] = len(trials)
+                    trials.append(Trial(len(trials), key, trial_name(resolved, overrides), overrides, resolved, row))
+                row += 1
     return trials
+
+
+def swept_keys(trials: list[Trial]) -> list[str]:
+    """The dotted keys a sweep's trials set, the naming keys first (`data.views`,
+    `data.frames`, `model.temperature`, `train.seed`, always there), then the others sorted:
+    the hyperparameter columns Tune's `param_space` carries."""
+    extra = sorted({k for t in trials for k in t.overrides} - set(NAME_KEYS))
+    return [*NAME_KEYS, *extra]
+
+
+def trial_values(trial: Trial, keys: list[str]) -> dict:
+    """{dotted key: the trial's resolved value} for `keys` (plain Python values)."""
+    from cmr_ray.config import thaw
+
+    return {k: thaw(trial.cfg[k.partition(".")[0]][k.partition(".")[2]]) for k in keys}
+
+
+class TrialValue:
+    """`tune.sample_from(TrialValue(values, "data.frames"))`: in a Tune `param_space` whose
+    `key` is a grid over trial keys, the value of one swept key for that trial.  (A class,
+    not a lambda, so Tune can pickle the param space; it takes the config dict directly.)"""
+
+    def __init__(self, values: dict, key: str):
+        self.values, self.key = values, key
+
+    def __call__(self, config) -> object:
+        return self.values[config["key"]][self.key]
 
 
 def sweep_key(trials: list[Trial]) -> str:

@@ -59,17 +59,46 @@ def longest_first(payloads: dict) -> list[str]:
     return sorted(payloads, key=lambda k: (-payloads[k]["cfg"]["data"]["frames"], payloads[k]["index"]))
 
 
-def _scheduler(cfg: Config):
+def trial_epochs(cfg: Config) -> int:
+    """How many epochs a trial of this sweep trains: `train.epochs`, or with a step budget
+    (`train.steps` > 0) as many as the store's train split needs (`cmr_ray.train.budget`)."""
+    if cfg.train.steps <= 0:
+        return cfg.train.epochs
+    from cmr_ray.train.budget import plan_steps
+    from cmr_ray.train.trainer import check_inputs
+
+    n_train, _ = check_inputs(cfg)
+    return plan_steps(cfg.train, n_train, cfg.train.workers)[1]
+
+
+def _scheduler(cfg: Config, epochs: int | None = None):
+    """ASHA over `sweep.metric` by epoch when `sweep.scheduler: asha`: a trial gets at least a
+    third of its `epochs` (default `train.epochs`) before it can be stopped."""
     if cfg.sweep.scheduler != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    epochs = cfg.train.epochs
+    epochs = epochs or cfg.train.epochs
     return ASHAScheduler(
         metric=cfg.sweep.metric, mode=sweep_mode(cfg), time_attr="training_iteration",
         max_t=epochs + 1,  # +1: the final (evaluation) report must not be cut off
         grace_period=max(1, epochs // 3), reduction_factor=2,
     )
+
+
+def param_space(trials: list, order: list[str]) -> dict:
+    """Tune's `param_space`: a grid over the trial keys (in `order`) and, for each, the values
+    of every swept key (`data.views`, `data.frames`, `model.temperature`, `train.seed` and any
+    other key a trial, grid point or search draw sets), so Tune's result tables,
+    `ResultGrid.get_dataframe()` and `ExperimentAnalysis` show them as `config/<key>` columns.
+    The trial itself runs from its resolved config (`run_trial` checks the two agree)."""
+    from ray import tune
+
+    from cmr_ray.tune.grid import TrialValue, swept_keys, trial_values
+
+    keys = swept_keys(trials)
+    values = {t.key: trial_values(t, keys) for t in trials if t.key in order}
+    return {"key": tune.grid_search(list(order)), **{k: tune.sample_from(TrialValue(values, k)) for k in keys}}
 
 
 def _result_loggers() -> list:
@@ -176,7 +205,8 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
     if resume and parent is None:
         echo("--resume: no earlier run of this sweep in MLflow; starting it from the beginning")
     if parent is None:
-        params = {f"sweep.{k}": v for k, v in cfg.sweep.items() if k not in ("grid", "trials")}
+        params = {f"sweep.{k}": v for k, v in cfg.sweep.items() if k not in ("grid", "trials", "search")}
+        params.update({f"sweep.search.{k}": v for k, v in cfg.sweep.search.items()})  # the distributions, per key
         params["sweep.trials"] = len(trials)
         parent_id = tracking.start_parent(c, exp_id, skey, cfg.sweep.experiment, params,
                                           tags={"cmr.experiment_file": str(path)})
@@ -242,9 +272,10 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
         callback = MlflowTrialCallback(c, payloads, len(trials), skip, echo=echo)
         tuner = tune.Tuner(
             trainable,
-            param_space={"key": tune.grid_search(longest_first(payloads))},
+            param_space=param_space(trials, longest_first(payloads)),
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=n, scheduler=_scheduler(cfg), reuse_actors=False,
+                max_concurrent_trials=n, reuse_actors=False,
+                scheduler=_scheduler(cfg, trial_epochs(absolute_paths(cfg)) if cfg.sweep.scheduler == "asha" else None),
                 trial_name_creator=lambda tr: f"trial-{tr.config['key']}",
                 trial_dirname_creator=lambda tr: f"trial-{tr.config['key']}",
             ),

@@ -101,6 +101,22 @@ def check_no_report_text(out_dir: str | Path, impressions: list[str], binary: bo
             raise RuntimeError(f"{path.name}: contains report text; refusing to log it to MLflow")
 
 
+def check_param_space(config: dict, cfg: Config) -> None:
+    """Tune's view of a trial (its `param_space` values) must be the config it runs: raise,
+    naming the key, where they differ (`cmr_ray.tune.sweep.param_space` builds both from the
+    same trial)."""
+    from cmr_ray.config import thaw
+
+    for key, value in config.items():
+        if key == "key":
+            continue
+        section, _, name = key.partition(".")
+        ours = thaw(cfg[section][name])
+        if ours != value:
+            raise RuntimeError(f"trial {config['key']}: Tune's param_space has {key}={value!r} "
+                               f"but the trial's config has {ours!r}")
+
+
 def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None:
     """Train, evaluate the best checkpoint, log artifacts, report final metrics to Tune."""
     from ray import tune
@@ -110,6 +126,7 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
 
     t = payloads[config["key"]]
     cfg, metric = t["cfg"], t["metric"]
+    check_param_space(config, t["params_cfg"])
     train_fn = train_fn or _default_train()
     eval_fn = eval_fn or _default_eval()
 
