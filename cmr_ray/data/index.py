@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import pyarrow as pa
+
+from cmr_ray.console import print_progress  # the one progress printer (prepare imports it from here)
 
 INDEX_SCHEMA = pa.schema([("path", pa.string()), ("header", pa.binary()), ("light", pa.binary()),
                           ("error", pa.string())])
@@ -122,21 +123,6 @@ def index_batch(batch: pa.Table | dict, root: str) -> pa.Table:
     finally:
         forget_values()  # no header value stays in the worker after its batch
     return pa.table({"path": paths, "header": headers, "light": lights, "error": errors}, schema=INDEX_SCHEMA)
-
-
-_LAST_TENTH: dict[str, int] = {}
-
-
-def print_progress(done: int, total: int, what: str) -> None:
-    """'files indexed: 120/500' on stderr: one line rewritten in place on a terminal; in a log
-    (not a terminal) one line per tenth of the work, so the file stays readable."""
-    if sys.stderr.isatty():
-        print(f"\r{what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-        return
-    tenth = done * 10 // max(total, 1)
-    if done >= total or tenth != _LAST_TENTH.get(what):
-        _LAST_TENTH[what] = tenth
-        print(f"{what}: {done}/{total}", file=sys.stderr, flush=True)
 
 
 def index_local(dicom_dir, files: list[InputFile], progress: Callable | None = None) -> list[dict]:

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from cmr_ray.console import print_progress
 from cmr_ray.config import Config
 from cmr_ray.data.clips import MissingViewError, make_clip
 from cmr_ray.data.schema import ACDC_CLASSES, BINARY_LABELS, FINDINGS
@@ -142,10 +143,7 @@ def embed_split(model, store, cfg: Config, split: str, batch_size: int | None = 
                 videos.append(encode_clips(model, clips))
                 metas += [{k: v for k, v in rows[i].items() if not k.startswith(("cine_", "lge_"))} for i in kept]
             if progress:
-                print(f"  embed {split}: {len(metas)}/{table.num_rows} studies", file=sys.stderr,
-                      end="\r" if sys.stderr.isatty() else "\n")
-        if progress and table.num_rows and sys.stderr.isatty():
-            print(file=sys.stderr)
+                print_progress(len(metas) + len(skipped), table.num_rows, f"embed {split}: studies")
         if skipped:
             print(f"embed {split}: left out {len(skipped)} studies lacking a view of {combo} "
                   f"(e.g. {', '.join(skipped[:3])})", file=sys.stderr)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cmr_ray.console import print_progress
 from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
 from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
 from cmr_ray.synth.patients import check_site, sample_patient
@@ -199,13 +200,13 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
     workers = max(1, min(workers or os.cpu_count() or 1, studies))
     jobs = [(seed, i, preset, str(dicom), None, site) for i in range(studies)]
     results = [None] * studies
-    t0, step = time.perf_counter(), max(1, studies // 20)
+    t0 = time.perf_counter()
 
     def note(done):
-        if progress and (done % step == 0 or done == studies):
+        if progress:
             el = time.perf_counter() - t0
-            print(f"synth: {done}/{studies} studies, {el:.1f} s elapsed, ~{el / done * (studies - done):.0f} s left",
-                  file=sys.stderr, flush=True)
+            print_progress(done, studies, "synth: studies",
+                           f"{el:.1f} s elapsed, ~{el / done * (studies - done):.0f} s left")
 
     if workers == 1:
         for n, job in enumerate(jobs, start=1):

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from cmr_ray import tracking
 from cmr_ray.config import Config, load_config, sweep_mode, to_yaml
+from cmr_ray.console import RunLog
 from cmr_ray.data.ensure import check_existing_store, ensure_store, say  # building a store is the data layer's
 from cmr_ray.tune.baselines import expand_baselines, is_baseline_key, run_baselines
 from cmr_ray.tune.grid import expand_trials, local_cpus, max_concurrent, sweep_key, trial_resources
@@ -168,29 +170,45 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
     trials = expand_trials(cfg, src=str(path))
     bases = expand_baselines(cfg, src=str(path))
     uri = tracking.resolve_uri(tracking_uri)
-    echo(f"sweep {path}: {len(trials)} trial(s)"
-         + (f" and baseline(s) {', '.join(b.name for b in bases)}" if bases else "")
-         + f"; MLflow at {uri}, experiment '{cfg.sweep.experiment}'")
+    run_name = f"sweep-{cfg.sweep.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+    log_dir = sweep_log_dir(cfg, run_name)
+    with RunLog(log_dir / "sweep.log") as log:  # what is printed goes in the file too
+        echo(f"sweep {path}: {len(trials)} trial(s)"
+             + (f" and baseline(s) {', '.join(b.name for b in bases)}" if bases else "")
+             + f"; MLflow at {uri}, experiment '{cfg.sweep.experiment}'")
+        echo(f"details in {log_dir}/: sweep.log (warnings, Ray and MLflow logs), trial-<key>.log (each trial's output)")
 
-    check_existing_store(absolute_paths(cfg))  # a mismatched store fails before any work starts
-    from cmr_ray.runtime import init_ray, local_env
+        check_existing_store(absolute_paths(cfg))  # a mismatched store fails before any work starts
+        from cmr_ray.runtime import init_ray, local_env
 
-    local_env()  # before Ray is imported
-    import ray
+        local_env()  # before Ray is imported
+        import ray
 
-    started_ray = not ray.is_initialized()
-    if started_ray and not (address or os.environ.get("RAY_ADDRESS")):
-        num_cpus = num_cpus or local_cpus()  # the cores, plus slots for Ray Data's tasks
-    init_ray(address, num_cpus=num_cpus)
-    try:
-        return _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo)
-    finally:
-        if started_ray:
-            ray.shutdown()
-        echo(f"sweep {path}: wall time {time.time() - t0:.0f} s")
+        started_ray = not ray.is_initialized()
+        if started_ray and not (address or os.environ.get("RAY_ADDRESS")):
+            num_cpus = num_cpus or local_cpus()  # the cores, plus slots for Ray Data's tasks
+        # Workers' output stays in their own files (trial-<key>.log; Ray's session logs for
+        # Train and Data workers), not prefixed and coloured on this console.
+        init_ray(address, num_cpus=num_cpus, log_to_driver=False)
+        log.reroute()  # ray.init gives Ray's logger a console handler of its own
+        try:
+            return _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo,
+                        run_name, log_dir)
+        finally:
+            if started_ray:
+                ray.shutdown()
+            echo(f"sweep {path}: wall time {time.time() - t0:.0f} s")
 
 
-def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo) -> dict:
+def sweep_log_dir(cfg: Config, run_name: str) -> Path:
+    """Where a sweep's log files go: its Tune run directory (`train.storage_path/RUN_NAME`),
+    or `cmr-ray-logs/RUN_NAME` in the working directory when the storage is remote (s3://)."""
+    storage = absolute_paths(cfg).train.storage_path
+    return Path("cmr-ray-logs" if "://" in storage else storage).absolute() / run_name
+
+
+def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo,
+         run_name, log_dir) -> dict:
     ensure_store(absolute_paths(cfg), address, echo=echo)
     from cmr_ray.eval.transfer import ensure_transfer_stores
 
@@ -215,7 +233,7 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
         tracking.set_status(c, parent_id, "RUNNING")
     try:
         return _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
-                                 train_fn, eval_fn, model_loader, echo)
+                                 train_fn, eval_fn, model_loader, echo, run_name, log_dir)
     except BaseException as e:  # never leave the sweep RUNNING: an error FAILED, Ctrl-C KILLED
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         try:
@@ -230,7 +248,7 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
 
 
 def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
-                      train_fn, eval_fn, model_loader, echo) -> dict:
+                      train_fn, eval_fn, model_loader, echo, run_name, log_dir) -> dict:
     import ray
     from ray import tune
 
@@ -257,6 +275,7 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
             key=t.key, index=t.index, name=t.name, run_id=run_id, tracking_uri=uri,
             cfg=absolute_paths(t.cfg), params_cfg=t.cfg, metric=cfg.sweep.metric,
             storage_path=storage, train_name=f"{cfg.sweep.experiment}-{t.key}",
+            log_path=str(log_dir / f"trial-{t.key}.log"),
         )
 
     status = "FINISHED"
@@ -280,7 +299,7 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
                 trial_dirname_creator=lambda tr: f"trial-{tr.config['key']}",
             ),
             run_config=tune.RunConfig(
-                name=f"sweep-{cfg.sweep.experiment}-{parent_id[:8]}-{int(time.time())}",
+                name=run_name,
                 storage_path=absolute_paths(cfg)["train"]["storage_path"],
                 callbacks=[callback, *_result_loggers()], verbose=0,
             ),

@@ -127,6 +127,10 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
     t = payloads[config["key"]]
     cfg, metric = t["cfg"], t["metric"]
     check_param_space(config, t["params_cfg"])
+    if t.get("log_path"):  # this trial's own output (evaluation progress, warnings) in its file, not the console
+        from cmr_ray.console import redirect_process_output
+
+        redirect_process_output(t["log_path"])
     train_fn = train_fn or _default_train()
     eval_fn = eval_fn or _default_eval()
 

@@ -29,6 +29,7 @@ def _loop(config):
             start = json.load(open(os.path.join(d, "state.json")))["epoch"]
     for epoch in range(start + 1, config["epochs"] + 1):
         time.sleep(config["epoch_s"])
+        print(f"fake train worker: epoch {epoch}", flush=True)  # a Train worker's output
         m = {"epoch": epoch, "train/loss": 4.0 / epoch, "val/loss": 4.5 / epoch,
              "val/rsum": 50.0 * config["q"] * epoch, "val/t2v_r5": 5.0 * config["q"] * epoch}
         with tempfile.TemporaryDirectory() as d:
@@ -57,8 +58,13 @@ def fake_train(cfg, storage_path=None, name=None, callbacks=None):
 
 
 def fake_eval(checkpoint, store, out_dir, cfg=None):
+    import sys
+    import warnings
+
     state = json.load(open(os.path.join(checkpoint, "state.json")))
     q = state["q"]
+    print(f"fake eval: scoring epoch {state['epoch']}", file=sys.stderr, flush=True)  # the trial's own output
+    warnings.warn("fake eval: a library warning", UserWarning)
     m = {f"test/{d}_r{k}": min(100.0, q * k * 3.0) for d in ("t2v", "v2t") for k in (1, 5, 10, 50)}
     m["test/rsum"] = sum(m[f"test/{d}_r{k}"] for d in ("t2v", "v2t") for k in (5, 10, 50))
     for lab in ("nicm", "icm", "amyl", "hcm", "acdc"):
