@@ -51,7 +51,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from cmr_ray.model.clip import CMRClip  # noqa: E402
 from cmr_ray.model.loss import ClipLoss  # noqa: E402
-from cmr_ray.model.presets import PAPER_IMAGE_SIZE, PAPER_VIDEO  # noqa: E402
+from cmr_ray.model.sizes import PAPER_IMAGE_SIZE, PAPER_VIDEO  # noqa: E402
 from cmr_ray.model.text import TextTower, mean_pool  # noqa: E402
 from cmr_ray.model.video import TimesformerTower  # noqa: E402
 

@@ -65,9 +65,9 @@ def make_store(workdir: str, studies: int) -> str:
     d = cfg["data"]
     cohort, store = Path(workdir) / "cohort", Path(workdir) / f"store{d['image_size']}"
     if not (store / "store.json").exists():
-        print(f"synth --preset {d['synth_preset']} --studies {studies}; prepare --image-size {d['image_size']} "
+        print(f"synth --protocol {d['synth_protocol']} --studies {studies}; prepare --image-size {d['image_size']} "
               f"into {store} ...", flush=True)
-        generate_cohort(cohort, studies=studies, seed=0, preset=d["synth_preset"], workers=1, progress=False)
+        generate_cohort(cohort, studies=studies, seed=0, protocol=d["synth_protocol"], workers=1, progress=False)
         prepare(cohort / "dicom", cohort / "reports.csv", str(store), labels=cohort / "labels.csv",
                 cfg=cfg, num_cpus=1, progress=False)
     return str(store)

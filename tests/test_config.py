@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cmr_ray.config import ConfigError, flatten, load_config
+from cmr_ray.config import ConfigError, flatten, from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -118,6 +118,74 @@ def test_paper_preset_is_one_override_and_keeps_swept_settings(tmp_path):
         load_config(p, ["preset=huge"])
     # --set after the preset still wins
     assert load_config(p, ["preset=paper", "train.workers=8"])["train"]["workers"] == 8
+
+
+def test_the_whole_run_preset_sets_the_size_keys():
+    """One name per concept: `preset` is the whole-run preset (cmr_ray/presets/); it sets the
+    tower's `model.size` and the synthetic cohort's `data.synth_protocol`."""
+    small, paper = load_config(), load_config(None, ["preset=paper"])
+    assert (small.model.size, small.data.synth_protocol) == ("custom", "small")
+    assert (paper.model.size, paper.data.synth_protocol) == ("vit_b16", "paper")
+    assert not any("preset" in k for k in flatten(paper))  # the MLflow params
+
+
+@pytest.mark.parametrize(
+    "text, old, new",
+    [
+        ("model:\n  preset: paper\n", "model.preset", "'model.size' (small is now custom, paper is now vit_b16)"),
+        ("data:\n  synth_preset: paper\n", "data.synth_preset", "'data.synth_protocol'"),
+    ],
+)
+def test_a_renamed_key_in_a_file_is_refused_with_its_new_name(tmp_path, text, old, new):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert one_line(e) == f"{p}: key '{old}' was renamed to {new}"
+
+
+def test_renamed_keys_are_refused_wherever_they_are_named(tmp_path):
+    from cmr_ray.config import apply_overrides
+
+    p = write(tmp_path, "model:\n  preset: small\ndata:\n  synth_preset: small\n"
+                        "sweep:\n  grid:\n    model.preset: [small, paper]\n  trials: [{data.synth_preset: paper}]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, ["model.preset=paper", "data.synth_preset=paper"])
+    assert e.value.problems == [
+        f"{p}: key 'model.preset' was renamed to 'model.size' (small is now custom, paper is now vit_b16)",
+        f"{p}: key 'data.synth_preset' was renamed to 'data.synth_protocol'",
+        "--set: key 'model.preset' was renamed to 'model.size' (small is now custom, paper is now vit_b16)",
+        "--set: key 'data.synth_preset' was renamed to 'data.synth_protocol'",
+        f"{p}: key 'sweep.grid' names 'model.preset', which was renamed to 'model.size' (small is now custom, "
+        "paper is now vit_b16)",
+        f"{p}: key 'sweep.trials[0]' names 'data.synth_preset', which was renamed to 'data.synth_protocol'",
+    ]
+    with pytest.raises(ConfigError, match="^config: key 'model.preset' was renamed to 'model.size'"):
+        load_config().with_overrides({"model.preset": "paper"})
+    with pytest.raises(ConfigError, match="^config: key 'data.synth_preset' was renamed to 'data.synth_protocol'$"):
+        from_dict({"data": {"synth_preset": "small"}})
+    assert apply_overrides(load_config(), {"model.size": "vit_b16"}).model.size == "vit_b16"
+
+
+def test_a_config_saved_before_the_rename_reads_with_the_new_names(tmp_path, capsys):
+    """A checkpoint's or model's config.yaml is the platform's record of a run: one saved with
+    the old names is read with the new ones, and says so; an experiment file is refused."""
+    import yaml
+
+    from cmr_ray.config import defaults, load_saved_config, to_yaml
+
+    old = defaults()
+    del old["model"]["size"], old["data"]["synth_protocol"]
+    old["model"]["preset"], old["data"]["synth_preset"], old["train"]["epochs"] = "paper", "paper", 3
+    p = write(tmp_path, yaml.safe_dump(old, sort_keys=False), name="config.yaml")
+    cfg = load_saved_config(p)
+    assert (cfg.model.size, cfg.data.synth_protocol, cfg.train.epochs) == ("vit_b16", "paper", 3)
+    note = capsys.readouterr().err
+    assert note == (f"{p}: saved before keys were renamed; read model.preset: paper as model.size: vit_b16, "
+                    "data.synth_preset: paper as data.synth_protocol: paper\n")
+    with pytest.raises(ConfigError, match="'model.preset' was renamed to 'model.size'"):
+        load_config(p)
+    now = write(tmp_path, to_yaml(cfg), name="now.yaml")
+    assert load_saved_config(now) == cfg and capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- names owned by the code (issue 16, item 7)
@@ -316,6 +384,11 @@ def test_old_checkpoint_config_still_loads(tmp_path):
     state, cfg = read_state(tmp_path)
     assert state["epoch"] == 1
     assert cfg.train.epochs == 3 and cfg.model.temperature == 0.1 and cfg.to_dict() == old
+    # ... and one saved before model.preset / data.synth_preset were renamed
+    before = yaml.safe_dump(old, sort_keys=False).replace("  size: custom", "  preset: small")
+    (tmp_path / "config.yaml").write_text(before.replace("  synth_protocol: small", "  synth_preset: small"))
+    assert "preset: small" in (tmp_path / "config.yaml").read_text()
+    assert read_state(tmp_path)[1].to_dict() == old
 
 
 def test_json_schema_lists_every_section_and_key():
@@ -338,6 +411,10 @@ def test_json_schema_lists_every_section_and_key():
     assert train["epochs"]["type"] == "integer" and train["epochs"]["minimum"] == 1
     assert train["lr"]["type"] == "number" and train["use_gpu"]["type"] == "boolean"
     assert schema["properties"]["model"]["properties"]["video"]["enum"] == ["timesformer", "framemean"]
+    assert schema["properties"]["model"]["properties"]["size"]["enum"] == ["custom", "vit_b16"]
+    assert schema["properties"]["data"]["properties"]["synth_protocol"]["enum"] == ["small", "paper"]
+    assert "preset" not in schema["properties"]["model"]["properties"]
+    assert "synth_preset" not in schema["properties"]["data"]["properties"]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -358,6 +435,7 @@ def test_json_schema_refuses_what_load_config_refuses():
     v = jsonschema.Draft202012Validator(json_schema())
     assert not list(v.iter_errors({"train": {"epochs": 1}, "data": {"views": "cine:sax"}}))
     assert len(list(v.iter_errors({"train": {"epoks": 1, "epochs": 0}, "model": {"video": "resnet"}}))) == 3
+    assert len(list(v.iter_errors({"model": {"preset": "paper"}, "data": {"synth_preset": "paper"}}))) == 2
 
 
 def test_cli_validate_schema_prints_json():

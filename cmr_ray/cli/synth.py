@@ -4,20 +4,28 @@ from __future__ import annotations
 import click
 
 
+def _renamed_flag(ctx, param, value):
+    """The old `--preset` flag: refused, naming the new one (never read as `--protocol`)."""
+    if value is not None:
+        raise click.UsageError(f"--preset was renamed to --protocol (use --protocol {value})", ctx=ctx)
+
+
 @click.command("synth")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["dicom", "acdc"]), default="dicom", show_default=True,
               help="dicom: the full cohort; acdc: its cine short axis in ACDC's NIfTI layout (docs/acdc.md)")
 @click.option("--studies", type=click.IntRange(min=1), help="number of studies  [default: 800; 150 with --format acdc]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="same seed, same bytes")
-@click.option("--preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="small: 96 px, 10x12 cine SAX, about 163 images/study; paper: 256 px, 12x25, 416 images/study")
+@click.option("--protocol", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="acquisition protocol (data.synth_protocol): small: 96 px, 10x12 cine SAX, about 163 "
+                   "images/study; paper: 256 px, 12x25, 416 images/study")
+@click.option("--preset", hidden=True, expose_value=False, callback=_renamed_flag, help="renamed: --protocol")
 @click.option("--site", type=click.Choice(["internal", "external"]), default="internal", show_default=True,
               help="external: a cohort from another hospital (vendor mix, field strength, matrix, noise, "
                    "pathology mix and report style of its own; the same findings code labels it)")
 @click.option("--workers", type=click.IntRange(min=1), help="processes (default: all cores)")
 @click.option("--overwrite", is_flag=True, help="replace an existing, different cohort in OUT")
-def synth_cmd(out, fmt, studies, seed, preset, site, workers, overwrite):
+def synth_cmd(out, fmt, studies, seed, protocol, site, workers, overwrite):
     """Write a synthetic CMR cohort: DICOM studies, reports and labels.
 
     Writes OUT/dicom/<study>/<series>/*.dcm, OUT/reports.csv (accession_number,
@@ -43,7 +51,7 @@ def synth_cmd(out, fmt, studies, seed, preset, site, workers, overwrite):
         from cmr_ray.synth.acdc import generate_acdc
 
         try:
-            s = generate_acdc(out, studies or 150, seed, preset=preset, workers=workers, progress=True,
+            s = generate_acdc(out, studies or 150, seed, protocol=protocol, workers=workers, progress=True,
                               overwrite=overwrite)
         except (FileExistsError, ValueError) as e:
             raise click.UsageError(str(e)) from None
@@ -55,7 +63,7 @@ def synth_cmd(out, fmt, studies, seed, preset, site, workers, overwrite):
     from cmr_ray.synth import generate_cohort
 
     try:
-        summary = generate_cohort(out, studies, seed, preset=preset, workers=workers, progress=True, overwrite=overwrite,
+        summary = generate_cohort(out, studies, seed, protocol=protocol, workers=workers, progress=True, overwrite=overwrite,
                                   site=site)
     except (FileExistsError, ValueError) as e:
         raise click.UsageError(str(e)) from None

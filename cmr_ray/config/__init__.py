@@ -36,6 +36,7 @@ from cmr_ray.config.load import (
     flatten,
     from_dict,
     load_config,
+    load_saved_config,
     parse_override,
     presets,
     to_yaml,
@@ -59,6 +60,6 @@ from cmr_ray.config.schema import (
 __all__ = [
     "Config", "ConfigError", "DataConfig", "EPOCH_SCORES", "EvalConfig", "Field", "FrozenConfigError", "FrozenDict",
     "FrozenList", "ModelConfig", "PRESET_DIR", "SCHEMA", "SECTIONS", "SweepConfig", "TrainConfig", "apply_overrides",
-    "defaults", "flatten", "from_dict", "json_schema", "load_config", "metric_mode", "parse_override", "presets",
-    "sweep_metrics", "sweep_mode", "thaw", "to_yaml",
+    "defaults", "flatten", "from_dict", "json_schema", "load_config", "load_saved_config", "metric_mode",
+    "parse_override", "presets", "sweep_metrics", "sweep_mode", "thaw", "to_yaml",
 ]

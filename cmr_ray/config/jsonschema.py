@@ -62,7 +62,7 @@ def json_schema() -> dict:
         "additionalProperties": False,
         "properties": {
             "base": {"type": "string", "description": "a file this one is laid over (relative to it, or a preset file)"},
-            "preset": {"type": "string", "enum": presets(), "description": "sizes and resources from cmr_ray/presets/NAME.yaml"},
+            "preset": {"type": "string", "enum": presets(), "description": "the whole-run preset: sizes and resources from cmr_ray/presets/NAME.yaml"},
             **sections,
         },
     }

@@ -2,14 +2,16 @@
 
 Every problem found in the files and overrides is collected before failing: `ConfigError`
 carries one line per problem (`.problems`), each naming the file, the key and what was
-expected.  Only a file that cannot be read or parsed, or a `base:` that cannot be followed,
-stops the reading at once.
+expected (for a renamed key, `RENAMED`, its new name).  Only a file that cannot be read or
+parsed, or a `base:` that cannot be followed, stops the reading at once.  A config saved
+with a checkpoint or model is read by `load_saved_config`.
 """
 from __future__ import annotations
 
 import copy
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,23 @@ from cmr_ray.config.search import spec_problem, values_to_check
 from cmr_ray.views import ViewComboError, parse_combo
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+# Keys that were renamed, old -> (new, {old value: new value}).  `preset` is only the whole-run
+# preset (cmr_ray/presets/NAME.yaml), which sets these keys; an old name is refused with its
+# new one (in a file, a --set, a sweep grid or trial), never read as the new.
+RENAMED = {
+    "model.preset": ("model.size", {"small": "custom", "paper": "vit_b16"}),
+    "data.synth_preset": ("data.synth_protocol", {}),
+}
+
+
+def _renamed(key: str) -> str | None:
+    """What to say of a renamed `key` ('was renamed to ...'), or None for any other key."""
+    if key not in RENAMED:
+        return None
+    new, values = RENAMED[key]
+    said = ", ".join(f"{a} is now {b}" for a, b in values.items())
+    return f"was renamed to '{new}'" + (f" ({said})" if said else "")
 
 
 class ConfigError(ValueError):
@@ -186,6 +205,10 @@ def _check_doc(src, doc: dict, problems: _Problems) -> None:
             del doc[section]
             continue
         for key in list(body):
+            if renamed := _renamed(f"{section}.{key}"):
+                problems.append(f"{src}: key '{section}.{key}' {renamed}")
+                del body[key]
+                continue
             if key not in SCHEMA[section]:
                 problems.append(f"{src}: unknown key '{section}.{key}' (expected one of: {', '.join(SCHEMA[section])})")
                 del body[key]
@@ -237,6 +260,9 @@ def _check_sweep(src, cfg: dict, problems: _Problems) -> None:
 def _swept_field(src, where: str, key, problems: _Problems) -> Field | None:
     """The Field of a dotted key a sweep sets (never a `sweep.` key), or None and a problem."""
     section, _, name = str(key).partition(".")
+    if renamed := _renamed(str(key)):
+        problems.append(f"{src}: key '{where}' names '{key}', which {renamed}")
+        return None
     if section not in SCHEMA or section == "sweep" or name not in SCHEMA[section]:
         problems.append(f"{src}: key '{where}' names unknown setting '{key}'")
         return None
@@ -271,6 +297,9 @@ def _set_overrides(cfg: dict, overrides: dict, src, problems: _Problems) -> dict
     cfg = copy.deepcopy(cfg)
     for key, v in overrides.items():
         section, _, name = str(key).partition(".")
+        if renamed := _renamed(str(key)):
+            problems.append(f"{src}: key '{key}' {renamed}")
+            continue
         if section not in SCHEMA or name not in SCHEMA[section]:
             problems.append(f"{src}: unknown key '{key}'")
             continue
@@ -336,6 +365,30 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | di
     _check_sweep(path or "config", cfg, problems)
     problems.raise_any()
     return _build(cfg)
+
+
+def load_saved_config(path: str | os.PathLike) -> Config:
+    """A resolved config the platform saved with a checkpoint or model (`to_yaml`): as
+    `load_config`, except that one saved before a key was renamed (`RENAMED`) is read with
+    the new names, and says so in one line on stderr.  Such a file is a record of a finished
+    run, not a file to edit; experiment files and --set still refuse the old names."""
+    path = Path(path)
+    doc = _read_yaml(path)
+    moved = []
+    for old, (new, values) in RENAMED.items():
+        (s_old, k_old), (s_new, k_new) = old.split("."), new.split(".")
+        body = doc.get(s_old)
+        if isinstance(body, dict) and k_old in body:
+            v = body.pop(k_old)
+            doc.setdefault(s_new, {}).setdefault(k_new, values.get(v, v) if isinstance(v, str) else v)
+            moved.append(f"{old}: {v} as {new}: {doc[s_new][k_new]}")
+    if not moved:
+        return load_config(path)
+    print(f"{path}: saved before keys were renamed; read {', '.join(moved)}", file=sys.stderr)
+    sweep = doc.get("sweep")
+    if isinstance(sweep, dict) and not sweep.get("experiment"):
+        sweep["experiment"] = path.stem  # as load_config names it
+    return from_dict(doc, src=path)
 
 
 def flatten(cfg: Config, sections=("data", "model", "train", "eval")) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from cmr_ray.config.frozen import Section, frozen_section
-from cmr_ray.model.presets import DEFAULT_TEXT_MODEL
+from cmr_ray.model.sizes import DEFAULT_TEXT_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ class DataConfig(Section):
     store: str = _f("path", "cmr_store/synthetic-small", "clip store directory or s3:// URI")
     synth_studies: int = _f("int", 800, "studies in the synthetic cohort", min=10)
     synth_seed: int = _f("int", 0, "seed of the synthetic cohort", min=0)
-    synth_preset: str = _f("choice", "small", "synthetic cohort preset", choices=("small", "paper"))
+    synth_protocol: str = _f("choice", "small", "acquisition protocol of the synthetic cohort's studies (cmr_ray.synth.protocol.PROTOCOLS): 'small' (96 px, 10 SAX slices x 12 phases) or 'paper' (256 px, 12 x 25, the paper's Table 2)", choices=("small", "paper"))
     image_size: int = _f("int", 64, "clip frame size in pixels (square, aspect kept by padding)", min=16, max=512)
     views: str = _f("combo", "cine:sax+2ch+3ch+4ch|lge:sax+2ch+3ch+4ch", "view combo, e.g. cine:sax+4ch|lge:sax")
     frames: int = _f("int", 8, "frames sampled from the clip", min=1, max=64)
@@ -106,7 +106,7 @@ class ModelConfig(Section):
     """`model:` the video and text towers and the contrastive loss."""
 
     video: str = _f("choice", "timesformer", "video tower", choices=("timesformer", "framemean"))
-    preset: str = _f("choice", "small", "video tower size preset", choices=("small", "paper"))
+    size: str = _f("choice", "custom", "video tower size: 'custom' (hidden_size, layers, heads, patch_size below; temporal embedding for data.frames) or 'vit_b16' (the paper's ViT-B/16: 768 wide, 12 layers, 12 heads, patch 16, 64 frames, whatever those keys say)", choices=("custom", "vit_b16"))
     hidden_size: int = _f("int", 128, "video tower width", min=8)
     layers: int = _f("int", 2, "video tower depth", min=1)
     heads: int = _f("int", 4, "attention heads", min=1)

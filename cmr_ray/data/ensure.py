@@ -6,13 +6,12 @@
 A synthetic source generates the cohort beside the store (`cohort_dir`: STORE-cohort) and
 prepares it; a DICOM source (`data.dicom_dir` + `data.reports`) is prepared; an existing
 store must be the one the config describes (`check_store_matches`: frame size, and for a
-cohort the sweep generated, the same size, seed, preset and generator version), else
+cohort the sweep generated, the same size, seed, protocol and generator version), else
 `StoreMismatch` (a `ConfigError`) says which keys differ.  Used by `cmr-ray sweep` and
 `cmr-ray train` alike.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def check_store_matches(cfg: Config, info: dict, cohort: dict | None = None) -> 
         return
     from cmr_ray.synth.cohort import FORMAT_VERSION
 
-    want = {"studies": data.synth_studies, "seed": data.synth_seed, "preset": data.synth_preset,
+    want = {"studies": data.synth_studies, "seed": data.synth_seed, "protocol": data.synth_protocol,
             "format_version": FORMAT_VERSION}  # a cohort of an older generator is another cohort
     bad = [k for k in want if cohort.get(k) != want[k]]
     if bad:
@@ -71,8 +70,10 @@ def beside_store(cfg: dict, suffix: str) -> Path:
 
 def store_cohort(store: str) -> dict | None:
     """The cohort.json of the synthetic cohort the sweep generated for `store`, if any."""
+    from cmr_ray.synth.cohort import read_marker
+
     path = cohort_dir(store) / "cohort.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_marker(path) if path.exists() else None
 
 
 def existing_store_info(store: str) -> dict | None:
@@ -110,8 +111,8 @@ def ensure_store(cfg: Config, address: str | None = None, echo=say) -> str:
             check_store_matches(cfg, {}, have)
         else:
             echo(f"store {store} is missing: generating the synthetic cohort "
-                 f"({data.synth_studies} studies, preset {data.synth_preset}, seed {data.synth_seed}) into {cohort}")
-            generate_cohort(str(cohort), data.synth_studies, data.synth_seed, preset=data.synth_preset)
+                 f"({data.synth_studies} studies, protocol {data.synth_protocol}, seed {data.synth_seed}) into {cohort}")
+            generate_cohort(str(cohort), data.synth_studies, data.synth_seed, protocol=data.synth_protocol)
         echo(f"preparing the clip store {store} from {cohort}")
         prepare(str(cohort / "dicom"), str(cohort / "reports.csv"), store,
                 labels=str(cohort / "labels.csv"), cfg=cfg, address=address)

@@ -26,7 +26,7 @@ for every `external/test/` and `external/probe/` key (`cmr_ray.eval.bootstrap`),
 studies of the synthetic cohort of the other site (`cmr_ray.synth.generate_cohort(...,
 site="external")`: its own vendors, field strength, matrix, noise, pathology mix and report
 style; the same findings code) with seed `data.synth_seed + SYNTH_SEED_OFFSET` and the
-cohort's `data.synth_preset` into `<data.store>-external/cohort`, and prepares it
+cohort's `data.synth_protocol` into `<data.store>-external/cohort`, and prepares it
 (`cmr_ray.data.prepare.prepare`, with the config's image size and splits) into
 `<data.store>-external/store`, once: a complete store there is reused (after checking it is
 of the same cohort and frame size), and a file lock keeps two trials from building it at
@@ -34,7 +34,6 @@ the same time.  The sweep builds it before its trials, as it builds `eval.transf
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -89,7 +88,7 @@ def synthetic_cohort(cfg: Config) -> dict:
     """The stand-in's generate_cohort arguments for `cfg`."""
     data = cfg.data
     return {"studies": cfg.eval.external_studies, "seed": data.synth_seed + SYNTH_SEED_OFFSET,
-            "preset": data.synth_preset, "site": "external"}
+            "protocol": data.synth_protocol, "site": "external"}
 
 
 def check_cohort(cfg: Config, base: Path) -> None:
@@ -97,7 +96,9 @@ def check_cohort(cfg: Config, base: Path) -> None:
     marker = base / "cohort" / "cohort.json"
     if not marker.exists():
         return
-    have, want = json.loads(marker.read_text()), synthetic_cohort(cfg)
+    from cmr_ray.synth.cohort import read_marker
+
+    have, want = read_marker(marker), synthetic_cohort(cfg)
     bad = [k for k in want if have.get(k, "internal" if k == "site" else None) != want[k]]
     if bad:
         raise ValueError(f"eval.external: the synthetic cohort in {base} has "
@@ -128,8 +129,8 @@ def build_synthetic(cfg: Config, address: str | None = None, num_cpus: int | Non
 
         want, cohort = synthetic_cohort(cfg), base / "cohort"
         echo(f"external cohort: writing {want['studies']} studies of the synthetic other site (seed {want['seed']}, "
-             f"preset {want['preset']}) into {cohort}")
-        generate_cohort(str(cohort), want["studies"], want["seed"], preset=want["preset"], workers=num_cpus,
+             f"protocol {want['protocol']}) into {cohort}")
+        generate_cohort(str(cohort), want["studies"], want["seed"], protocol=want["protocol"], workers=num_cpus,
                         progress=progress, site="external")
         echo(f"external cohort: preparing the clip store {store}")
         summary = prepare(str(cohort / "dicom"), str(cohort / "reports.csv"), store, labels=str(cohort / "labels.csv"),

@@ -28,7 +28,7 @@ method) beside its other tables and plots (`write_transfer_outputs`).
 `synthetic` instead of a path is the offline stand-in: `ensure_transfer_stores` writes
 `SYNTH_STUDIES` patients of the synthetic cohort in ACDC's layout (`cmr_ray.synth.acdc`) with
 seed `data.synth_seed + SYNTH_SEED_OFFSET` (hearts the training cohort does not have; the
-same seed would give the training cohort's own hearts) and the cohort's `data.synth_preset`,
+same seed would give the training cohort's own hearts) and the cohort's `data.synth_protocol`,
 and prepares them (`cmr_ray.data.acdc.prepare_nifti`, at `data.image_size`) into
 `<data.store>-transfer-<set>/store`, once: a complete store there is reused, and a file lock
 keeps two trials from building it at the same time.
@@ -146,8 +146,8 @@ def build_synthetic(cfg: Config, name: str, num_cpus: int | None = None, progres
             check_store(cfg, name, store, info)
             return store
         echo(f"transfer set {name}: writing the synthetic ACDC-layout stand-in ({SYNTH_STUDIES} patients, "
-             f"seed {seed}, preset {data.synth_preset}) into {nifti}")
-        generate_acdc(nifti, studies=SYNTH_STUDIES, seed=seed, preset=data.synth_preset, workers=num_cpus,
+             f"seed {seed}, protocol {data.synth_protocol}) into {nifti}")
+        generate_acdc(nifti, studies=SYNTH_STUDIES, seed=seed, protocol=data.synth_protocol, workers=num_cpus,
                       progress=progress)
         echo(f"transfer set {name}: preparing the clip store {store} from {nifti}")
         summary = prepare_nifti(str(nifti), store, fmt="acdc", cfg=cfg, num_cpus=num_cpus, progress=progress)

@@ -16,7 +16,7 @@ _EXPORTS = {
     "contrastive_step": "accum",
     "CMRClip": "clip", "build_model": "clip", "build_video_tower": "clip",
     "MAX_LOGIT_SCALE": "loss", "ClipLoss": "loss",
-    "PAPER_TEXT_MODEL": "presets", "PAPER_VIDEO": "presets", "video_sizes": "presets",
+    "PAPER_TEXT_MODEL": "sizes", "PAPER_VIDEO": "sizes", "video_sizes": "sizes",
     "TextModelError": "text", "TextTower": "text",
     "impression_id": "ids", "normalize_impression": "ids",
     "FrameMeanTower": "video", "TimesformerTower": "video",

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cmr_ray.model.loss import MAX_LOGIT_SCALE
-from cmr_ray.model.presets import video_sizes
+from cmr_ray.model.sizes import video_sizes
 from cmr_ray.model.text import TextTower
 from cmr_ray.model.video import FrameMeanTower, TimesformerTower
 

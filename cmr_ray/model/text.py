@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from cmr_ray.model.ids import impression_id, normalize_impression  # noqa: F401 (re-exported)
-from cmr_ray.model.presets import DEFAULT_TEXT_MODEL  # noqa: F401 (its one home; re-exported)
+from cmr_ray.model.sizes import DEFAULT_TEXT_MODEL  # noqa: F401 (its one home; re-exported)
 
 
 class TextModelError(RuntimeError):

@@ -34,8 +34,8 @@ From a TimeSformer (`model_type: timesformer`) every weight is copied; its patch
 summed over channels when it has three, its spatial position embeddings are resized to our
 grid and its temporal ones linearly to our `max_frames`.
 
-Widths, depth, heads, MLP size and patch size must equal the tower's (the paper preset's
-tower is ViT-B/16: hidden 768, 12 layers, 12 heads, patch 16, MLP 3072).  The layer norms
+Widths, depth, heads, MLP size and patch size must equal the tower's (the paper's tower,
+`model.size: vit_b16`, is ViT-B/16: hidden 768, 12 layers, 12 heads, patch 16, MLP 3072).  The layer norms
 take the checkpoint's epsilon.  The pooler and classifier of the checkpoint are not used.
 """
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _check_sizes(name: str, conf, tcfg) -> None:
            if getattr(conf, k, None) != v]
     if bad:
         raise _say(name, "does not fit the video tower: " + ", ".join(bad)
-                   + "; set model.preset/hidden_size/layers/heads/patch_size to the checkpoint's")
+                   + "; set model.size/hidden_size/layers/heads/patch_size to the checkpoint's")
 
 
 # A ViT's per-layer weights under the two namings transformers has used: 4.x (and the

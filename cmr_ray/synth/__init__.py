@@ -38,7 +38,8 @@ Series (`protocol`, `dicomio`): cine SAX stack, cine 2ch/3ch/4ch, LGE SAX stack,
 2ch/3ch/4ch, and distractors (3-plane localizer, native T1 map, aortic phase contrast);
 names in GE, Siemens, Philips or UK Biobank style.  About 10% of studies (half the
 Philips ones) store cine and LGE as Enhanced MR multi-frame; about 10% use a lossless
-compressed transfer syntax (RLE, JPEG 2000 or JPEG-LS).  Presets: ``small`` (96 px,
+compressed transfer syntax (RLE, JPEG 2000 or JPEG-LS).  Acquisition protocols
+(`protocol.PROTOCOLS`; ``--protocol``, ``data.synth_protocol``): ``small`` (96 px,
 10 slices x 12 phases, 179 images = 179 files per study, 18 files for an Enhanced MR study)
 and ``paper`` (256 px, 12 slices x 25 phases, 416 images per study, as the paper's Table 2).
 

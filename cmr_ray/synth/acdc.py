@@ -8,7 +8,7 @@ Writes ``OUT/training/patientNNN/`` (the first two thirds, as ACDC's 100 of 150)
 ``NbFrame``, ``Weight``), ``patientNNN_4d.nii.gz`` (int16, x, y, slice, time) and the ED and
 ES frames ``patientNNN_frameXX.nii.gz`` (3D; no ``_gt`` segmentations), and ``OUT/acdc.json``
 last (the marker of a complete set).  Patient ``NNN`` is study ``NNN - 1`` of the DICOM
-cohort with the same seed and preset: the same heart, planes and group (``Group`` is the
+cohort with the same seed and protocol: the same heart, planes and group (``Group`` is the
 patient's ``acdc`` label), with its own noise draw (the DICOM cohort's noise stream also
 feeds its other series).  Height and weight are stand-ins made from sex and body size.
 
@@ -94,7 +94,7 @@ def n_training(studies: int) -> int:
     return studies if studies < 2 else min(studies - 1, max(1, round(studies * 2 / 3)))
 
 
-def acdc_patient(seed: int, index: int, preset: str, out, studies: int) -> dict:
+def acdc_patient(seed: int, index: int, protocol: str, out, studies: int) -> dict:
     """Render study `index`'s cine SAX and write its ACDC folder; returns its summary row."""
     from cmr_ray.synth.patients import sample_patient
     from cmr_ray.synth.phantom import Phantom
@@ -102,7 +102,7 @@ def acdc_patient(seed: int, index: int, preset: str, out, studies: int) -> dict:
 
     p = sample_patient(seed, index)
     ph = Phantom(p)
-    spec = next(s for s in study_protocol(p, ph, preset, np.random.default_rng([seed, index, 3]))
+    spec = next(s for s in study_protocol(p, ph, protocol, np.random.default_rng([seed, index, 3]))
                 if s.key == "cine_sax")
     rng = np.random.default_rng([seed, index, 11])
     gain = rng.uniform(900, 1500)
@@ -134,23 +134,24 @@ def _work(args):
         raise RuntimeError(f"synth acdc: study {args[1]} (seed {args[0]}) failed: {type(e).__name__}: {e}") from e
 
 
-def generate_acdc(out, studies: int = 150, seed: int = 0, preset: str = "small", workers: int | None = None,
+def generate_acdc(out, studies: int = 150, seed: int = 0, protocol: str = "small", workers: int | None = None,
                   progress: bool = True, overwrite: bool = False) -> dict:
     """Write the ACDC-layout stand-in into `out`; returns the summary also saved as out/acdc.json."""
-    from cmr_ray.synth.protocol import PRESETS
+    from cmr_ray.synth.cohort import read_marker
+    from cmr_ray.synth.protocol import PROTOCOLS
 
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     out = Path(out)
     marker = out / "acdc.json"
-    want = {"format": "acdc", "format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "preset": preset}
+    want = {"format": "acdc", "format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "protocol": protocol}
     if marker.exists() and not overwrite:
-        done = json.loads(marker.read_text())
+        done = read_marker(marker)
         if {k: done.get(k) for k in want} == want:
             if progress:
-                print(f"synth: {out} already holds this ACDC-layout set ({studies} patients, seed {seed}, {preset})",
+                print(f"synth: {out} already holds this ACDC-layout set ({studies} patients, seed {seed}, {protocol})",
                       file=sys.stderr)
             return done
         raise FileExistsError(f"{out}: holds a different set ({marker}); pass overwrite=True (--overwrite) to replace it")
@@ -162,7 +163,7 @@ def generate_acdc(out, studies: int = 150, seed: int = 0, preset: str = "small",
         marker.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     workers = max(1, min(workers or os.cpu_count() or 1, studies))
-    jobs = [(seed, i, preset, str(out), studies) for i in range(studies)]
+    jobs = [(seed, i, protocol, str(out), studies) for i in range(studies)]
     t0, step = time.perf_counter(), max(1, studies // 10)
     results = []
     if workers == 1:

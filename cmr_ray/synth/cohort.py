@@ -1,9 +1,9 @@
 """Generate the synthetic cohort: DICOM studies, reports, labels and the PHI ledger.
 
     from cmr_ray.synth import generate_cohort
-    summary = generate_cohort("cohort", studies=800, seed=0, preset="small", workers=2)
+    summary = generate_cohort("cohort", studies=800, seed=0, protocol="small", workers=2)
 
-Each study is made by `generate_study(seed, index, preset, dicom_dir)` from its own random
+Each study is made by `generate_study(seed, index, protocol, dicom_dir)` from its own random
 streams, seeded by (seed, index), so the output is byte-identical for a seed whatever the
 worker count.  Each study's labels carry the binary findings (`cmr_ray.synth.findings`)
 read from its measured values, the same values its report prints; `measure_study` gives
@@ -32,7 +32,7 @@ from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
 from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
 from cmr_ray.synth.patients import check_site, sample_patient
 from cmr_ray.synth.phantom import Phantom
-from cmr_ray.synth.protocol import EQUIPMENT, PRESETS, study_protocol
+from cmr_ray.synth.protocol import EQUIPMENT, PROTOCOLS, study_protocol
 from cmr_ray.synth.report import restyle, write_report
 
 # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease
@@ -59,12 +59,12 @@ def _reading(p, lv: dict) -> dict:
     return measured_values(p, {**lv, "ef": lv["ef_exact"]})
 
 
-def measure_study(p, preset: str = "small") -> dict:
+def measure_study(p, protocol: str = "small") -> dict:
     """What `generate_study` measures for patient `p`, without writing DICOM: the LV by disc
     summation over the same cine SAX planes (masks only: noise does not enter the areas),
     completed by `findings.measured_values`."""
     ph = Phantom(p)
-    specs = study_protocol(p, ph, preset, np.random.default_rng([p.seed, p.index, 3]))  # the planes generate_study draws
+    specs = study_protocol(p, ph, protocol, np.random.default_rng([p.seed, p.index, 3]))  # the planes generate_study draws
     spec = next(s for s in specs if s.key == "cine_sax")
     areas = np.zeros((len(spec.planes), spec.phases))
     for s, plane in enumerate(spec.planes):
@@ -106,13 +106,13 @@ def _render_series(spec, p, ph, rng, rr_ms, gains):
     return frames, areas
 
 
-def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None, site: str = "internal") -> dict:
+def generate_study(seed: int, index: int, protocol: str, dicom_dir, patient=None, site: str = "internal") -> dict:
     """Write study `index` under dicom_dir/<index>/ and return its labels, report and PHI.
     `patient` (default: sample_patient(seed, index, site=site)) lets tests pin a pathology or format."""
     p = patient or sample_patient(seed, index, site=site)
     ph = Phantom(p)
     rng = np.random.default_rng([seed, index, 3])
-    specs = study_protocol(p, ph, preset, rng)
+    specs = study_protocol(p, ph, protocol, rng)
     uid = uid_maker(seed, index)
     manufacturer, models = EQUIPMENT[p.vendor]
     model = models[int(rng.integers(len(models)))]
@@ -143,7 +143,7 @@ def generate_study(seed: int, index: int, preset: str, dicom_dir, patient=None, 
         "rv_basal_mm": measured["rv_basal_mm"], "rvef": measured["rvef"], "atria_scale": round(p.atria_scale, 3),
         "effusion_mm": measured["effusion_mm"], "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
         "sex": p.sex, "age": p.age, "vendor": p.vendor, "enhanced": int(p.enhanced), "compression": p.compression,
-        "field_t": p.field_t, "fov_mm": round(p.fov_mm * PRESETS[preset]["fov_scale"], 1), "noise": round(p.noise, 4),
+        "field_t": p.field_t, "fov_mm": round(p.fov_mm * PROTOCOLS[protocol]["fov_scale"], 1), "noise": round(p.noise, 4),
         "yaw_deg": round(p.yaw, 2), "pitch_deg": round(p.pitch, 2), "roll_deg": round(p.roll, 2),
         "inplane_deg": round(p.inplane, 2), "lax_tilt_deg": round(p.lax_tilt, 2), "ti_ms": p.ti_ms,
         "study_dir": f"dicom/{index:05d}", "n_files": n_files,
@@ -162,31 +162,40 @@ def _work(args):
         raise RuntimeError(f"synth: study {index} (seed {seed}) failed: {type(e).__name__}: {e}") from e
 
 
-def _marker(studies, seed, preset, site: str = "internal") -> dict:
+def read_marker(path) -> dict:
+    """A cohort.json (or acdc.json).  One written before the acquisition protocol's key was
+    renamed from `preset` to `protocol` reads with `protocol` (its cohort is the same bytes)."""
+    done = json.loads(Path(path).read_text())
+    if "preset" in done and "protocol" not in done:
+        done["protocol"] = done.pop("preset")
+    return done
+
+
+def _marker(studies, seed, protocol, site: str = "internal") -> dict:
     """cohort.json's identifying keys; `site` only for a site other than the default's (whose
     cohort.json stays as it was)."""
-    out = {"format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "preset": preset}
+    out = {"format_version": FORMAT_VERSION, "studies": studies, "seed": seed, "protocol": protocol}
     return out if site == "internal" else {**out, "site": site}
 
 
-def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers: int | None = None,
+def generate_cohort(out, studies: int, seed: int, protocol: str = "small", workers: int | None = None,
                     progress: bool = True, overwrite: bool = False, site: str = "internal") -> dict:
     """Write the cohort into `out`; returns the summary also saved as out/cohort.json.
     `site` (`patients.SITES`): 'internal' (the default cohort) or 'external' (another hospital:
     vendors, field strength, matrix, noise, pathology mix and report style of its own)."""
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies}")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
     check_site(site)
     out = Path(out)
     marker = out / "cohort.json"
     if marker.exists() and not overwrite:
-        done = json.loads(marker.read_text())
-        want = _marker(studies, seed, preset, site)
+        done = read_marker(marker)
+        want = _marker(studies, seed, protocol, site)
         if {k: done.get(k) for k in want} == want and done.get("site", "internal") == site:
             if progress:
-                print(f"synth: {out} already holds this cohort ({studies} studies, seed {seed}, {preset}, site {site})",
+                print(f"synth: {out} already holds this cohort ({studies} studies, seed {seed}, {protocol}, site {site})",
                       file=sys.stderr)
             return done
         raise FileExistsError(f"{out}: holds a different cohort ({marker}); pass overwrite=True (--overwrite) to replace it")
@@ -198,7 +207,7 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
         marker.unlink(missing_ok=True)
     dicom.mkdir(parents=True)
     workers = max(1, min(workers or os.cpu_count() or 1, studies))
-    jobs = [(seed, i, preset, str(dicom), None, site) for i in range(studies)]
+    jobs = [(seed, i, protocol, str(dicom), None, site) for i in range(studies)]
     results = [None] * studies
     t0 = time.perf_counter()
 
@@ -240,7 +249,7 @@ def generate_cohort(out, studies: int, seed: int, preset: str = "small", workers
         counts[r["labels"]["pathology"]] = counts.get(r["labels"]["pathology"], 0) + 1
     n_files = sum(r["labels"]["n_files"] for r in results)
     found = {f: sum(int(r["labels"][f] or 0) for r in results) for f in FINDINGS}
-    summary = {**_marker(studies, seed, preset, site), "files": n_files, "pathologies": dict(sorted(counts.items())),
+    summary = {**_marker(studies, seed, protocol, site), "files": n_files, "pathologies": dict(sorted(counts.items())),
                "findings": found,
                "dicom": "dicom", "reports": "reports.csv", "labels": "labels.csv", "phi": "phi.json"}
     marker.write_text(json.dumps(summary, indent=1) + "\n")

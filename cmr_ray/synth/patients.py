@@ -47,8 +47,8 @@ VENDORS = {"GE": 0.35, "Siemens": 0.30, "Philips": 0.20, "UKB": 0.15}
 # Acquisition sites (issue 20): what differs between the default cohort's hospital and
 # another one.  `mix` and `vendors` are the draw tables above; `p_1p5t` the chance of a
 # 1.5 T scanner (UK Biobank is always 1.5 T); `fov_mm` and `noise` the ranges drawn;
-# `matrix_scale` scales the preset's pixel matrix (rounded to a multiple of 8) and
-# `thickness_mm` replaces the preset's slice thickness (None: the preset's); `report` the
+# `matrix_scale` scales the protocol's pixel matrix (rounded to a multiple of 8) and
+# `thickness_mm` replaces the protocol's slice thickness (None: the protocol's); `report` the
 # report style (`cmr_ray.synth.report.restyle`).  The internal site draws exactly as the
 # cohort always has (same numbers, same order), so its output is unchanged.
 SITES = {

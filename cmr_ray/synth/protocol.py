@@ -1,6 +1,6 @@
 """What a scanner acquires for one study: the series, their planes and their names.
 
-    specs = study_protocol(patient, phantom, preset="small", rng=rng)
+    specs = study_protocol(patient, phantom, protocol="small", rng=rng)
     [(s.key, s.number, s.description) for s in specs]
 
 Series keys: ``cine_sax``, ``cine_2ch``, ``cine_3ch``, ``cine_4ch``, ``lge_sax``, ``lge_2ch``,
@@ -22,7 +22,7 @@ from cmr_ray.synth.geometry import Plane, lax_plane, localizer_planes, sax_plane
 from cmr_ray.synth.patients import SITES, Patient
 from cmr_ray.synth.phantom import Phantom
 
-PRESETS = {
+PROTOCOLS = {  # the acquisition protocols: data.synth_protocol, `cmr-ray synth --protocol`
     # size: pixels; slices: SAX stack; phases: cine; fov_scale: x patient.fov_mm
     "small": dict(size=96, slices=10, phases=12, flow_phases=6, t1_slices=1, fov_scale=1.0, thickness=8.0),
     "paper": dict(size=256, slices=12, phases=25, flow_phases=20, t1_slices=3, fov_scale=1.5, thickness=7.0),
@@ -108,15 +108,15 @@ def sax_levels(ph: Phantom, slices: int) -> np.ndarray:
 
 
 def matrix_size(size: int, site: str = "internal") -> int:
-    """The pixel matrix of a preset's `size` at `site` (`patients.SITES` matrix_scale, to a multiple of 8)."""
+    """The pixel matrix of a protocol's `size` at `site` (`patients.SITES` matrix_scale, to a multiple of 8)."""
     scale = SITES[site]["matrix_scale"]
     return size if scale == 1.0 else max(16, int(round(size * scale / 8)) * 8)
 
 
-def study_protocol(p: Patient, ph: Phantom, preset: str, rng: np.random.Generator) -> list[SeriesSpec]:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    cfg = PRESETS[preset]
+def study_protocol(p: Patient, ph: Phantom, protocol: str, rng: np.random.Generator) -> list[SeriesSpec]:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    cfg = PROTOCOLS[protocol]
     size, fov, thick = matrix_size(cfg["size"], p.site), p.fov_mm * cfg["fov_scale"], cfg["thickness"]
     thick = SITES[p.site]["thickness_mm"] or thick
     names = NAMES[p.vendor]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cmr_ray.config import Config, ConfigError, load_config, to_yaml
+from cmr_ray.config import Config, ConfigError, load_saved_config, to_yaml
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
@@ -71,7 +71,7 @@ def read_state(path) -> tuple[dict, dict]:
     except Exception as e:  # noqa: BLE001 - any unpickling problem is one line
         raise CheckpointError(f"{model_file}: cannot load ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     try:
-        cfg = load_config(cfg_file)
+        cfg = load_saved_config(cfg_file)
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return state, cfg

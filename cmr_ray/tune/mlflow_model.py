@@ -89,7 +89,7 @@ def load_model(path):
     `data/model` directory, or a downloaded MLflow model.  Reads no pickle."""
     from safetensors.torch import load_file
 
-    from cmr_ray.config import load_config
+    from cmr_ray.config import load_saved_config
     from cmr_ray.model import build_model
 
     d = Path(path)
@@ -98,7 +98,7 @@ def load_model(path):
     for f in (WEIGHTS_FILE, CONFIG_FILE):
         if not (d / f).exists():
             raise FileNotFoundError(f"{path}: not a cmr-ray MLflow model (no {f})")
-    cfg = load_config(d / CONFIG_FILE)
+    cfg = load_saved_config(d / CONFIG_FILE)
     model = build_model(cfg, video_init=False)  # its weights come from the file next
     model.load_trainable_state_dict(load_file(str(d / WEIGHTS_FILE), device="cpu"))
     return model.eval(), cfg

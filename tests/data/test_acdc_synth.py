@@ -41,7 +41,7 @@ def test_synth_acdc_then_prepare(tmp_path):
     for name, group in groups.items():
         row = rows[keys.study_key(salt, f"acdc:{name}")]
         assert row["label_acdc"] == group
-        assert row["cine_sax_shape"] == [10, 12, 32, 32]  # small preset: 10 slices x 12 phases
+        assert row["cine_sax_shape"] == [10, 12, 32, 32]  # small protocol: 10 slices x 12 phases
     statuses = {r["status"] for r in pq.read_table(store / "manifest.parquet").to_pylist()}
     assert statuses == {"used", "ignored"}  # ED/ES frames and acdc.json: ignored; nothing failed
     res = CliRunner().invoke(main, ["prepare", str(out), "--format", "acdc", "--out", str(tmp_path / "s2"),

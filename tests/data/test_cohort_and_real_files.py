@@ -89,7 +89,7 @@ def test_prepare_synthetic_cohort(cohort, tmp_path, ray_module):
     rows = load_split(store, SLOTS)
     assert len(rows) == 8
     for r in rows:
-        assert r["cine_sax_shape"] == [10, 12, 32, 32] and r["lge_sax_shape"] == [10, 1, 32, 32]  # the small preset's 10-slice stack
+        assert r["cine_sax_shape"] == [10, 12, 32, 32] and r["lge_sax_shape"] == [10, 1, 32, 32]  # the small protocol's 10-slice stack
         assert all(r[f"cine_{v}_shape"] == [1, 12, 32, 32] for v in ("2ch", "3ch", "4ch"))
         assert all(r[f"lge_{v}_shape"] == [1, 1, 32, 32] for v in ("2ch", "3ch", "4ch"))
         assert r["impression"]

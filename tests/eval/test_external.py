@@ -139,10 +139,10 @@ def test_evaluate_method_scores_every_method_on_the_external_store(fake_store, e
 def test_synthetic_stand_in_is_built_once_beside_the_store(tmp_path, monkeypatch):
     made = []
 
-    def fake_generate(out, studies, seed, preset="small", workers=None, progress=True, site="internal"):
-        made.append((studies, seed, preset, site))
+    def fake_generate(out, studies, seed, protocol="small", workers=None, progress=True, site="internal"):
+        made.append((studies, seed, protocol, site))
         (tmp_path / "cmr_store" / "syn-external" / "cohort").mkdir(parents=True, exist_ok=True)
-        marker = {"studies": studies, "seed": seed, "preset": preset, "site": site}
+        marker = {"studies": studies, "seed": seed, "protocol": protocol, "site": site}
         (tmp_path / "cmr_store" / "syn-external" / "cohort" / "cohort.json").write_text(json.dumps(marker))
 
     def fake_prepare(dicom, reports, out, labels=None, cfg=None, address=None, num_cpus=None, progress=True):

@@ -1,6 +1,6 @@
 """Fixtures for the fault and privacy tests (issue 8): one synthetic cohort per session.
 
-The cohort (seed 10, 13 studies, preset small) has classic, Enhanced MR multi-frame and
+The cohort (seed 10, 13 studies, protocol small) has classic, Enhanced MR multi-frame and
 compressed (JPEG 2000, RLE, JPEG-LS) studies; `corpus.py` damages copies of some of them.
 """
 from __future__ import annotations
@@ -22,5 +22,5 @@ def cohort(tmp_path_factory) -> Path:
     from cmr_ray.synth import generate_cohort
 
     out = tmp_path_factory.mktemp("faults-cohort") / "cohort"
-    generate_cohort(out, COHORT_STUDIES, COHORT_SEED, preset="small", workers=2, progress=False)
+    generate_cohort(out, COHORT_STUDIES, COHORT_SEED, protocol="small", workers=2, progress=False)
     return out

@@ -43,7 +43,7 @@ def write_tiny_text_model(path) -> str:
 
 SMALL_SHAPES = {"cine_sax": (4, 6), "cine_2ch": (1, 6), "cine_3ch": (1, 6), "cine_4ch": (1, 6),
                 "lge_sax": (4, 1), "lge_2ch": (1, 1), "lge_3ch": (1, 1), "lge_4ch": (1, 1)}
-# what the synthetic cohort's small preset stores per study: 10 SAX slices, 25 phases
+# what the synthetic cohort's small protocol stores per study: 10 SAX slices, 25 phases
 REALISTIC_SHAPES = {"cine_sax": (10, 25), "cine_2ch": (1, 25), "cine_3ch": (1, 25), "cine_4ch": (1, 25),
                     "lge_sax": (10, 1), "lge_2ch": (1, 1), "lge_3ch": (1, 1), "lge_4ch": (1, 1)}
 

@@ -4,7 +4,7 @@ import torch
 from transformers import TimesformerModel
 
 from cmr_ray.model import CMRClip, TextModelError, build_model, video_sizes
-from cmr_ray.model.presets import PAPER_VIDEO
+from cmr_ray.model.sizes import PAPER_VIDEO
 from cmr_ray.model.text import TextTower, impression_id, mean_pool, normalize_impression
 from cmr_ray.model.video import FrameMeanTower, TimesformerTower
 
@@ -158,8 +158,8 @@ def test_learnable_temperature_starts_at_config_and_clamps(tiny_cfg):
     assert "log_scale" in dict(fixed.named_buffers()) and float(fixed.logit_scale()) == pytest.approx(20.0)
 
 
-def test_paper_preset_sizes(tiny_cfg):
-    cfg = tiny_cfg.with_overrides({"model.preset": "paper", "data.image_size": 224})
+def test_vit_b16_size_is_the_papers_tower(tiny_cfg):
+    cfg = tiny_cfg.with_overrides({"model.size": "vit_b16", "data.image_size": 224})
     s = video_sizes(cfg)
     assert s == {**PAPER_VIDEO, "image_size": 224}
     assert (s["hidden_size"], s["layers"], s["heads"], s["patch_size"], s["max_frames"]) == (768, 12, 12, 16, 64)

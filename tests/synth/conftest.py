@@ -90,11 +90,11 @@ def pixels_of(fr: dict) -> np.ndarray:
     return arr.astype(np.float64) * fr["slope"] + fr["intercept"]
 
 
-def series_by_key(study: dict, patient, preset: str = "small") -> dict:
+def series_by_key(study: dict, patient, protocol: str = "small") -> dict:
     """Map generator keys (cine_sax, lge_2ch, ...) onto the study's series via the protocol."""
     from cmr_ray.synth.phantom import Phantom
     from cmr_ray.synth.protocol import study_protocol
 
     rng = np.random.default_rng([patient.seed, patient.index, 3])
-    specs = study_protocol(patient, Phantom(patient), preset, rng)
+    specs = study_protocol(patient, Phantom(patient), protocol, rng)
     return {s.key: study[s.description] for s in specs}

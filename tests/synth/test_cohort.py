@@ -53,6 +53,25 @@ def test_rerun_is_a_no_op_and_a_different_cohort_is_refused(cohort):
         generate_cohort(out, studies=9, seed=8, progress=False)
 
 
+def test_a_cohort_json_written_before_the_rename_is_the_same_cohort(cohort, tmp_path):
+    """cohort.json said `preset` before the acquisition protocol's key became `protocol`: such a
+    cohort (the same bytes) is reused, not refused as different, and still compared by it."""
+    import shutil
+
+    out, summary = cohort
+    assert summary["protocol"] == "small" and "preset" not in summary
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    marker = json.loads((old / "cohort.json").read_text())
+    marker["preset"] = marker.pop("protocol")
+    (old / "cohort.json").write_text(json.dumps(marker))
+    before = _hashes(old)
+    assert generate_cohort(old, studies=8, seed=8, progress=False) == summary
+    assert _hashes(old) == before
+    with pytest.raises(FileExistsError, match="different cohort"):
+        generate_cohort(old, studies=8, seed=8, protocol="paper", progress=False)
+
+
 def test_labels_reports_and_phi_agree(cohort):
     out, summary = cohort
     labels, reports = _rows(out / "labels.csv"), _rows(out / "reports.csv")
@@ -133,3 +152,22 @@ def test_cli_synth(tmp_path):
     assert "2 studies" in res.output and (tmp_path / "c" / "labels.csv").exists()
     res = runner.invoke(main, ["synth", str(tmp_path / "c"), "--studies", "3", "--seed", "5"])
     assert res.exit_code == 2 and "different cohort" in res.output
+
+
+def test_cli_synth_protocol_and_the_old_preset_flag(tmp_path, monkeypatch):
+    """--protocol reaches the generator; the old --preset is a usage error naming --protocol,
+    not read as it."""
+    from cmr_ray.cli import main
+
+    made = []
+    monkeypatch.setattr("cmr_ray.synth.generate_cohort", lambda out, studies, seed, **kw: made.append(kw) or
+                        {"studies": studies, "files": 0, "pathologies": {}})
+    runner = CliRunner()
+    res = runner.invoke(main, ["synth", str(tmp_path / "c"), "--studies", "1", "--protocol", "paper"])
+    assert res.exit_code == 0, res.output
+    assert made[-1]["protocol"] == "paper"
+    res = runner.invoke(main, ["synth", str(tmp_path / "d"), "--studies", "1", "--preset", "paper"])
+    assert res.exit_code == 2 and len(made) == 1
+    assert "--preset was renamed to --protocol (use --protocol paper)" in res.output
+    res = runner.invoke(main, ["synth", "--help"])
+    assert "--protocol [small|paper]" in res.output and "--preset" not in res.output

@@ -5,7 +5,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from cmr_ray.synth.protocol import PRESETS
+from cmr_ray.synth.protocol import PROTOCOLS
 from tests.synth.conftest import ZOO_FORMATS, frames, read_study, series_by_key
 
 CINE_AND_LGE = ["cine_sax", "cine_2ch", "cine_3ch", "cine_4ch", "lge_sax", "lge_2ch", "lge_3ch", "lge_4ch"]
@@ -94,7 +94,7 @@ def test_enhanced_study_keeps_per_frame_geometry(zoo):
     (ds,) = by_key["cine_sax"]
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.1" and ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
     per = ds.PerFrameFunctionalGroupsSequence
-    assert len(per) == int(ds.NumberOfFrames) == PRESETS["small"]["slices"] * int(ds.CardiacNumberOfImages)
+    assert len(per) == int(ds.NumberOfFrames) == PROTOCOLS["small"]["slices"] * int(ds.CardiacNumberOfImages)
     idx = {(int(f.FrameContentSequence[0].InStackPositionNumber), int(f.FrameContentSequence[0].TemporalPositionIndex)) for f in per}
     assert len(idx) == len(per)
 

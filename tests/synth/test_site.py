@@ -62,7 +62,7 @@ def test_external_cohort_labels_come_from_the_findings_code(external):
         assert {f: int(r[f]) for f in FINDINGS} == finding_labels(measured, r["sex"])
     first = sorted((out / "dicom" / "00000").rglob("*.dcm"))[0]
     ds = pydicom.dcmread(first, stop_before_pixels=True)
-    assert int(ds.Rows) == 80  # the site's matrix (small preset: 96 at the internal site)
+    assert int(ds.Rows) == 80  # the site's matrix (small protocol: 96 at the internal site)
 
 
 def test_external_reports_restate_the_same_facts_in_their_own_style(external):

@@ -10,7 +10,7 @@ from cmr_ray.synth.cohort import FORMAT_VERSION
 from cmr_ray.data.ensure import check_store_matches, existing_store_info
 
 INFO = {"image_size": 64, "counts": {"studies": 398, "excluded": 2}}
-COHORT = {"studies": 400, "seed": 0, "preset": "small", "files": 46767, "format_version": FORMAT_VERSION}
+COHORT = {"studies": 400, "seed": 0, "protocol": "small", "files": 46767, "format_version": FORMAT_VERSION}
 
 
 def _cfg(**over):
@@ -24,6 +24,7 @@ def test_the_store_of_the_configured_cohort_is_accepted():
 @pytest.mark.parametrize("over, words", [
     ({"data.synth_studies": 800}, ["studies 400", "data.synth_", "studies 800"]),
     ({"data.synth_seed": 3}, ["seed 0", "seed 3"]),
+    ({"data.synth_protocol": "paper"}, ["protocol small", "protocol paper"]),
     ({"data.image_size": 96}, ["64 px", "data.image_size", "96"]),
 ])
 def test_another_cohort_or_frame_size_is_one_clear_line(over, words):
@@ -37,6 +38,20 @@ def test_another_cohort_or_frame_size_is_one_clear_line(over, words):
 def test_a_cohort_of_an_older_generator_is_another_cohort():
     with pytest.raises(ConfigError, match="format_version 1"):
         check_store_matches(_cfg(), INFO, {**COHORT, "format_version": 1})
+
+
+def test_a_cohort_json_from_before_the_rename_is_the_configured_cohort(tmp_path):
+    """cohort.json said `preset` before `protocol`: the sweep's store for it is still accepted."""
+    from cmr_ray.data.ensure import cohort_dir, store_cohort
+
+    store = str(tmp_path / "store")
+    cohort_dir(store).mkdir(parents=True)
+    old = {k: v for k, v in COHORT.items() if k != "protocol"} | {"preset": "small"}
+    (cohort_dir(store) / "cohort.json").write_text(json.dumps(old))
+    assert store_cohort(store) == COHORT
+    check_store_matches(_cfg(**{"data.store": store}), INFO, store_cohort(store))
+    with pytest.raises(ConfigError, match="protocol small"):
+        check_store_matches(_cfg(**{"data.store": store, "data.synth_protocol": "paper"}), INFO, store_cohort(store))
 
 
 def test_a_store_prepared_by_hand_or_from_dicom_is_taken_as_it_is():
