@@ -16,7 +16,9 @@ class, n in `eval.prototype_shots`; every probed task and finding), `zeroshot_pr
 `transfer/<set>/probe/acdc_<acc|auc|f1>` for each set of `eval.transfer`
 (`cmr_ray.eval.transfer`: every method, so the sweep's baselines too), `external/...` (every
 key above again on `eval.external`'s other-site store, scored with the probes, prompt
-thresholds and prototypes fitted on the internal fit split: `cmr_ray.eval.external`), and
+thresholds and prototypes fitted on the internal fit split: `cmr_ray.eval.external`; with it
+`test/n_studies` and the RSUM of the larger set at the smaller one's gallery size,
+`test/rsum_at_external_n` or `external/test/rsum_at_internal_n`, and `..._std`), and
 the same under `baseline/<name>/`.  Written to out_dir: the tables (`tables.md`, one .md and .csv per
 table, `transfer.md`, `external.md`: internal vs external), `metrics.json`, `notes.txt`, `config.yaml`, `tsne.png`,
 `recall_at_k.png`, `confusion_acdc.png`, `transfer_<set>_tsne.png`.
@@ -143,6 +145,10 @@ def evaluate_method(model, cfg: Config, store, prompts: bool = False, progress: 
             progress=progress)
         metrics.update(ex_m)
         notes += ex_notes
+        if extras["external"]:  # RSUM of both sets at one gallery size: the drop compares like with like
+            from cmr_ray.eval.external import equal_gallery_metrics
+
+            metrics.update(equal_gallery_metrics(cfg, test, extras["external"]["test"]))
     return metrics, extras, notes
 
 

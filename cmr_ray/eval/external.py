@@ -22,6 +22,18 @@ less any the external store has no label for.  With `eval.bootstrap` resamples, 
 for every `external/test/` and `external/probe/` key (`cmr_ray.eval.bootstrap`), and
 `external/n_studies`.  The external labels reach only the scoring functions.
 
+RSUM at equal gallery sizes (`equal_gallery_metrics`): Recall@K, so RSUM, depends on how many
+studies the gallery holds (`retrieval.chance_rsum`: 64.4 at 202 studies, 86.7 at 150), so
+`test/rsum` and `external/test/rsum` are not comparable when the sets differ in size.  The
+larger set is scored again at the smaller one's size, as the mean over `EQUAL_GALLERY_SUBSETS`
+random subsets of it (seeded by `train.seed`, each ranked within itself;
+`retrieval.subset_retrieval_metrics`): `test/rsum_at_external_n` (the internal test split at
+the external cohort's size; the usual case) or `external/test/rsum_at_internal_n` (the
+external cohort at the internal test split's size, when it is the larger), each with
+`..._std` over the subsets, beside `test/n_studies` (the internal test split's studies).  The
+drop internal -> external is read at that one size (`drop_markdown`, and the report's
+`cmr_ray.tune.report_external.drop_table`).
+
 `synthetic` is the offline stand-in: `ensure_external_store` writes `eval.external_studies`
 studies of the synthetic cohort of the other site (`cmr_ray.synth.generate_cohort(...,
 site="external")`: its own vendors, field strength, matrix, noise, pathology mix and report
@@ -47,6 +59,9 @@ PREFIX = "external/"
 SYNTHETIC = "synthetic"
 SPLITS = ("train", "val", "test")  # every external study is scored
 SYNTH_SEED_OFFSET = 104729  # the stand-in's seed is data.synth_seed + this (not the training cohort's hearts)
+EQUAL_GALLERY_SUBSETS = 100  # random subsets averaged for RSUM at the smaller set's size
+INTERNAL_AT_EXTERNAL_N = "test/rsum_at_external_n"  # the internal test split at the external cohort's size
+EXTERNAL_AT_INTERNAL_N = PREFIX + "test/rsum_at_internal_n"  # the external cohort at the internal test split's size
 
 
 def _say(msg: str, progress: bool = True) -> None:
@@ -214,6 +229,39 @@ def score_external(cfg: Config, fit, outcomes: dict, tasks, ext, encode_text=Non
     return metrics, {"test": ext, "ranks": ranks, "outcomes": scored}, [f"external: {n}" for n in dict.fromkeys(notes)]
 
 
+def equal_gallery_metrics(cfg: Config, internal, ext) -> dict:
+    """RSUM of the larger of the internal test embeddings `internal` and the external ones
+    `ext` at the smaller one's size (see the module docstring), and `test/n_studies`."""
+    from cmr_ray.eval.retrieval import subset_retrieval_metrics
+
+    n_int, n_ext = len(internal), len(ext)
+    out = {"test/n_studies": float(n_int)}
+    if n_int == 0 or n_ext == 0:
+        return out
+    if n_ext <= n_int:  # the usual case: the internal test split at the external cohort's size
+        big, size, key = internal, n_ext, INTERNAL_AT_EXTERNAL_N
+    else:
+        big, size, key = ext, n_int, EXTERNAL_AT_INTERNAL_N
+    m = subset_retrieval_metrics(big.text, big.video, size, EQUAL_GALLERY_SUBSETS, cfg.train.seed, cfg.eval.chunk_size)
+    out[key], out[key + "_std"] = m["rsum"], m["rsum_std"]
+    return out
+
+
+def equal_gallery_rsum(metrics: dict) -> tuple[float, float, int] | None:
+    """(internal RSUM, external RSUM, gallery size) at one gallery size from one method's
+    unprefixed metrics, or None when they lack the counts or the equal-gallery key."""
+    n_int, n_ext = metrics.get("test/n_studies"), metrics.get(PREFIX + "n_studies")
+    if n_int is None or n_ext is None or not (np.isfinite(n_int) and np.isfinite(n_ext)):
+        return None
+    if n_ext <= n_int:
+        a, b = metrics.get(INTERNAL_AT_EXTERNAL_N), metrics.get(PREFIX + "test/rsum")
+    else:
+        a, b = metrics.get("test/rsum"), metrics.get(EXTERNAL_AT_INTERNAL_N)
+    if a is None or b is None:
+        return None
+    return float(a), float(b), int(min(n_int, n_ext))
+
+
 def evaluate_external(model, cfg: Config, fit, outcomes: dict, tasks, encode_text=None, temperature: float = 0.05,
                       progress: bool = True):
     """(metrics, extras, notes) on `eval.external` ({}, {}, [] when unset); see the module docstring."""
@@ -228,14 +276,34 @@ def evaluate_external(model, cfg: Config, fit, outcomes: dict, tasks, encode_tex
 
 
 def drop_markdown(metrics: dict) -> str:
-    """Internal -> external for the main metrics of one method's unprefixed metrics ('' when none)."""
-    rows = [(k, metrics.get(k), metrics.get(PREFIX + k)) for k in
-            ("test/rsum", "probe/acdc_acc", "probe/nicm_auc", "probe/icm_auc", "probe/amyl_auc", "probe/hcm_auc")]
-    rows = [(k, a, b) for k, a, b in rows if a is not None and b is not None]
+    """Internal -> external for the main metrics of one method's unprefixed metrics ('' when none).
+    RSUM's drop is read at one gallery size (`equal_gallery_rsum`); the whole sets' RSUMs
+    are listed without a drop, each with its chance RSUM."""
+    from cmr_ray.eval.retrieval import chance_rsum
+
+    fmt = lambda v: "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"  # noqa: E731
+    rows = []
+    a, b = metrics.get("test/rsum"), metrics.get(PREFIX + "test/rsum")
+    if a is not None and b is not None:
+        equal = equal_gallery_rsum(metrics)
+        if equal is not None:
+            ea, eb, n = equal
+            rows.append(f"| test/rsum at equal gallery (n = {n}; chance {chance_rsum(n):.1f}) | {fmt(ea)} | {fmt(eb)} "
+                        f"| {fmt(ea - eb)} |")
+        n_int, n_ext = metrics.get("test/n_studies"), metrics.get(PREFIX + "n_studies")
+        counted = all(v is not None and np.isfinite(v) and v >= 1 for v in (n_int, n_ext))
+        chance = (f" (n = {int(n_int)} → {int(n_ext)}; chance {chance_rsum(n_int):.1f} → {chance_rsum(n_ext):.1f})"
+                  if counted else "")
+        rows.append(f"| test/rsum, whole sets{chance} | {fmt(a)} | {fmt(b)} | not comparable |")
+    for k in ("probe/acdc_acc", "probe/nicm_auc", "probe/icm_auc", "probe/amyl_auc", "probe/hcm_auc"):
+        a, b = metrics.get(k), metrics.get(PREFIX + k)
+        if a is not None and b is not None:
+            rows.append(f"| {k} | {fmt(a)} | {fmt(b)} | {fmt(a - b)} |")
     if not rows:
         return ""
-    fmt = lambda v: "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"  # noqa: E731
     lines = ["### Internal test split vs external cohort (nothing fitted on the external cohort)", "",
-             "| Metric | Internal | External | Drop |", "|---|---|---|---|"]
-    lines += [f"| {k} | {fmt(a)} | {fmt(b)} | {fmt(a - b)} |" for k, a, b in rows]
+             "| Metric | Internal | External | Drop |", "|---|---|---|---|", *rows, "",
+             "RSUM depends on the gallery size (chance RSUM = 2 x 100 (5 + 10 + 50) / n): its drop is read at "
+             "the smaller set's size, the larger set averaged over "
+             f"{EQUAL_GALLERY_SUBSETS} random subsets of that size."]
     return "\n".join(lines)

@@ -12,6 +12,14 @@ Recalls are percentages; `rsum` = R@5 + R@10 + R@50 in both directions (the pape
 Table 4).  Both entry points work in row chunks: the temporaries are chunk_size x N, and
 `retrieval_metrics_from_embeddings` never holds an N x N similarity matrix at all (the
 v2t ranks come from a second, transposed pass over video chunks).  Pure numpy.
+
+Recall@K depends on the gallery size N: a ranking that knows nothing puts the true match at
+a rank uniform on 1..N, so its R@K is 100 min(K, N) / N per direction, and its RSUM
+`chance_rsum(N)` = 2 x 100 (5 + 10 + 50) / N for N >= 50 (64.4 at 202 studies, 86.7 at 150).
+RSUMs of two sets of different sizes are compared at one size: `subset_retrieval_metrics`
+averages the metrics over seeded random subsets of the larger set, each of the smaller
+one's size and ranked within itself (a subset of all N studies is the whole set, so then
+it is exactly `retrieval_metrics_from_embeddings`).
 """
 from __future__ import annotations
 
@@ -105,3 +113,33 @@ def recall_at_k_curve(ranks, ks=None) -> tuple[np.ndarray, np.ndarray]:
     ks = np.arange(1, len(ranks) + 1) if ks is None else np.asarray(ks)
     sorted_ranks = np.sort(ranks)
     return ks, 100.0 * np.searchsorted(sorted_ranks, ks, side="right") / max(len(ranks), 1)
+
+
+def chance_rsum(n: int) -> float:
+    """RSUM (%) expected of a ranking that knows nothing, in a gallery of n: the true match's
+    rank is uniform on 1..n, so R@k = 100 min(k, n) / n in each direction."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"chance_rsum: the gallery needs a study, got n={n}")
+    return 2.0 * sum(100.0 * min(k, n) / n for k in RSUM_KS)
+
+
+def subset_retrieval_metrics(text_emb, video_emb, size: int, subsets: int, seed: int,
+                             chunk_size: int = 4096) -> dict[str, float]:
+    """`metrics_from_ranks` keys averaged over `subsets` random subsets of `size` of the N
+    studies (drawn without replacement, seeded by `seed`; text and video of the same studies,
+    ranked within the subset), and `<key>_std`: their standard deviation over the subsets.
+    size == N gives the whole set's metrics (std 0)."""
+    t, v = _check_embeddings(text_emb, video_emb)
+    n, size, subsets = t.shape[0], int(size), int(subsets)
+    if not 1 <= size <= n or subsets < 1:
+        raise ValueError(f"subset_retrieval_metrics: need 1 <= size <= {n} studies and subsets >= 1, "
+                         f"got size {size} and subsets {subsets}")
+    rng = np.random.default_rng([int(seed), 0x5AB5E7])
+    runs = []
+    for _ in range(subsets):
+        idx = np.sort(rng.choice(n, size=size, replace=False))
+        runs.append(metrics_from_ranks(*retrieval_ranks_from_embeddings(t[idx], v[idx], chunk_size)))
+    out = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    out.update({f"{k}_std": float(np.std([r[k] for r in runs])) for k in runs[0]})
+    return out

@@ -13,6 +13,10 @@ never looked at before scoring; AUC on test is threshold-free.  The 5-class `acd
 has one prompt per class; the prediction is the most similar prompt and the class
 probabilities are a softmax of similarity / temperature (no training data at all).
 Embeddings are L2-normalised, so similarity is the dot product.
+
+`text_prompt_auc(encode_text, impressions, labels, tasks)` scores the prompts against
+report text instead of videos (the text tower alone): a check on the wording of the
+prompts, not a metric of a model (`bench/bench_prompts.py` prints it per finding).
 """
 from __future__ import annotations
 
@@ -33,38 +37,58 @@ PROMPTS: dict[str, tuple[str, str]] = {
     "hcm": ("Asymmetric septal hypertrophy consistent with hypertrophic cardiomyopathy.",
             "No evidence of hypertrophic cardiomyopathy."),
 }
-# Several phrasings per finding (positive, negative), as impressions state them.
+# Several phrasings per finding (positive, negative), worded as impressions word them (the
+# synthetic reports: cmr_ray/synth/report.py), in both house styles (the external one writes
+# LV/RV, "enlarged", "pericardial fluid collection").  A negative never merely negates a
+# positive: with a mean-pooled text tower "No late gadolinium enhancement" embeds beside
+# "late gadolinium enhancement", so such a pair cancels what the finding is and leaves the
+# score to the rest of the words (issue 20: the old lge_present prompts said "late
+# gadolinium enhancement" on the positive side, which only negative impressions say, and
+# ranked studies backwards).  Positive LGE impressions name the scar instead ("infarct scar",
+# "mid-wall fibrosis", "patchy LGE", "diffuse subendocardial LGE"); negative RV prompts avoid
+# "normal in size", which every normal LV's impression says.  bench/bench_prompts.py measures
+# each finding's text-side AUC on generated reports; tests/eval/test_zeroshot.py holds it.
 FINDING_PROMPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "lv_systolic_dysfunction": (
-        ("Reduced left ventricular systolic function.", "The left ventricle has moderately reduced systolic function.",
-         "Left ventricular systolic dysfunction with a reduced ejection fraction.", "Severely reduced LVEF with global hypokinesis."),
-        ("Normal left ventricular systolic function.", "The left ventricle has normal systolic function.",
-         "Preserved left ventricular ejection fraction.")),
+        ("The left ventricle has moderately reduced systolic function, EF 35%.",
+         "Severely reduced left ventricular systolic function (LVEF 25%).",
+         "Mildly reduced left ventricular systolic function, EF 45%.",
+         "Normal-sized LV; moderately reduced systolic function (LVEF 38 %)."),
+        ("The left ventricle has normal systolic function, EF 62%.",
+         "Normal left ventricular size, wall thickness and systolic function.",
+         "Normal LV systolic function (LVEF 60 %).")),
     "lv_dilation": (
-        ("Dilated left ventricle.", "The left ventricle is moderately dilated.", "Left ventricular dilation.",
-         "Mildly dilated left ventricle."),
-        ("The left ventricle is normal in size.", "Normal-sized left ventricle.", "Normal left ventricular size.")),
+        ("The left ventricle is moderately dilated.", "Mildly dilated left ventricle.",
+         "Severely dilated left ventricle.", "Moderately enlarged LV.", "The LV is mildly enlarged."),
+        ("The left ventricle is normal in size.", "Normal-sized left ventricle.", "Normal LV size.")),
     "lv_hypertrophy": (
-        ("Left ventricular hypertrophy.", "Concentric left ventricular hypertrophy.",
-         "Asymmetric septal hypertrophy with increased maximal wall thickness."),
-        ("Normal left ventricular wall thickness.", "No left ventricular hypertrophy.", "Wall thickness is normal.")),
+        ("Normal-sized left ventricle with concentric hypertrophy.",
+         "The left ventricle is normal in size with asymmetric septal hypertrophy.",
+         "Asymmetric septal hypertrophy (maximal 18 mm).", "Concentric LV hypertrophy."),
+        ("Normal left ventricular wall thickness.", "Wall thickness is normal.", "Normal wall thickness.")),
     "rv_systolic_dysfunction": (
-        ("Reduced right ventricular systolic function.", "Right ventricular systolic dysfunction.",
-         "The right ventricle has reduced systolic function."),
-        ("Normal right ventricular systolic function.", "The right ventricle is normal in size and function.",
+        ("Right ventricular systolic dysfunction, RVEF 35%.",
+         "Moderately reduced right ventricular systolic function (RVEF 38%).",
+         "Right ventricle dilated with reduced systolic function."),
+        ("Normal right ventricular systolic function.", "The right ventricle is normal.",
          "Preserved right ventricular function.")),
     "rv_dilation": (
-        ("Dilated right ventricle.", "The right ventricle is moderately dilated.", "Right ventricular dilation."),
-        ("The right ventricle is normal in size.", "Normal right ventricular size.", "No right ventricular dilation.")),
+        ("Moderately dilated right ventricle with moderately reduced systolic function (RVEF 30%).",
+         "Right ventricle mildly dilated with mildly reduced systolic function.",
+         "Severely dilated right ventricle (basal diameter 50 mm).", "Moderately enlarged right ventricle.",
+         "Normal left ventricular size and systolic function; dilated right ventricle."),
+        ("The right ventricle is normal.", "Normal right ventricle.", "The right ventricle is unremarkable.")),
     "lge_present": (
-        ("Late gadolinium enhancement consistent with myocardial scar or fibrosis.",
-         "Infarct scar on late gadolinium enhancement.", "Mid-wall fibrosis on late gadolinium enhancement.",
-         "Diffuse subendocardial late gadolinium enhancement."),
+        ("Subendocardial infarct scar in a coronary territory, consistent with ischemic cardiomyopathy.",
+         "Transmural infarct scar, non-viable.", "Mid-wall fibrosis, a non-ischemic pattern.",
+         "Patchy LGE at the right ventricular insertion points.",
+         "Diffuse subendocardial LGE with abnormal myocardial nulling."),
         ("No late gadolinium enhancement.", "No evidence of myocardial infarction, infiltration or fibrosis.",
          "No myocardial scar or fibrosis.")),
     "pericardial_effusion": (
-        ("Small pericardial effusion.", "There is a pericardial effusion.", "Pericardial effusion."),
-        ("No pericardial effusion.", "The pericardium is normal.", "No pericardial fluid.")),
+        ("Small pericardial effusion (5 mm).", "Small pericardial effusion, 6 mm, without tamponade physiology.",
+         "Small pericardial fluid collection (0.5 cm)."),
+        ("The pericardium is normal.", "Normal pericardium.", "No pericardial thickening.")),
 }
 CLASS_PROMPTS: dict[str, str] = {
     "NOR": "Normal left ventricular size, wall thickness and systolic function. No late gadolinium enhancement.",
@@ -115,6 +139,35 @@ def prompt_direction(encode_text, positive, negative) -> np.ndarray:
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     p, n = emb[:len(pos)].mean(0), emb[len(pos):].mean(0)
     return (p / max(np.linalg.norm(p), 1e-12) - n / max(np.linalg.norm(n), 1e-12)).astype(np.float32)
+
+
+def text_prompt_auc(encode_text, texts, labels: dict, tasks, prompts=None) -> dict[str, float]:
+    """{task: AUC} of the prompts on report text itself: text i scores emb(text_i) @ direction
+    (embeddings L2-normalised; `prompt_direction`), against labels[task] (NaN/None unknown).
+    No video and no threshold: how well the prompts separate the reports they stand for, an
+    upper bound of sorts for the video side (a trained model's videos sit near their reports).
+    NaN for a task whose known labels lack a class."""
+    from sklearn.metrics import roc_auc_score
+
+    prompts = {**PROMPTS, **FINDING_PROMPTS, **(prompts or {})}
+    unknown = [t for t in tasks if t not in prompts]
+    if unknown:
+        raise ValueError(f"text_prompt_auc: no (positive, negative) prompts for {', '.join(unknown)}")
+    said = list(dict.fromkeys(t for task in tasks for side in prompts[task] for t in _side(side)))
+    table = dict(zip(said, _embed(encode_text, said)))  # every prompt in one batch
+
+    def lookup(batch):
+        return np.stack([table[t] for t in batch])
+    emb = _embed(encode_text, list(texts)).astype(np.float64)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    out = {}
+    for task in tasks:
+        idx, y = known(labels, task)
+        if len(np.unique(y)) < 2:
+            out[task] = NAN
+            continue
+        out[task] = float(roc_auc_score(y, emb[idx] @ prompt_direction(lookup, *prompts[task])))
+    return out
 
 
 def zero_shot_prompts(encode_text, fit_video, fit_labels, test_video, test_labels, tasks,

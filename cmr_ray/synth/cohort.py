@@ -7,8 +7,9 @@ Each study is made by `generate_study(seed, index, protocol, dicom_dir)` from it
 streams, seeded by (seed, index), so the output is byte-identical for a seed whatever the
 worker count.  Each study's labels carry the binary findings (`cmr_ray.synth.findings`)
 read from its measured values, the same values its report prints; `measure_study` gives
-those values without writing DICOM (for prevalence checks).  `site="external"` makes the
-cohort of another hospital (`patients.SITES`: vendors, field strength, matrix, noise,
+those values without writing DICOM (for prevalence checks), and `study_report` the study's
+report and labels with them (for checks on report text alone: the zero-shot prompts').
+`site="external"` makes the cohort of another hospital (`patients.SITES`: vendors, field strength, matrix, noise,
 pathology mix; `report.restyle`: its report style), labelled by the same findings code; its
 cohort.json carries `"site": "external"`.  The parent writes reports.csv, labels.csv and phi.json in index order and
 cohort.json last (the marker of a complete cohort: re-running with the same arguments
@@ -45,6 +46,9 @@ LABEL_FIELDS = [
     "vendor", "enhanced", "compression", "field_t", "fov_mm", "noise", "yaw_deg", "pitch_deg", "roll_deg",
     "inplane_deg", "lax_tilt_deg", "ti_ms", "study_dir", "n_files",
 ]
+# the PHI a study's ledger entry keeps (phi.json), beside the report's own mentions
+PHI_FIELDS = ("accession_number", "patient_name", "patient_id", "birth_date", "study_date", "institution",
+              "referring_physician")
 
 
 def measure_lv(areas_mm2: np.ndarray, spacing_mm: float) -> dict:
@@ -72,6 +76,18 @@ def measure_study(p, protocol: str = "small") -> dict:
             _, masks = ph.render(plane, "cine", t / spec.phases, masks=True)
             areas[s, t] = masks["lv_cavity"].sum() * plane.spacing[0] * plane.spacing[1]
     return _reading(p, measure_lv(areas, spec.spacing_between))
+
+
+def study_report(seed: int, index: int, protocol: str = "small", site: str = "internal", patient=None) -> dict:
+    """Study `index`'s report and labels as `generate_study` writes them, without DICOM:
+    {"index", "report", "labels" (the patient's diagnoses and findings), "phi"} from
+    `measure_study`'s readings (the same values), for checks on report text alone."""
+    p = patient or sample_patient(seed, index, site=site)
+    measured = measure_study(p, protocol)
+    text, mentions = write_report(p, measured, np.random.default_rng([seed, index, 4]))
+    phi = {k: p.phi[k] for k in PHI_FIELDS}
+    return {"index": index, "report": restyle(text, check_site(p.site)["report"]),
+            "labels": {**p.labels(), **finding_labels(measured, p.sex)}, "phi": {**phi, "report_mentions": mentions}}
 
 
 def _to_stored(real: np.ndarray, slope: float, intercept: float) -> np.ndarray:
@@ -148,8 +164,7 @@ def generate_study(seed: int, index: int, protocol: str, dicom_dir, patient=None
         "inplane_deg": round(p.inplane, 2), "lax_tilt_deg": round(p.lax_tilt, 2), "ti_ms": p.ti_ms,
         "study_dir": f"dicom/{index:05d}", "n_files": n_files,
     }
-    phi = {k: p.phi[k] for k in ("accession_number", "patient_name", "patient_id", "birth_date", "study_date",
-                                 "institution", "referring_physician")}
+    phi = {k: p.phi[k] for k in PHI_FIELDS}
     phi["report_mentions"] = mentions
     return {"index": index, "labels": row, "report": text, "phi": phi}
 

@@ -11,8 +11,14 @@
   (`probe/<finding>_auc`) and prototype few-shot AUC at the largest n logged
   (`fewshot_proto/<finding>_auc_k<n>`, mean ± std over the episodes), each on the internal
   test split and on the external cohort (`external/...`) side by side.
-- The drop table: for every run that logged `external/test/rsum`, the main metrics (RSUM,
-  5-class probe accuracy, each diagnosis's probe AUC) as "internal → external (drop)".
+- The drop table: for every run that logged `external/test/rsum`, the main metrics as
+  "internal → external (drop)": RSUM at one gallery size (the larger set averaged over random
+  subsets of the smaller one's size: `test/rsum_at_external_n`, or
+  `external/test/rsum_at_internal_n` when the external cohort is the larger;
+  `cmr_ray.eval.external.equal_gallery_rsum`), with that size and its chance RSUM; the whole
+  sets' RSUMs with each one's chance RSUM and no drop (Recall@K depends on the gallery size:
+  `cmr_ray.eval.retrieval.chance_rsum`); 5-class probe accuracy and each diagnosis's probe AUC.
+  Runs logged before the equal-gallery keys show "–" there.
 Without external metrics the findings table shows the internal columns and a note says how
 to get the rest (`eval.external`).
 """
@@ -22,12 +28,14 @@ import math
 import re
 
 from cmr_ray.data.schema import FINDINGS
+from cmr_ray.eval.external import equal_gallery_rsum
+from cmr_ray.eval.retrieval import chance_rsum
 from cmr_ray.tune.report_transfer import run_label
 
 EXT = "external/"
 DASH = "–"
-MAIN = (("RSUM", "test/rsum", 1), ("5-class Acc", "probe/acdc_acc", 3), ("NICM AUC", "probe/nicm_auc", 3),
-        ("ICM AUC", "probe/icm_auc", 3), ("AMYL AUC", "probe/amyl_auc", 3), ("HCM AUC", "probe/hcm_auc", 3))
+MAIN = (("5-class Acc", "probe/acdc_acc", 3), ("NICM AUC", "probe/nicm_auc", 3), ("ICM AUC", "probe/icm_auc", 3),
+        ("AMYL AUC", "probe/amyl_auc", 3), ("HCM AUC", "probe/hcm_auc", 3))
 
 
 def _ok(v) -> bool:
@@ -112,17 +120,47 @@ def _drop_cell(m: dict, key: str, digits: int) -> str:
     return f"{_fmt(a, digits)} → {_fmt(b, digits)} ({_fmt(a - b, digits)})"
 
 
+def _count(m: dict, key: str) -> int | None:
+    v = m.get(key)
+    return int(v) if _ok(v) and v >= 1 else None
+
+
+def _chance(n: int | None) -> str:
+    return _fmt(chance_rsum(n), 1) if n else DASH
+
+
+def _rsum_cells(m: dict) -> list[str]:
+    """[studies, RSUM at equal gallery (drop), RSUM of the whole sets (no drop)] of one run."""
+    n_int, n_ext = _count(m, "test/n_studies"), _count(m, EXT + "n_studies")
+    studies = f"{n_int if n_int else DASH} → {n_ext if n_ext else DASH}"
+    equal = equal_gallery_rsum(m)
+    if equal is None:
+        eq = DASH
+    else:
+        a, b, n = equal
+        eq = f"{_fmt(a, 1)} → {_fmt(b, 1)} ({_fmt(a - b, 1)}); n = {n}, chance {_chance(n)}"
+    whole = f"{_fmt(m.get('test/rsum'), 1)} → {_fmt(m.get(EXT + 'test/rsum'), 1)}"
+    if n_int and n_ext:
+        whole += f"; chance {_chance(n_int)} → {_chance(n_ext)}"
+    return [studies, eq, whole]
+
+
 def drop_table(runs) -> str:
     """Internal → external (drop) of the main metrics for every run with external metrics ('' when none)."""
     runs = [r for r in runs if has_external(r)]
     if not runs:
         return ""
-    head = ["Model", "External studies"] + [t for t, _, _ in MAIN]
-    rows = [[run_label(r), _fmt(r.data.metrics.get(EXT + "n_studies"), 0)]
-            + [_drop_cell(r.data.metrics, k, d) for _, k, d in MAIN] for r in runs]
+    head = ["Model", "Studies", "RSUM, equal gallery", "RSUM, whole sets (not comparable)"] + [t for t, _, _ in MAIN]
+    rows = [[run_label(r)] + _rsum_cells(r.data.metrics) + [_drop_cell(r.data.metrics, k, d) for _, k, d in MAIN]
+            for r in runs]
     title = "### Internal test split → external cohort: the main metrics (internal → external (drop))"
     note = ("Drop = internal − external: positive where the model does worse on the other site. RSUM in %, "
-            "accuracy and AUC as fractions; the external cohort's retrieval ranks all its studies.")
+            "accuracy and AUC as fractions. Studies: the internal test split's and the external cohort's (each "
+            "set's retrieval ranks all its studies). RSUM depends on the gallery size n (chance RSUM = "
+            "2 × 100 × (5 + 10 + 50) / n for n ≥ 50), so its drop is read at one size: the larger set scored at the "
+            "smaller one's n, the mean over random subsets of that size (`test/rsum_at_external_n`, or "
+            "`external/test/rsum_at_internal_n`). The whole sets' RSUMs are shown with each one's chance, "
+            "without a drop.")
     return title + "\n\n" + _table(head, rows) + "\n\n" + note
 
 

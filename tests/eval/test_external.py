@@ -109,6 +109,40 @@ def test_a_task_the_external_store_lacks_is_noted_not_scored():
     assert "external: lv_dilation: the external store has no label for it; not scored" in notes
 
 
+def test_equal_gallery_scores_the_larger_set_at_the_smaller_ones_size():
+    from cmr_ray.eval.retrieval import chance_rsum, retrieval_metrics_from_embeddings
+
+    def vague(e: Embeddings, seed: int) -> Embeddings:  # a report finds its study only now and then
+        rng = np.random.default_rng(seed)
+        text = e.video + rng.normal(scale=0.6, size=e.video.shape).astype(np.float32)
+        return Embeddings(e.video, text, e.labels, e.study_keys, e.patient_keys, e.impressions)
+
+    cfg = tiny_cfg(**{"train.seed": 4})
+    internal, ext = vague(planted(90, 0), 0), vague(planted(60, 1), 1)
+    m = external.equal_gallery_metrics(cfg, internal, ext)
+    assert set(m) == {"test/n_studies", "test/rsum_at_external_n", "test/rsum_at_external_n_std"}
+    assert m["test/n_studies"] == 90
+    full = retrieval_metrics_from_embeddings(internal.text, internal.video)["rsum"]
+    assert m["test/rsum_at_external_n"] > full  # the same embeddings rank better among fewer studies
+    assert m == external.equal_gallery_metrics(cfg, internal, ext)  # seeded by train.seed
+    # equal sizes: the subsets are the whole split, so the value is test/rsum itself
+    same = external.equal_gallery_metrics(cfg, internal, vague(planted(90, 2), 2))
+    assert same["test/rsum_at_external_n"] == pytest.approx(full)
+    assert same["test/rsum_at_external_n_std"] == pytest.approx(0.0, abs=1e-9)
+    # a larger external cohort is the one scored at the other's size
+    m = external.equal_gallery_metrics(cfg, ext, internal)
+    assert set(m) == {"test/n_studies", "external/test/rsum_at_internal_n", "external/test/rsum_at_internal_n_std"}
+    # the drop of one method's metrics reads both at one size, and prints each size's chance
+    metrics = {"test/rsum": 300.0, "test/n_studies": 202.0, "test/rsum_at_external_n": 320.0,
+               "external/test/rsum": 290.0, "external/n_studies": 150.0}
+    assert external.equal_gallery_rsum(metrics) == (320.0, 290.0, 150)
+    text = external.drop_markdown(metrics)
+    assert f"| test/rsum at equal gallery (n = 150; chance {chance_rsum(150):.1f}) | 320.000 | 290.000 | 30.000 |" in text
+    assert "| test/rsum, whole sets (n = 202 → 150; chance 64.4 → 86.7) | 300.000 | 290.000 | not comparable |" in text
+    older = {k: v for k, v in metrics.items() if k != "test/rsum_at_external_n"}  # a run before the key
+    assert external.equal_gallery_rsum(older) is None and "equal gallery" not in external.drop_markdown(older)
+
+
 @pytest.fixture(scope="module")
 def external_store(tmp_path_factory):
     rows = fake_rows(45, seed=9)
@@ -127,9 +161,14 @@ def test_evaluate_method_scores_every_method_on_the_external_store(fake_store, e
         assert key in metrics, key
     assert metrics["external/n_studies"] == 44  # every split; one study lacks the LGE view
     assert len(extras["external"]["test"]) == 44
+    # the external cohort is the larger here: it is scored again at the internal test split's size
+    n_test = len(extras["test"])
+    assert metrics["test/n_studies"] == n_test < 44
+    assert "external/test/rsum_at_internal_n" in metrics and "test/rsum_at_external_n" not in metrics
     write_outputs(tmp_path, "header", {}, notes, metrics, extras)
     drop = (tmp_path / "external.md").read_text()
-    assert "| test/rsum |" in drop and "| probe/acdc_acc |" in drop
+    assert f"| test/rsum at equal gallery (n = {n_test}; chance" in drop and "| probe/acdc_acc |" in drop
+    assert f"| test/rsum, whole sets (n = {n_test} → 44; chance" in drop
     assert "Internal test split vs external cohort" in (tmp_path / "tables.md").read_text()
     # a baseline (no prompts): the same keys less the prompt ones
     metrics, _, _ = evaluate_method(fresh_model(cfg), cfg, fake_store, prompts=False, progress=False)

@@ -6,10 +6,12 @@ import pytest
 
 from cmr_ray.eval import retrieval_metrics, retrieval_metrics_from_embeddings
 from cmr_ray.eval.retrieval import (
+    chance_rsum,
     metrics_from_ranks,
     recall_at_k_curve,
     retrieval_ranks,
     retrieval_ranks_from_embeddings,
+    subset_retrieval_metrics,
 )
 
 KEYS = {f"{p}_{m}" for p in ("t2v", "v2t") for m in ("r1", "r5", "r10", "r50", "medr", "meanr")} | {"rsum"}
@@ -131,3 +133,47 @@ def test_memory_stays_bounded_for_large_n():
     assert peak < full_matrix / 20, f"peak {peak / 1e6:.0f} MB"
     assert peak < 8 * chunk * n * 4  # a few chunk-sized temporaries, nothing N x N
     assert 0 < m["t2v_r50"] <= 100 and m["t2v_medr"] >= 1
+
+
+# ------------------------------------------------- gallery size (issue 20: internal vs external)
+
+def test_chance_rsum_is_k_over_n_per_k_and_direction():
+    assert chance_rsum(202) == pytest.approx(2 * 100 * (5 + 10 + 50) / 202)  # 64.4: the internal test split
+    assert chance_rsum(150) == pytest.approx(2 * 100 * 65 / 150)  # 86.7: the synthetic external cohort
+    assert chance_rsum(20) == pytest.approx(2 * (25.0 + 50.0 + 100.0))  # R@50 of 20 studies is 100%
+    assert chance_rsum(1) == 600.0
+    with pytest.raises(ValueError, match="gallery"):
+        chance_rsum(0)
+    # what random scores give, on average: the formula
+    rng = np.random.default_rng(0)
+    for n in (30, 80):
+        got = np.mean([retrieval_metrics(rng.random((n, n)))["rsum"] for _ in range(400)])
+        assert got == pytest.approx(chance_rsum(n), rel=0.03), (n, got)
+
+
+def test_subset_average_at_the_full_size_is_the_full_metrics():
+    rng = np.random.default_rng(1)
+    t, v = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    v[:20] = t[:20] + 0.1 * rng.normal(size=(20, 8))  # half the pairs findable
+    full = retrieval_metrics_from_embeddings(t, v)
+    sub = subset_retrieval_metrics(t, v, 40, subsets=5, seed=3)
+    assert set(sub) == KEYS | {f"{k}_std" for k in KEYS}
+    for k in KEYS:
+        assert sub[k] == pytest.approx(full[k]) and sub[f"{k}_std"] == pytest.approx(0.0, abs=1e-9), k
+
+
+def test_subset_average_follows_the_gallery_size_and_its_seed():
+    rng = np.random.default_rng(2)
+    t, v = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))  # nothing findable: chance at any size
+    at50 = subset_retrieval_metrics(t, v, 50, subsets=60, seed=0)
+    assert at50["rsum"] == pytest.approx(chance_rsum(50), rel=0.1) and at50["rsum_std"] > 0
+    assert retrieval_metrics_from_embeddings(t, v)["rsum"] == pytest.approx(chance_rsum(200), rel=0.25)
+    assert subset_retrieval_metrics(t, v, 50, subsets=60, seed=0) == at50
+    assert subset_retrieval_metrics(t, v, 50, subsets=60, seed=1) != at50
+    # one subset is the metrics of exactly those studies, ranked among themselves
+    idx = np.sort(np.random.default_rng([5, 0x5AB5E7]).choice(200, size=50, replace=False))
+    one = subset_retrieval_metrics(t, v, 50, subsets=1, seed=5)
+    assert one["rsum"] == pytest.approx(retrieval_metrics_from_embeddings(t[idx], v[idx])["rsum"])
+    for size, subsets in ((0, 1), (201, 1), (10, 0)):
+        with pytest.raises(ValueError, match="size"):
+            subset_retrieval_metrics(t, v, size, subsets=subsets, seed=0)

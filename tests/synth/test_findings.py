@@ -8,7 +8,7 @@ import pytest
 
 from cmr_ray.data import schema
 from cmr_ray.synth import findings as fnd
-from cmr_ray.synth.cohort import generate_study, measure_study
+from cmr_ray.synth.cohort import generate_study, measure_study, study_report
 from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
 from cmr_ray.synth.patients import sample_patient
 from cmr_ray.synth.report import stated_findings, write_report
@@ -62,11 +62,17 @@ def test_labels_come_from_the_measured_value_not_the_pathology():
 def test_generated_labels_agree_with_the_measured_values(tmp_path):
     for i, pathology in enumerate(("nicm", "amyloid")):
         p = sample_patient(5, i, pathology=pathology)
-        row = generate_study(5, i, "small", tmp_path, patient=p)["labels"]
+        study = generate_study(5, i, "small", tmp_path, patient=p)
+        row = study["labels"]
         m = measure_study(p)  # the same values without writing DICOM
+        alone = study_report(5, i, "small", patient=p)  # and the same report
+        assert alone["report"] == study["report"] and alone["phi"] == study["phi"]
+        assert all(alone["labels"][k] == row[k] for k in (*FINDINGS, "nicm", "icm", "amyl", "hcm", "acdc"))
         assert {k: row[k] for k in ("ef", "lv_edd_mm", "wall_mm", "rv_basal_mm", "rvef", "effusion_mm")} == \
                {k: m[k] for k in ("ef", "lv_edd_mm", "wall_mm", "rv_basal_mm", "rvef", "effusion_mm")}
         assert {f: row[f] for f in FINDINGS} == finding_labels(m, p.sex)
+    p = sample_patient(6, 0, site="external")  # another site's house style too
+    assert study_report(6, 0, site="external")["report"] == generate_study(6, 0, "small", tmp_path / "x", patient=p)["report"]
 
 
 def _impression(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from cmr_ray.tune.report_external import drop_table, external_report, findings_t
 from cmr_ray.views import FULL_COMBO
 
 
-def metrics(rsum: float, ext: bool = True, findings: bool = True) -> dict:
+def metrics(rsum: float, ext: bool = True, findings: bool = True, equal: bool = True) -> dict:
     m = {"test/rsum": rsum, "probe/acdc_acc": 0.7, **{f"probe/{t}_auc": 0.8 for t in ("nicm", "icm", "amyl", "hcm")}}
     if findings:
         for f in FINDINGS:
@@ -24,6 +24,9 @@ def metrics(rsum: float, ext: bool = True, findings: bool = True) -> dict:
                   if not k.endswith("_std")})
         m.update({f"external/{k}": v for k, v in list(m.items()) if k.endswith("_std") and not k.startswith("ext")})
         m["external/n_studies"] = 150.0
+        if equal:  # the internal test split (202 studies) scored again at the external cohort's size
+            m.update({"test/n_studies": 202.0, "test/rsum_at_external_n": rsum + 20.0,
+                      "test/rsum_at_external_n_std": 3.0})
     return m
 
 
@@ -61,11 +64,30 @@ def test_drop_table_every_run_with_external_metrics():
     runs = [run("z", 10.0, baseline="zeroshot", frames=16), run("t", 250.0), run("u", 150.0, ext=False)]
     text = drop_table(runs)
     rows = rows_of(text, "### Internal test split")
-    assert rows[0] == ["Model", "External studies", "RSUM", "5-class Acc", "NICM AUC", "ICM AUC", "AMYL AUC", "HCM AUC"]
+    assert rows[0] == ["Model", "Studies", "RSUM, equal gallery", "RSUM, whole sets (not comparable)", "5-class Acc",
+                       "NICM AUC", "ICM AUC", "AMYL AUC", "HCM AUC"]
     assert len(rows) == 2 + 2  # the run without external metrics is left out
-    assert rows[2][:3] == ["Zero-shot (16)", "150", "10.0 → -20.0 (30.0)"]
-    assert rows[3][3:5] == ["0.700 → 0.600 (0.100)", "0.800 → 0.700 (0.100)"]
+    # the drop is read at the external cohort's 150 studies: internal 30.0 there, external -20.0
+    assert rows[2][:4] == ["Zero-shot (16)", "202 → 150", "30.0 → -20.0 (50.0); n = 150, chance 86.7",
+                           "10.0 → -20.0; chance 64.4 → 86.7"]
+    assert rows[3][4:6] == ["0.700 → 0.600 (0.100)", "0.800 → 0.700 (0.100)"]
+    assert "chance RSUM" in text and "test/rsum_at_external_n" in text
     assert drop_table([run("u", 1.0, ext=False)]) == ""
+
+
+def test_drop_table_without_the_equal_gallery_keys_shows_no_rsum_drop():
+    """A run logged before the equal-gallery keys: its RSUMs are shown, never subtracted."""
+    rows = rows_of(drop_table([run("t", 250.0, equal=False)]), "### Internal test split")
+    assert rows[2][1:4] == ["– → 150", "–", "250.0 → 220.0"]
+
+
+def test_drop_table_reads_a_larger_external_cohort_at_the_internal_size():
+    r = run("t", 250.0, equal=False)
+    r.data.metrics.update({"test/n_studies": 100.0, "external/n_studies": 150.0,
+                           "external/test/rsum_at_internal_n": 240.0})
+    rows = rows_of(drop_table([r]), "### Internal test split")
+    assert rows[2][1:4] == ["100 → 150", "250.0 → 240.0 (10.0); n = 100, chance 130.0",
+                            "250.0 → 220.0; chance 130.0 → 86.7"]
 
 
 def test_best_trial_picked_by_id_else_by_rsum():
@@ -103,4 +125,4 @@ def test_render_report_prints_both_tables(workdir):
     drop = rows_of(text, "### Internal test split")
     assert [r[0] for r in drop[2:]] == ["Zero-shot (16)", "CINE_lax-sax + LGE_lax-sax-2ch-3ch (8)",
                                         "CINE_lax-sax + LGE_lax-sax-2ch-3ch (4)"]
-    assert drop[3][2] == "300.0 → 270.0 (30.0)"
+    assert drop[3][2] == "320.0 → 270.0 (50.0); n = 150, chance 86.7"
