@@ -9,6 +9,12 @@ group cleaner needs), on 127.0.0.1 only; `init_ray` prints its URL:
 
     Ray dashboard: http://127.0.0.1:8265
 
+The dashboard's port is chosen before Ray starts (8265 when free) and exported as
+RAY_API_SERVER_ADDRESS, which Ray's processes inherit: Ray's state API, asked from a
+worker without an address, otherwise guesses the cluster from the machine's processes and,
+with two Rays on one machine, fails or, worse, asks the other one (Ray Train's placement
+group cleaner would then remove a live trial's reservation).
+
 `CMR_RAY_DASHBOARD=0` (or `--no-dashboard` on the commands that start Ray) starts Ray
 without it: a little faster to start (bench/bench_dashboard.py), but nothing to watch, and
 an ASHA-stopped trial then keeps its CPUs until the sweep ends.
@@ -21,6 +27,8 @@ from typing import Callable
 
 DASHBOARD_ENV = "CMR_RAY_DASHBOARD"
 DASHBOARD_HOST = "127.0.0.1"
+DEFAULT_DASHBOARD_PORT = 8265
+API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"  # Ray's: where its state API and job client go
 _OFF, _ON = ("0", "false", "no", "off"), ("", "1", "true", "yes", "on")
 _dashboard_url: str | None = None
 
@@ -112,23 +120,43 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, dashboard:
             want = False
         # Without the dashboard there is no state API: Ray Train's placement-group cleaner
         # cannot tell that an ASHA-stopped trial's controller is gone, so the trial's
-        # reservation stays until the sweep ends (and the cleaner warns every second).
+        # reservation stays until the sweep ends (and the cleaner warns every second, or
+        # its thread dies with a traceback when the machine runs other Rays).
         # address="local": always a new Ray of our own, never one that `ray start` left
         # running on this machine (plain `ray.init()` would join that).
         local = dict(address="local", num_cpus=num_cpus, include_dashboard=want)
         if want:
-            local["dashboard_host"] = DASHBOARD_HOST
+            port = kw.pop("dashboard_port", None) or _free_port(DEFAULT_DASHBOARD_PORT)
+            local.update(dashboard_host=DASHBOARD_HOST, dashboard_port=port)
+            os.environ[API_SERVER_ENV] = f"http://{DASHBOARD_HOST}:{port}"  # before Ray's processes start
+        elif os.environ.get(API_SERVER_ENV, "").startswith(f"http://{DASHBOARD_HOST}:"):
+            os.environ.pop(API_SERVER_ENV)  # an earlier local Ray's dashboard, gone
         ctx = ray.init(**{**common, **local, **kw})
     _dashboard_url = _url(getattr(ctx, "dashboard_url", None))
     if _dashboard_url:
         say(f"Ray dashboard: {_dashboard_url}" + (" (the cluster's)" if address else ""))
     elif want and not address:
+        os.environ.pop(API_SERVER_ENV, None)
         say("Ray dashboard: did not start (its log is under the Ray session's logs/dashboard.log)")
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
     except Exception:  # older/newer Ray without the flag
         pass
     return ray
+
+
+def _free_port(preferred: int) -> int:
+    """`preferred` if nothing listens on it on 127.0.0.1, else a free port the kernel picks."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind((DASHBOARD_HOST, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free port on {DASHBOARD_HOST} for Ray's dashboard")
 
 
 def _dashboard_missing() -> str | None:

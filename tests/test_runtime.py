@@ -111,21 +111,42 @@ def fake_init(monkeypatch):
     return calls
 
 
-def test_a_local_ray_gets_the_dashboard_on_loopback_and_its_url_is_said(fake_init):
+def test_a_local_ray_gets_the_dashboard_on_loopback_and_its_url_is_said(fake_init, monkeypatch):
     from cmr_ray import runtime
 
+    monkeypatch.setattr(runtime, "_free_port", lambda preferred: 8265)
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     said = []
     runtime.init_ray(num_cpus=2, echo=said.append)
     (kw,) = fake_init
     assert kw["address"] == "local" and kw["include_dashboard"] is True and kw["dashboard_host"] == "127.0.0.1"
+    assert kw["dashboard_port"] == 8265
     assert said == ["Ray dashboard: http://127.0.0.1:8265"]
     assert runtime.dashboard_url() == "http://127.0.0.1:8265"
+    # Ray's processes inherit where the state API is: no guessing among the machine's Rays
+    assert os.environ["RAY_API_SERVER_ADDRESS"] == "http://127.0.0.1:8265"
+
+
+def test_the_dashboard_port_is_8265_unless_taken():
+    import socket
+
+    from cmr_ray.runtime import _free_port
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        other = _free_port(taken)
+        assert other != taken and other > 0
+    with socket.socket() as s:  # what it returned is free
+        s.bind(("127.0.0.1", other))
 
 
 @pytest.mark.parametrize("how", ["env", "argument"])
 def test_the_switch_turns_the_dashboard_off(fake_init, monkeypatch, how):
     from cmr_ray import runtime
 
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://127.0.0.1:8265")
     said = []
     if how == "env":
         monkeypatch.setenv("CMR_RAY_DASHBOARD", "0")
@@ -133,8 +154,9 @@ def test_the_switch_turns_the_dashboard_off(fake_init, monkeypatch, how):
     else:
         runtime.init_ray(dashboard=False, echo=said.append)
     (kw,) = fake_init
-    assert kw["include_dashboard"] is False and "dashboard_host" not in kw
+    assert kw["include_dashboard"] is False and "dashboard_host" not in kw and "dashboard_port" not in kw
     assert said == [] and runtime.dashboard_url() is None
+    assert "RAY_API_SERVER_ADDRESS" not in os.environ  # the earlier local Ray's, dropped
 
 
 def test_without_the_dashboards_packages_ray_starts_without_it_and_says_why(fake_init, monkeypatch):
