@@ -9,11 +9,13 @@ group cleaner needs), on 127.0.0.1 only; `init_ray` prints its URL:
 
     Ray dashboard: http://127.0.0.1:8265
 
-The dashboard's port is chosen before Ray starts (8265 when free) and exported as
-RAY_API_SERVER_ADDRESS, which Ray's processes inherit: Ray's state API, asked from a
-worker without an address, otherwise guesses the cluster from the machine's processes and,
-with two Rays on one machine, fails or, worse, asks the other one (Ray Train's placement
-group cleaner would then remove a live trial's reservation).
+The dashboard's port is chosen before Ray starts (8265 when free) and set as
+RAY_API_SERVER_ADDRESS while `ray.init` starts Ray's processes, which inherit it (the
+driver's own environment is left as it was): Ray's state API, asked from a worker without
+an address, otherwise guesses the cluster from the machine's processes and, with two Rays
+on one machine, fails or, worse, asks the other one (Ray Train's placement-group cleaner
+would then remove a live trial's reservation).  Without the dashboard the variable is
+withheld from them: a value meant for another cluster would be just as wrong.
 
 `CMR_RAY_DASHBOARD=0` (or `--no-dashboard` on the commands that start Ray) starts Ray
 without it: a little faster to start (bench/bench_dashboard.py), but nothing to watch, and
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from typing import Callable
 
 DASHBOARD_ENV = "CMR_RAY_DASHBOARD"
@@ -125,24 +128,40 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, dashboard:
         # address="local": always a new Ray of our own, never one that `ray start` left
         # running on this machine (plain `ray.init()` would join that).
         local = dict(address="local", num_cpus=num_cpus, include_dashboard=want)
+        api = None
         if want:
             port = kw.pop("dashboard_port", None) or _free_port(DEFAULT_DASHBOARD_PORT)
             local.update(dashboard_host=DASHBOARD_HOST, dashboard_port=port)
-            os.environ[API_SERVER_ENV] = f"http://{DASHBOARD_HOST}:{port}"  # before Ray's processes start
-        elif os.environ.get(API_SERVER_ENV, "").startswith(f"http://{DASHBOARD_HOST}:"):
-            os.environ.pop(API_SERVER_ENV)  # an earlier local Ray's dashboard, gone
-        ctx = ray.init(**{**common, **local, **kw})
+            api = f"http://{DASHBOARD_HOST}:{port}"
+        with _env_for_ray_processes(API_SERVER_ENV, api):
+            ctx = ray.init(**{**common, **local, **kw})
     _dashboard_url = _url(getattr(ctx, "dashboard_url", None))
     if _dashboard_url:
         say(f"Ray dashboard: {_dashboard_url}" + (" (the cluster's)" if address else ""))
     elif want and not address:
-        os.environ.pop(API_SERVER_ENV, None)
         say("Ray dashboard: did not start (its log is under the Ray session's logs/dashboard.log)")
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
     except Exception:  # older/newer Ray without the flag
         pass
     return ray
+
+
+@contextmanager
+def _env_for_ray_processes(name: str, value: str | None):
+    """`name` set to `value` (None: unset) while Ray's processes start, then as it was."""
+    before = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _free_port(preferred: int) -> int:

@@ -101,7 +101,7 @@ def fake_init(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: bool(calls))
 
     def init(**kw):
-        calls.append(kw)
+        calls.append({**kw, "env:RAY_API_SERVER_ADDRESS": os.environ.get("RAY_API_SERVER_ADDRESS")})
         return FakeContext() if kw.get("include_dashboard") or kw.get("address") != "local" else type(
             "NoDash", (), {"dashboard_url": None})()
 
@@ -115,7 +115,7 @@ def test_a_local_ray_gets_the_dashboard_on_loopback_and_its_url_is_said(fake_ini
     from cmr_ray import runtime
 
     monkeypatch.setattr(runtime, "_free_port", lambda preferred: 8265)
-    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://elsewhere:8265")
     said = []
     runtime.init_ray(num_cpus=2, echo=said.append)
     (kw,) = fake_init
@@ -123,8 +123,10 @@ def test_a_local_ray_gets_the_dashboard_on_loopback_and_its_url_is_said(fake_ini
     assert kw["dashboard_port"] == 8265
     assert said == ["Ray dashboard: http://127.0.0.1:8265"]
     assert runtime.dashboard_url() == "http://127.0.0.1:8265"
-    # Ray's processes inherit where the state API is: no guessing among the machine's Rays
-    assert os.environ["RAY_API_SERVER_ADDRESS"] == "http://127.0.0.1:8265"
+    # Ray's processes, started inside ray.init, inherit where the state API is: no guessing among
+    # the machine's Rays; the driver's environment is left as it was
+    assert kw["env:RAY_API_SERVER_ADDRESS"] == "http://127.0.0.1:8265"
+    assert os.environ["RAY_API_SERVER_ADDRESS"] == "http://elsewhere:8265"
 
 
 def test_the_dashboard_port_is_8265_unless_taken():
@@ -156,7 +158,8 @@ def test_the_switch_turns_the_dashboard_off(fake_init, monkeypatch, how):
     (kw,) = fake_init
     assert kw["include_dashboard"] is False and "dashboard_host" not in kw and "dashboard_port" not in kw
     assert said == [] and runtime.dashboard_url() is None
-    assert "RAY_API_SERVER_ADDRESS" not in os.environ  # the earlier local Ray's, dropped
+    assert kw["env:RAY_API_SERVER_ADDRESS"] is None  # withheld from Ray's processes: not this Ray's
+    assert os.environ["RAY_API_SERVER_ADDRESS"] == "http://127.0.0.1:8265"
 
 
 def test_without_the_dashboards_packages_ray_starts_without_it_and_says_why(fake_init, monkeypatch):
@@ -182,6 +185,7 @@ def test_joining_a_cluster_names_its_dashboard_and_asks_for_none(fake_init):
     runtime.init_ray(address="127.0.0.1:6379", echo=said.append)
     (kw,) = fake_init
     assert kw["address"] == "127.0.0.1:6379" and "include_dashboard" not in kw and "dashboard_host" not in kw
+    assert "dashboard_port" not in kw
     assert said == ["Ray dashboard: http://127.0.0.1:8265 (the cluster's)"]
 
 
