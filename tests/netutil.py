@@ -1,4 +1,4 @@
-"""Which TCP sockets a process tree listens on, read from /proc (Linux)."""
+"""Which sockets a process tree listens on (TCP LISTEN, bound UDP), read from /proc (Linux)."""
 from __future__ import annotations
 
 import os
@@ -30,29 +30,43 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _ip(hexip: str, fam: int) -> str:
+    raw = bytes.fromhex(hexip)
+    if fam == socket.AF_INET:
+        return socket.inet_ntop(fam, raw[::-1])
+    return socket.inet_ntop(fam, b"".join(struct.pack("<I", w) for w in struct.unpack(">4I", raw)))
+
+
 def _listen_inodes() -> dict[str, tuple[str, int]]:
+    """inode -> (ip, port) of every socket on the machine that waits for others: TCP in
+    LISTEN, and UDP bound to a port with no peer (UDP has no LISTEN state)."""
     found = {}
-    for name, fam in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+    for name, fam in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6),
+                      ("udp", socket.AF_INET), ("udp6", socket.AF_INET6)):
         try:
             lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             f = line.split()
-            if f[3] != "0A":  # LISTEN
-                continue
             hexip, hexport = f[1].split(":")
-            raw = bytes.fromhex(hexip)
-            if fam == socket.AF_INET:
-                ip = socket.inet_ntop(fam, raw[::-1])
-            else:
-                ip = socket.inet_ntop(fam, b"".join(struct.pack("<I", w) for w in struct.unpack(">4I", raw)))
-            found[f[9]] = (ip, int(hexport, 16))
+            if name.startswith("tcp") and f[3] != "0A":  # LISTEN
+                continue
+            if name.startswith("udp") and (int(hexport, 16) == 0 or int(f[2].split(":")[1], 16) != 0):
+                continue  # unbound, or connected to one peer
+            found[f[9]] = (_ip(hexip, fam), int(hexport, 16))
     return found
 
 
+def listeners_on_ports(ports) -> set[tuple[str, int]]:
+    """(ip, port) of every listening socket on the machine, whatever process holds it,
+    whose port is one of `ports`."""
+    ports = set(ports)
+    return {(ip, port) for ip, port in _listen_inodes().values() if port in ports}
+
+
 def listeners_with_owner(root_pid: int) -> set[tuple[str, int, str]]:
-    """(ip, port, owning command line) of every listening TCP socket of root_pid's tree."""
+    """(ip, port, owning command line) of every listening socket of root_pid's tree."""
     inodes, out = _listen_inodes(), set()
     for pid in _children(root_pid):
         try:
@@ -71,7 +85,7 @@ def listeners_with_owner(root_pid: int) -> set[tuple[str, int, str]]:
 
 
 def listening_sockets_of_tree(root_pid: int) -> list[tuple[str, int]]:
-    """(ip, port) of every listening TCP socket held by root_pid or its descendants."""
+    """(ip, port) of every listening socket held by root_pid or its descendants."""
     return sorted({(ip, port) for ip, port, _ in listeners_with_owner(root_pid)})
 
 

@@ -45,6 +45,25 @@ def main():
         local_env(loopback=True)
 
 
+def dashboard_option(f):
+    """`--dashboard/--no-dashboard` on a command that starts Ray: sets CMR_RAY_DASHBOARD for
+    the Ray it starts (`cmr_ray.runtime.init_ray`); left out, the variable decides (on)."""
+    from cmr_ray.runtime import DASHBOARD_ENV, dashboard_wanted
+
+    def switch(ctx, param, value):
+        if value is not None:
+            os.environ[DASHBOARD_ENV] = "1" if value else "0"
+        try:
+            dashboard_wanted()
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        return value
+
+    return click.option("--dashboard/--no-dashboard", default=None, expose_value=False, callback=switch,
+                        help=f"Ray's dashboard on 127.0.0.1 for a local Ray (default: on; {DASHBOARD_ENV}=0 "
+                             "turns it off)")(f)
+
+
 def _register():
     from cmr_ray.cli import evaluate, ingest, sweep, synth, train, validate
 

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from cmr_ray.cli import InputError
+from cmr_ray.cli import InputError, dashboard_option
 
 
 @click.command("inspect")
@@ -56,6 +56,7 @@ def inspect_cmd(dicom_dir, out, store):
               help="experiment YAML (data.image_size, data.views, split fractions)")
 @click.option("--image-size", type=int, help="frame size in pixels (overrides data.image_size)")
 @click.option("--address", help="join an existing Ray cluster (default: start a local one)")
+@dashboard_option
 @click.option("--num-cpus", type=int, help="CPUs for the local Ray (at least 1); acdc/mnms: decoding processes (default: all cores)")
 @click.option("--split-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="acdc/mnms: seed of the train/val draw (and of the whole split when the folders give none)")

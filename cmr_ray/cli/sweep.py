@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cmr_ray.cli import InputError
+from cmr_ray.cli import InputError, dashboard_option
 from cmr_ray.config import ConfigError
 
 
@@ -12,6 +12,7 @@ from cmr_ray.config import ConfigError
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
 @click.option("--address", default=None, help="Ray cluster to join (default: start a local, loopback-only Ray)")
+@dashboard_option
 @click.option("--resume", is_flag=True, help="continue the interrupted sweep: run only its unfinished trials")
 def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
     """Train and evaluate every trial of EXPERIMENT.yaml on Ray Tune; log to MLflow."""

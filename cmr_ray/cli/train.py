@@ -2,13 +2,14 @@ import sys
 
 import click
 
-from cmr_ray.cli import InputError
+from cmr_ray.cli import InputError, dashboard_option
 
 
 @click.command("train")
 @click.argument("experiment", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
 @click.option("--address", default=None, help="join this Ray cluster (default: start a local, loopback-only Ray)")
+@dashboard_option
 @click.option("--storage-path", default=None, help="Ray Train storage, local dir or s3:// (default: train.storage_path)")
 @click.option("--name", default=None, help="run name (default: train.name); the same name and storage resumes")
 def train_cmd(experiment, overrides, address, storage_path, name):

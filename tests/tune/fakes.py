@@ -4,7 +4,10 @@ real Ray Tune + Ray Train V2 + MLflow without the model.
 `fake_train` runs a real `TorchTrainer` whose loop reports per-epoch metrics and a small
 checkpoint each epoch; its quality depends on the trial's config (more frames and lower
 temperature score higher), so trials differ and ASHA has something to cut.  It resumes
-from `ray.train.get_checkpoint()` like the real loop.  `CMR_FAKE_EPOCH_S` slows epochs down.
+from `ray.train.get_checkpoint()` like the real loop.  `CMR_FAKE_EPOCH_S` slows epochs down;
+`CMR_FAKE_PROBE_DIR` (absolute) makes every epoch append what the cluster looks like from the
+trial's worker to DIR/q-<quality>.jsonl: its own placement group, every placement group's
+state, the free and total CPUs (`probe`).
 """
 from __future__ import annotations
 
@@ -30,11 +33,28 @@ def _loop(config):
     for epoch in range(start + 1, config["epochs"] + 1):
         time.sleep(config["epoch_s"])
         print(f"fake train worker: epoch {epoch}", flush=True)  # a Train worker's output
+        if config.get("probe_dir"):
+            probe(config["probe_dir"], config["q"], epoch)
         m = {"epoch": epoch, "train/loss": 4.0 / epoch, "val/loss": 4.5 / epoch,
              "val/rsum": 50.0 * config["q"] * epoch, "val/t2v_r5": 5.0 * config["q"] * epoch}
         with tempfile.TemporaryDirectory() as d:
             json.dump({"epoch": epoch, "q": config["q"]}, open(os.path.join(d, "state.json"), "w"))
             ray.train.report(m, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def probe(out_dir: str, q: float, epoch: int) -> None:
+    """One line of what this Train worker sees of the cluster now (GCS tables, no state API)."""
+    import time
+
+    import ray
+    from ray.util import get_current_placement_group, placement_group_table
+
+    pg = get_current_placement_group()
+    line = {"q": q, "epoch": epoch, "t": time.time(), "pg": pg.id.hex() if pg else None,
+            "pgs": {k: v["state"] for k, v in placement_group_table().items()},
+            "free_cpu": ray.available_resources().get("CPU", 0.0), "total_cpu": ray.cluster_resources().get("CPU", 0.0)}
+    with open(os.path.join(out_dir, f"q-{q:g}.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def fake_train(cfg, storage_path=None, name=None, callbacks=None):
@@ -45,7 +65,8 @@ def fake_train(cfg, storage_path=None, name=None, callbacks=None):
     trainer = TorchTrainer(
         _loop,
         train_loop_config={"epochs": t["epochs"], "q": quality(cfg),
-                           "epoch_s": float(os.environ.get("CMR_FAKE_EPOCH_S", "0"))},
+                           "epoch_s": float(os.environ.get("CMR_FAKE_EPOCH_S", "0")),
+                           "probe_dir": os.environ.get("CMR_FAKE_PROBE_DIR")},
         scaling_config=ScalingConfig(num_workers=t["workers"], resources_per_worker={"CPU": t["cpus_per_worker"]}),
         run_config=RunConfig(
             name=name, storage_path=storage_path, callbacks=callbacks,
