@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import write_experiment
 
 from cmr_ray.config import ConfigError, load_config
 from cmr_ray.tune.grid import expand_trials, search_points, swept_keys, tune_domain
@@ -131,7 +132,6 @@ def test_sampled_sweep_shows_its_hyperparameters_to_tune_and_resumes(workdir, fa
 
     from cmr_ray import tracking
     from cmr_ray.tune import run_sweep
-    from conftest import write_experiment
 
     exp = write_experiment(workdir, name="search", extra="max_concurrent: 1, trials: [], scheduler: asha, "
                                                          "num_samples: 4, search_seed: 3, "
