@@ -29,7 +29,9 @@ def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
 @click.command("report")
 @click.argument("experiment")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
-@click.option("--run", "parent_id", default=None, help="a sweep's parent run id (default: the latest sweep)")
+@click.option("--run", "parent_id", multiple=True,
+              help="a sweep's parent run id (default: the latest sweep); several --run are read as one sweep "
+                   "(seeds run later on the same store join the first sweep's rows)")
 @click.option("--compare", nargs=2, default=None, metavar="RUN_A RUN_B",
               help="print the paired difference A − B of every test metric of two child runs, with its 95% interval")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
@@ -43,7 +45,11 @@ def report_cmd(experiment, tracking_uri, parent_id, compare, plot_path, resample
     Rows are paired by the test studies they share: Table 4 gives each row's RSUM difference
     from the best row with its paired 95% interval (≈: not distinguishable from the best), and
     the RSUM figure is logged to the sweep's parent run.  With --compare RUN_A RUN_B, only the
-    paired differences of the two runs are printed."""
+    paired differences of the two runs are printed.
+
+    Several --run are read as one sweep, e.g. make run's seed 0 and seeds added later on the
+    same store: cmr-ray sweep experiments/views.yaml --set 'sweep.seeds=[1,2]' --set 'sweep.baselines=[]',
+    then cmr-ray report views --run FIRST_PARENT --run SECOND_PARENT."""
     from pathlib import Path
 
     from cmr_ray import tracking
@@ -64,7 +70,7 @@ def report_cmd(experiment, tracking_uri, parent_id, compare, plot_path, resample
         if compare:
             click.echo(render_compare(c, name, *compare, resamples=resamples))
         else:
-            click.echo(render_report(c, name, parent_id, plot_path=plot_path, resamples=resamples))
+            click.echo(render_report(c, name, list(parent_id) or None, plot_path=plot_path, resamples=resamples))
     except (LookupError, ValueError) as e:
         raise click.ClickException(str(e)) from None
 

@@ -9,7 +9,9 @@ that say whether the run reproduces the paper.
 
 Rows are the FINISHED child runs of the experiment's latest sweep (or the given parent run):
 trials (children without a `cmr.baseline` tag) in trial order, and the sweep's baselines
-(children tagged `cmr.baseline` = `zeroshot` | `simclr`; none is fine).
+(children tagged `cmr.baseline` = `zeroshot` | `simclr`; none is fine).  Several parent runs
+(`--run A --run B`) are read as one sweep: seeds run later on the same store join the rows of
+the first (`sweep_runs`).
 
 Table 4 (retrieval): Views (paper name) | Frames | T2V R@5 R@10 R@50 | V2T R@5 R@10 R@50 |
 RSUM | Paper RSUM | Loss/ln B, from `test/t2v_r5` … `test/rsum` and `train/loss_ratio`
@@ -98,6 +100,7 @@ class SweepRuns(NamedTuple):
     parent: object
     trials: list            # FINISHED trial runs, in trial order
     baselines: dict         # "zeroshot" | "simclr" -> FINISHED run (absent when not logged)
+    parents: tuple = ()     # every parent run read (several: `--run A --run B`); parent is the first
 
 
 def _fmt(v, pct: bool = False, digits: int = 1) -> str:
@@ -218,24 +221,49 @@ def table5(trials, baselines: dict | None = None) -> str:
     return _table(head + [h for h, _ in cols], rows)
 
 
-def sweep_runs(c, experiment: str, parent_id: str | None = None) -> SweepRuns:
+def _parent(c, exp, experiment: str, run_id: str):
+    try:
+        run = c.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MlflowException: no such run
+        raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
+    if run.info.experiment_id != exp.experiment_id:
+        raise LookupError(f"run {run_id}: not a sweep of experiment '{experiment}'")
+    return run
+
+
+def sweep_runs(c, experiment: str, parent_id=None) -> SweepRuns:
     """(parent run, FINISHED trials in trial order, {baseline: latest FINISHED run}) of the
-    experiment's latest sweep, or of `parent_id`."""
+    experiment's latest sweep, or of `parent_id`.  `parent_id` may name several sweeps (a
+    list): their trials are read as one sweep's, the first sweep's in its trial order, then
+    the next's, so that seeds run later (`--set sweep.seeds=[1,2]` on the same store) join
+    the rows of the first; a baseline comes from the first sweep that has it.  Two trials of
+    one row with the same seed in different sweeps are refused (ValueError naming both)."""
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         raise LookupError(f"MLflow has no experiment '{experiment}' at {c.tracking_uri}")
-    parent = c.get_run(parent_id) if parent_id else tracking.latest_parent(c, exp.experiment_id)
-    if parent is None:
+    ids = [parent_id] if isinstance(parent_id, str) else list(parent_id or ())
+    parents = [_parent(c, exp, experiment, i) for i in ids] or [tracking.latest_parent(c, exp.experiment_id)]
+    if parents[0] is None:
         raise LookupError(f"experiment '{experiment}' has no sweep runs at {c.tracking_uri}")
-    # every child, newest first (not child_runs' dict: one run per cmr.trial_key, which hand-made runs may lack)
-    done = [r for r in tracking.children(c, exp.experiment_id, parent.info.run_id) if r.info.status == "FINISHED"]
-    trials = [r for r in done if not _baseline(r)]
-    trials.sort(key=lambda r: int(r.data.tags.get("cmr.trial_index", 0)))
+    trials: list = []
     baselines: dict = {}
-    for r in done:                       # newest first: the first seen of each kind wins
-        if _baseline(r):
-            baselines.setdefault(_baseline(r), r)
-    return SweepRuns(parent, trials, baselines)
+    for parent in parents:
+        # every child, newest first (not child_runs' dict: one run per cmr.trial_key, which hand-made runs may lack)
+        done = [r for r in tracking.children(c, exp.experiment_id, parent.info.run_id) if r.info.status == "FINISHED"]
+        mine = sorted((r for r in done if not _baseline(r)), key=lambda r: int(r.data.tags.get("cmr.trial_index", 0)))
+        trials += mine
+        for r in done:                   # newest first: the first seen of each kind wins
+            if _baseline(r):
+                baselines.setdefault(_baseline(r), r)
+    if len(parents) > 1:
+        seen: dict = {}
+        for r in trials:
+            key = (row_key(r), r.data.params.get(SEED_PARAM))
+            if key in seen:
+                raise ValueError(f"runs {seen[key].info.run_id} and {r.info.run_id} are the same row "
+                                 f"({_label(r)}) with the same seed ({key[1]}): the sweeps overlap")
+            seen[key] = r
+    return SweepRuns(parents[0], trials, baselines, tuple(parents))
 
 
 class SeedRow:
@@ -349,7 +377,7 @@ def checks(trials, baselines: dict | None = None) -> dict:
     }
 
 
-def report_checks(c, experiment: str, parent_id: str | None = None) -> dict:
+def report_checks(c, experiment: str, parent_id=None) -> dict:
     """The checks of a sweep as a dict: `spearman` (ρ of our RSUM vs the paper's, None under
     3 rows), `n_rows` (rows in it), `zeroshot_rsum`, `zeroshot_lowest` (None without a
     Zero-shot run), `n_trials`, `collapsed` (row names), `max_loss_ratio`, `loss_ratio_ok`
@@ -638,15 +666,18 @@ def log_figure(c, parent, trials, baselines: dict | None = None, copy_to=None) -
     return "Figure, RSUM against frame count and view combination with 95% intervals: " + "; ".join(where) + "."
 
 
-def render_report(c, experiment: str, parent_id: str | None = None, intervals: bool = True, figure: bool = True,
+def render_report(c, experiment: str, parent_id=None, intervals: bool = True, figure: bool = True,
                   plot_path=None, resamples: int = RESAMPLES) -> str:
     """The report as Markdown.  intervals: pair the rows by their per_study.npz (ΔRSUM vs best,
     ρ's interval); figure: log the RSUM figure to the parent run (and copy it to plot_path)."""
-    parent, trials, baselines = sweep_runs(c, experiment, parent_id)
+    parent, trials, baselines, parents = sweep_runs(c, experiment, parent_id)
     names = ", ".join(BASELINES.get(b, b) for b in sorted(baselines, key=list(BASELINES).index)
                       if b in BASELINES) or "none"
-    head = (f"## Sweep '{experiment}' (parent run {parent.info.run_id}, {len(trials)} finished trial(s), "
-            f"baselines: {names}, status {parent.info.status})\n")
+    which = (f"parent run {parent.info.run_id}" if len(parents) < 2 else
+             "parent runs " + " + ".join(p.info.run_id for p in parents) + " read as one sweep")
+    status = ", ".join(sorted({p.info.status for p in parents}))
+    head = (f"## Sweep '{experiment}' ({which}, {len(trials)} finished trial(s), "
+            f"baselines: {names}, status {status})\n")
     if not trials and not baselines:
         return head + "\nNo finished trials yet.\n"
     rows = seed_rows(trials)       # a row's seeds pooled (sweep.seeds); otherwise the trials themselves

@@ -240,3 +240,69 @@ def test_fake_sweep_with_seeds_runs_each_seed_as_a_child_run_and_reports_rows(wo
     assert "Seeds" in head and SPREAD in head and len(t4) == 2
     assert {r[head.index("Seeds")] for r in t4} == {"0, 1"}
     assert {r[head.index(SPREAD)] for r in t4} == {"0.0"}     # the fake training ignores the seed
+
+
+def _split_sweeps(c, tmp_path, name):
+    """The rows of `_seeded_sweep` run as two sweeps of one experiment: seed 0 of every row
+    (and the baseline) first, seeds 1 and 2 later, as `--set 'sweep.seeds=[1,2]'` on the same
+    store would add them."""
+    exp = tracking.ensure_experiment(c, name)
+    first = tracking.start_parent(c, exp, "k", name, {})
+    later = tracking.start_parent(c, exp, "k2", name, {})
+    _child(c, exp, first, tmp_path, None, FULL_COMBO, 16, 0, _ranks(0.0, 99), baseline="zeroshot")
+    i = 0
+    for views, frames, qualities in ROWS:
+        for seed, q in enumerate(qualities):
+            _child(c, exp, first if seed == 0 else later, tmp_path, i, views, frames, seed, _ranks(q, 10 * i + 1))
+            i += 1
+    _child(c, exp, first, tmp_path, i, "lge:sax", 8, 0, _ranks(0.3, 7))
+    return exp, first, later
+
+
+def test_several_parent_runs_read_as_one_sweep(workdir):
+    """`cmr-ray report --run A --run B`: seeds run in a later sweep join the first sweep's rows,
+    and the tables equal those of one sweep that ran every seed."""
+    from cmr_ray.tune.report import render_report, sweep_runs
+
+    c = tracking.client()
+    (workdir / "one").mkdir()
+    (workdir / "two").mkdir()
+    _seeded_sweep(c, workdir / "one")
+    _, first, later = _split_sweeps(c, workdir / "two", "views_split")
+    one = render_report(c, "views_seeds", figure=False)
+    two = render_report(c, "views_split", [first, later], figure=False)
+    assert f"parent runs {first} + {later} read as one sweep" in two
+    assert "13 trial runs make 5 row(s)" in two
+    for title in ("### Table 4: retrieval on the test split (R@K in %)",
+                  "### Table 5: linear probes on frozen video embeddings (Acc, AUC, F1 in %)"):
+        assert _table(two, title)[:2] == _table(one, title)[:2]
+    # the latest sweep alone is only seeds 1 and 2, without the baseline
+    assert len(sweep_runs(c, "views_split").trials) == 8 and not sweep_runs(c, "views_split").baselines
+
+
+def test_several_parent_runs_refused_when_they_overlap_or_are_elsewhere(workdir):
+    from cmr_ray.tune.report import sweep_runs
+
+    c = tracking.client()
+    exp, first, later = _split_sweeps(c, workdir, "views_split")
+    with pytest.raises(ValueError, match="same row .* with the same seed \\(0\\): the sweeps overlap"):
+        sweep_runs(c, "views_split", [first, first])
+    other = tracking.start_parent(c, tracking.ensure_experiment(c, "elsewhere"), "k", "elsewhere", {})
+    with pytest.raises(LookupError, match=f"run {other}: not a sweep of experiment 'views_split'"):
+        sweep_runs(c, "views_split", [first, other])
+    with pytest.raises(LookupError, match="run nope: no such run"):
+        sweep_runs(c, "views_split", [first, "nope"])
+
+
+def test_report_command_takes_several_runs(workdir):
+    from click.testing import CliRunner
+
+    from cmr_ray.cli.sweep import report_cmd
+
+    c = tracking.client()
+    _, first, later = _split_sweeps(c, workdir, "views_split")
+    out = CliRunner().invoke(report_cmd, ["views_split", "--run", first, "--run", later])
+    assert out.exit_code == 0, out.output
+    assert f"parent runs {first} + {later} read as one sweep" in out.output and "13 trial runs make 5 row(s)" in out.output
+    bad = CliRunner().invoke(report_cmd, ["views_split", "--run", first, "--run", first])
+    assert bad.exit_code == 1 and "the sweeps overlap" in bad.output and "Traceback" not in bad.output
