@@ -287,6 +287,17 @@ def test_numbers_as_people_type_them(tmp_path, how):
         load_config(None, ["train.lr=1e-3x"])
 
 
+def test_an_empty_set_value_is_the_empty_string():
+    """`--set sweep.register_model=` turns registration off, as a user means; YAML alone
+    would read null and the str key would refuse it.  `=null` is still null."""
+    cfg = load_config(None, ["sweep.register_model=", "eval.external= "])
+    assert cfg.sweep.register_model == "" and cfg.eval.external == ""
+    with pytest.raises(ConfigError, match="'sweep.register_model' expected a str value \\(not null\\)"):
+        load_config(None, ["sweep.register_model=null"])
+    with pytest.raises(ConfigError, match="'train.lr' expected a number"):
+        load_config(None, ["train.lr="])
+
+
 def test_sweep_trials_take_typed_numbers_too(tmp_path):
     from cmr_ray.tune.grid import expand_trials
 

@@ -270,12 +270,14 @@ def _swept_field(src, where: str, key, problems: _Problems) -> Field | None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """`key=value` from --set; the value is parsed as YAML (so 0.1, 1e-3, true, [1, 2] work)."""
+    """`key=value` from --set; the value is parsed as YAML (so 0.1, 1e-3, true, [1, 2] work).
+    An empty value (`--set sweep.register_model=`) is the empty string, as a user who types
+    nothing after `=` means, not YAML's null (`=null` still gives null)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or ("." not in key and key != "preset"):
         raise ConfigError(f"--set {text!r}: expected section.key=value (e.g. train.epochs=3) or preset=NAME")
-    return key, yaml.safe_load(raw)
+    return key, (yaml.safe_load(raw) if raw.strip() else "")
 
 
 def presets() -> list[str]:
