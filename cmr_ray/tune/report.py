@@ -221,14 +221,20 @@ def table5(trials, baselines: dict | None = None) -> str:
     return _table(head + [h for h, _ in cols], rows)
 
 
-def _parent(c, exp, experiment: str, run_id: str):
+def _run_in(c, exp, run_id: str, elsewhere):
+    """The MLflow run `run_id` of experiment `exp`; LookupError (one line) when there is no such
+    run, or `elsewhere(run)` as the message when it belongs to another experiment."""
     try:
         run = c.get_run(run_id)
     except Exception:  # noqa: BLE001 - MlflowException: no such run
         raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
     if run.info.experiment_id != exp.experiment_id:
-        raise LookupError(f"run {run_id}: not a sweep of experiment '{experiment}'")
+        raise LookupError(elsewhere(run))
     return run
+
+
+def _parent(c, exp, experiment: str, run_id: str):
+    return _run_in(c, exp, run_id, lambda run: f"run {run_id}: not a sweep of experiment '{experiment}'")
 
 
 def sweep_runs(c, experiment: str, parent_id=None) -> SweepRuns:
@@ -250,8 +256,7 @@ def sweep_runs(c, experiment: str, parent_id=None) -> SweepRuns:
     for parent in parents:
         # every child, newest first (not child_runs' dict: one run per cmr.trial_key, which hand-made runs may lack)
         done = [r for r in tracking.children(c, exp.experiment_id, parent.info.run_id) if r.info.status == "FINISHED"]
-        mine = sorted((r for r in done if not _baseline(r)), key=lambda r: int(r.data.tags.get("cmr.trial_index", 0)))
-        trials += mine
+        trials += sorted((r for r in done if not _baseline(r)), key=lambda r: int(r.data.tags.get("cmr.trial_index", 0)))
         for r in done:                   # newest first: the first seen of each kind wins
             if _baseline(r):
                 baselines.setdefault(_baseline(r), r)
@@ -709,13 +714,7 @@ def render_report(c, experiment: str, parent_id=None, intervals: bool = True, fi
 # ------------------------------------------------------------------ cmr-ray report --compare
 
 def _compare_run(c, exp, experiment: str, run_id: str):
-    try:
-        run = c.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MlflowException: no such run
-        raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
-    if run.info.experiment_id != exp.experiment_id:
-        raise LookupError(f"run {run_id} ({_run_label(run)}): not in experiment '{experiment}'")
-    return run
+    return _run_in(c, exp, run_id, lambda run: f"run {run_id} ({_run_label(run)}): not in experiment '{experiment}'")
 
 
 def _cmp_fmt(key: str, v: float, signed: bool = False) -> str:
