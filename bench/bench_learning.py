@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_learning.py --store S --views cine:sax --set model.input_norm=none
     .venv/bin/python bench/bench_learning.py --store S --set train.lr=0.002 --set model.temperature=0.1
     .venv/bin/python bench/bench_learning.py --store S --frames 16 --simclr    # the SimCLR baseline
+    .venv/bin/python bench/bench_learning.py --store S --epoch-eval   # val/test RSUM per epoch
 
 Loads the store's train/val/test splits into memory (`load_split`), then trains the model
 of `experiments/views.yaml` (plus `--set` overrides) with the platform's own parts: clip
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--log", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--simclr", action="store_true", help="pretrain image-only (the SimCLR baseline) instead")
+    ap.add_argument("--epoch-eval", action="store_true",
+                    help="after every epoch print val and test RSUM (which epoch would 'best by val RSUM' score?)")
     ap.add_argument("--set", action="append", default=[], help="config override, as the CLI's --set")
     a = ap.parse_args()
 
@@ -127,6 +130,7 @@ def main() -> None:
     loss_fn = ClipLoss(mask_duplicates=bool(cfg["train"]["mask_duplicate_impressions"]), gather=False)
     rng = np.random.default_rng(a.seed)
     train, losses, t0, lnb = rows["train"], [], time.perf_counter(), math.log(batch)
+    epochs: list[dict] = []
     while len(losses) < a.steps:
         perm = rng.permutation(len(train))
         for i in range(0, len(train) - batch + 1, batch):
@@ -143,12 +147,26 @@ def main() -> None:
                 print(f"step {len(losses)}  loss {m:.3f}  ratio {m / lnb:.3f}  {time.perf_counter() - t0:.0f} s", flush=True)
             if len(losses) >= a.steps:
                 break
+        if a.epoch_eval:  # eval.checkpoint: the epoch a noisy validation RSUM picks against the budget's end
+            vv, tv = embed(rows["val"])
+            vt, tt = embed(rows["test"])
+            epochs.append({"step": len(losses), "val_rsum": round(retrieval_metrics((tv @ vv.T).numpy())["rsum"], 1),
+                           "test_rsum": round(retrieval_metrics((tt @ vt.T).numpy())["rsum"], 1)})
+            print(f"epoch {len(epochs)} (step {len(losses)}): val RSUM {epochs[-1]['val_rsum']}  "
+                  f"test RSUM {epochs[-1]['test_rsum']}", flush=True)
     secs = time.perf_counter() - t0
     after = look("trained")
     final = float(np.mean(losses[-10:]))
     print(json.dumps({"views": a.views, "frames": a.frames, "steps": a.steps, "overrides": a.set,
                       "final_loss_ratio": round(final / lnb, 3), "chance_rsum": round(chance, 1),
-                      "before": before, "after": after, "train_s": round(secs, 1)}))
+                      "before": before, "after": after, "train_s": round(secs, 1),
+                      **({"epochs": epochs, "best_val_epoch": _best_val(epochs)} if epochs else {})}))
+
+
+def _best_val(epochs: list[dict]) -> dict:
+    """The epoch `eval.checkpoint: best` would score: highest val RSUM, the earliest of ties."""
+    i = max(range(len(epochs)), key=lambda k: (epochs[k]["val_rsum"], -k))
+    return {"epoch": i + 1, **epochs[i]}
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def train_cmd(experiment, overrides, address, storage_path, name):
         ckpt, bm = best_checkpoint(result, metric, sweep_mode(cfg))
         click.echo(f"[cmr-ray train] best checkpoint ({metric} {bm.get(metric, float('nan')):.4g}, "
                    f"{sweep_mode(cfg)}): {ckpt.path}")
+        click.echo(f"[cmr-ray train] eval.checkpoint is {cfg.eval.checkpoint!r}: a sweep trial scores the "
+                   f"{'best' if cfg.eval.checkpoint == 'best' else 'latest'} checkpoint")
     click.echo(f"[cmr-ray train] run directory: {result.path}")
 
 

@@ -157,6 +157,8 @@ class TrainConfig(Section):
 class EvalConfig(Section):
     """`eval:` what a trained model is scored on: retrieval, probes, few-shot, transfer sets."""
 
+    checkpoint: str = _f("choice", "best", "which checkpoint of a training run is scored: 'best' (highest sweep.metric on validation, "
+                         "in sweep.mode's order) or 'last' (the end of the training budget)", choices=("best", "last"))
     probes: list = _f("list", ["nicm", "icm", "amyl", "hcm", "acdc"], "labels probed on frozen video embeddings",
                       choices=lambda: _known("probes"))
     few_shot: list = _f("list", [1, 2, 4, 8, 16], "examples per class for few-shot probes ([]: none)", min=1)

@@ -10,7 +10,8 @@ One `TorchTrainer` (Ray Train V2): `train.workers` workers with `train.cpus_per_
 CPUs (and a GPU each when `train.use_gpu`), the store's train and val splits as Ray
 Datasets (train split across workers, val whole for rank 0), the best
 `train.keep_checkpoints` checkpoints kept by `sweep.metric` in `config.sweep_mode`'s order
-(`val/rsum`, highest, by default; `best_checkpoint` picks from them), `train.max_failures` worker failures survived by
+(`val/rsum`, highest, by default; `best_checkpoint` picks from them) and the latest one
+always, `train.max_failures` worker failures survived by
 restarting from the last checkpoint.  Starting a run again with the same name and storage
 path continues from its latest checkpoint (Ray Train keeps a snapshot of the reported
 checkpoints under STORAGE/NAME).  Joins a running Ray, or starts a loopback-only one.
@@ -103,6 +104,18 @@ def best_checkpoint(result, metric: str, mode: str = "max"):
         return (min if mode == "min" else max)(ranked, key=lambda cm: cm[1][metric])
     if result.checkpoint is None:
         raise RuntimeError("training produced no checkpoint to evaluate")
+    return result.checkpoint, dict(result.metrics or {})
+
+
+def evaluated_checkpoint(result, cfg: Config):
+    """(checkpoint, its metrics) that a run's evaluation scores, as `eval.checkpoint` says:
+    'last', the end of the training budget (Ray Train keeps the latest checkpoint whatever its
+    score), or 'best', `best_checkpoint` by `sweep.metric` in `sweep_mode`'s order.  'last'
+    is what a fixed step budget compares: the cosine schedule ends at zero, and picking the
+    best epoch by a small validation split's RSUM picks its noise too (README, "Which
+    checkpoint is scored")."""
+    if cfg.eval.checkpoint == "best" or result.checkpoint is None:
+        return best_checkpoint(result, cfg.sweep.metric, sweep_mode(cfg))
     return result.checkpoint, dict(result.metrics or {})
 
 

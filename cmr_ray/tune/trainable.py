@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from cmr_ray.config import Config, sweep_mode, to_yaml
-from cmr_ray.train.trainer import best_checkpoint
+from cmr_ray.train.trainer import best_checkpoint, evaluated_checkpoint
 
 FINAL = "final"  # result key marking a trial's last report (evaluation done)
 HISTORY = "epoch_history"  # in the final report: the epochs the Train run still knows
@@ -118,7 +118,7 @@ def check_param_space(config: dict, cfg: Config) -> None:
 
 
 def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None:
-    """Train, evaluate the best checkpoint, log artifacts, report final metrics to Tune."""
+    """Train, evaluate the checkpoint `eval.checkpoint` names, log artifacts, report final metrics to Tune."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -146,7 +146,8 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
         for row in ([] if df is None else df.to_dict("records")):
             tune.report(row)
 
-    ckpt, best = best_checkpoint(result, metric, sweep_mode(cfg))
+    ckpt, scored = evaluated_checkpoint(result, cfg)  # eval.checkpoint: the budget's end or the best epoch
+    _, best = best_checkpoint(result, metric, sweep_mode(cfg))
     out = Path(tempfile.mkdtemp(prefix=f"cmr-eval-{t['key']}-"))
     try:
         final = dict(eval_fn(ckpt.path, cfg.data.store, str(out), cfg=cfg) or {})
@@ -161,9 +162,10 @@ def run_trial(config: dict, payloads: dict, train_fn=None, eval_fn=None) -> None
         shutil.rmtree(out, ignore_errors=True)
     final[HISTORY] = epoch_history(result)
     final.update(learning_report(final[HISTORY], cfg))
-    final.setdefault(metric, best.get(metric, float("nan")))  # Tune's schedulers expect it in every result
+    final.setdefault(metric, scored.get(metric, float("nan")))  # Tune's schedulers expect it in every result
     final[f"best/{metric}"] = best.get(metric, float("nan"))
     final["best/epoch"] = best.get("epoch", -1)
+    final["eval/checkpoint_epoch"] = scored.get("epoch", -1)  # the epoch whose checkpoint was scored
     final["checkpoint_path"] = ckpt.path
     final[FINAL] = 1
     tune.report(final)

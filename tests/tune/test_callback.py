@@ -96,3 +96,26 @@ def test_best_checkpoint_follows_the_sweep_mode():
                           checkpoint="c", metrics={})
     assert best_checkpoint(res, "val/loss", "min")[0] == "b"
     assert best_checkpoint(res, "val/loss", "max")[0] == "c"
+
+
+def test_evaluated_checkpoint_is_the_budgets_end_or_the_best_epoch():
+    """eval.checkpoint: 'last' scores the latest checkpoint even where an earlier epoch had the
+    higher validation RSUM; 'best' scores that epoch; 'last' with no latest falls back to best."""
+    from pathlib import Path
+
+    from cmr_ray.config import load_config
+    from cmr_ray.train.trainer import evaluated_checkpoint
+
+    views = Path(__file__).resolve().parents[2] / "experiments" / "views.yaml"
+    last = load_config(views)
+    assert last.eval.checkpoint == "last"                 # the main job scores the end of its budget
+    best = last.replace("eval.checkpoint", "best")
+    res = SimpleNamespace(best_checkpoints=[("e12", {"epoch": 12, "val/rsum": 358.7}),
+                                            ("e18", {"epoch": 18, "val/rsum": 354.7})],
+                          checkpoint="e18", metrics={"epoch": 18, "val/rsum": 354.7})
+    assert evaluated_checkpoint(res, last) == ("e18", {"epoch": 18, "val/rsum": 354.7})
+    assert evaluated_checkpoint(res, best)[0] == "e12"
+    assert evaluated_checkpoint(SimpleNamespace(best_checkpoints=res.best_checkpoints, checkpoint=None,
+                                                metrics={}), last)[0] == "e12"
+    with pytest.raises(Exception, match="eval.checkpoint"):
+        load_config(views, ["eval.checkpoint=final"])

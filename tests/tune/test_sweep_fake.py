@@ -44,6 +44,7 @@ def test_fake_sweep_logs_one_parent_and_one_child_per_trial(workdir, fakes, ray_
         assert {"data.views", "data.frames", "model.temperature", "train.epochs", "train.seed"} <= set(p)
         assert {"test/t2v_r5", "test/v2t_r50", "test/rsum", "probe/hcm_auc", "probe/acdc_f1", "best/val/rsum"} <= set(m)
         assert [h.step for h in c.get_metric_history(r.info.run_id, "val/rsum")] == [1, 2]
+        assert m["eval/checkpoint_epoch"] == 2              # the scored checkpoint's epoch is logged
         arts = {a.path for a in c.list_artifacts(r.info.run_id)} | {a.path for a in c.list_artifacts(r.info.run_id, "eval")}
         assert {"config.yaml", "eval/retrieval.csv", "eval/plot.png"} <= arts
     best = max(children, key=lambda r: r.data.metrics["best/val/rsum"])
