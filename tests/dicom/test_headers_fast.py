@@ -77,6 +77,9 @@ ODD = {  # keyword -> (VR, value as written): each goes its own way through the 
 }
 
 
+# The odd values are the point: pydicom warns on each one it reads, and those warnings are expected here.
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS:UserWarning")
+@pytest.mark.filterwarnings("ignore:Found unknown escape sequence:UserWarning")
 @pytest.mark.parametrize("implicit", [False, True])
 def test_fast_values_equal_pydicom_on_odd_values(tmp_path, monkeypatch, implicit):
     ds = _base(MR, "1.2.826.0.1.9", "1.2.826.0.1.9.1", "d", "p", 1, 4, 4)
@@ -114,6 +117,7 @@ def _assert_direct_equals_full(path):
     assert full.tobytes() == direct.tobytes()
 
 
+@pytest.mark.filterwarnings("ignore:The pixel data is .* excess padding:UserWarning")  # MR_small_padded.dcm is padded on purpose
 @pytest.mark.parametrize("name", NATIVE)
 def test_direct_pixel_read_equals_full_decode(name):
     _assert_direct_equals_full(real_file(name))
