@@ -97,19 +97,22 @@ def main() -> None:
         model.train()
         return torch.cat(vs), torch.cat(ts)
 
+    def rsum(v, t) -> float:  # text-to-video scores, as the evaluation ranks them
+        return retrieval_metrics((t @ v.T).numpy())["rsum"]
+
     def look(tag: str) -> dict:
         fit = rows["train"] + rows["val"]
         vf, _ = embed(fit)
         vt, tt = embed(rows["test"])
-        rsum = retrieval_metrics((tt @ vt.T).numpy())["rsum"]
+        test_rsum = rsum(vt, tt)
         labels = {split: {t: [r.get(f"label_{t}") for r in rs] for t in TASKS}
                   for split, rs in (("fit", fit), ("test", rows["test"]))}
         m, _, _ = probe_tasks(vf.numpy(), labels["fit"], vt.numpy(), labels["test"], TASKS)
         acc = m["acdc_acc"]
         spread = video_spread(vt)
-        print(f"{tag}: test RSUM {rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}  "
+        print(f"{tag}: test RSUM {test_rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}  "
               + "  ".join(f"{t} AUC {m[t + '_auc']:.2f}" for t in TASKS[:-1]), flush=True)
-        return {"rsum": rsum, "acc": acc, "spread": spread, **{k: round(v, 3) for k, v in m.items()}}
+        return {"rsum": test_rsum, "acc": acc, "spread": spread, **{k: round(v, 3) for k, v in m.items()}}
 
     before = look("untrained")
     if a.steps == 0:
@@ -148,10 +151,8 @@ def main() -> None:
             if len(losses) >= a.steps:
                 break
         if a.epoch_eval:  # eval.checkpoint: the epoch a noisy validation RSUM picks against the budget's end
-            vv, tv = embed(rows["val"])
-            vt, tt = embed(rows["test"])
-            epochs.append({"step": len(losses), "val_rsum": round(retrieval_metrics((tv @ vv.T).numpy())["rsum"], 1),
-                           "test_rsum": round(retrieval_metrics((tt @ vt.T).numpy())["rsum"], 1)})
+            epochs.append({"step": len(losses), "val_rsum": round(rsum(*embed(rows["val"])), 1),
+                           "test_rsum": round(rsum(*embed(rows["test"])), 1)})
             print(f"epoch {len(epochs)} (step {len(losses)}): val RSUM {epochs[-1]['val_rsum']}  "
                   f"test RSUM {epochs[-1]['test_rsum']}", flush=True)
     secs = time.perf_counter() - t0

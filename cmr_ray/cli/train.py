@@ -54,14 +54,14 @@ def train_cmd(experiment, overrides, address, storage_path, name):
         click.echo(f"[cmr-ray train] latest checkpoint: {result.checkpoint.path}")
     if getattr(result, "best_checkpoints", None):
         from cmr_ray.config import sweep_mode
-        from cmr_ray.train.trainer import best_checkpoint
+        from cmr_ray.train.trainer import best_checkpoint, evaluated_checkpoint
 
         metric = cfg.sweep.metric
         ckpt, bm = best_checkpoint(result, metric, sweep_mode(cfg))
         click.echo(f"[cmr-ray train] best checkpoint ({metric} {bm.get(metric, float('nan')):.4g}, "
                    f"{sweep_mode(cfg)}): {ckpt.path}")
-        click.echo(f"[cmr-ray train] eval.checkpoint is {cfg.eval.checkpoint!r}: a sweep trial scores the "
-                   f"{'best' if cfg.eval.checkpoint == 'best' else 'latest'} checkpoint")
+        scored, _ = evaluated_checkpoint(result, cfg)
+        click.echo(f"[cmr-ray train] checkpoint a sweep trial scores (eval.checkpoint {cfg.eval.checkpoint}): {scored.path}")
     click.echo(f"[cmr-ray train] run directory: {result.path}")
 
 
