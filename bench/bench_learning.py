@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_learning.py --store S --set train.lr=0.002 --set model.temperature=0.1
     .venv/bin/python bench/bench_learning.py --store S --frames 16 --simclr    # the SimCLR baseline
     .venv/bin/python bench/bench_learning.py --store S --epoch-eval   # val/test RSUM per epoch
+    .venv/bin/python bench/bench_learning.py --store S --set data.sampling=per_view   # a quota per view
 
 Loads the store's train/val/test splits into memory (`load_split`), then trains the model
 of `experiments/views.yaml` (plus `--set` overrides) with the platform's own parts: clip
@@ -70,6 +71,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     cfg = load_config(a.experiment, [f"data.views={a.views}", f"data.frames={a.frames}", *a.set])
     batch = int(cfg["train"]["batch_size"])
+    sampling = cfg["data"]["sampling"]
     slots = combo_slots(a.views)
     rows = {s: [r for r in load_split(a.store, slots, s) if all(r.get(x) is not None for x in slots)]
             for s in ("train", "val", "test")}
@@ -83,7 +85,7 @@ def main() -> None:
     def clips(rs, rng=None):
         out = []
         for r in rs:
-            c = make_clip(r, a.views, a.frames, rng)
+            c = make_clip(r, a.views, a.frames, rng, sampling)
             out.append(augment_clip(c, rng) if rng is not None else c)
         return torch.from_numpy(np.stack(out)).float() / 255.0
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cmr_ray.data.clips import MissingViewError, assemble, make_clip, sample_indices
+from cmr_ray.data.clips import (MissingViewError, assemble, clip_indices, make_clip, sample_indices,
+                                view_quota)
 from cmr_ray.data.schema import arrow_schema, columns_for, encode_view
 from cmr_ray.views import (ABLATION_NAMES, FULL_COMBO, NAMES, PAPER_NAMES, ViewComboError, combo_slots,
                            paper_name, parse_combo)
@@ -94,8 +95,56 @@ def test_make_clip_copies_only_sampled_frames_and_equals_the_full_assembly():
             if extra is None and ("lge:sax" in combo or "lge:2ch+sax" in combo):
                 continue  # needs the LGE SAX row
             for frames in (1, 3, 16, 64):
-                assert np.array_equal(make_clip(row, combo, frames), make_clip_full(row, combo, frames))
-                seed = int(rng0.integers(1 << 30))
-                a = make_clip(row, combo, frames, np.random.default_rng(seed))
-                b = make_clip_full(row, combo, frames, np.random.default_rng(seed))
-                assert a.dtype == np.uint8 and np.array_equal(a, b), (combo, frames)
+                for sampling in ("uniform", "per_view"):
+                    assert np.array_equal(make_clip(row, combo, frames, None, sampling),
+                                          make_clip_full(row, combo, frames, None, sampling))
+                    seed = int(rng0.integers(1 << 30))
+                    a = make_clip(row, combo, frames, np.random.default_rng(seed), sampling)
+                    b = make_clip_full(row, combo, frames, np.random.default_rng(seed), sampling)
+                    assert a.dtype == np.uint8 and np.array_equal(a, b), (combo, frames, sampling)
+
+
+FULL_LENGTHS = [12, 12, 10, 10, 10, 10]  # the small protocol's full combo: cine 4ch, cine sax, LGE sax, 3 LAX
+
+
+def test_view_quota_is_proportional_and_spends_every_frame():
+    assert view_quota(FULL_LENGTHS, 8) == [2, 2, 1, 1, 1, 1]
+    assert view_quota(FULL_LENGTHS, 16) == [3, 3, 3, 3, 2, 2]   # remainders tie: the earlier views
+    assert view_quota(FULL_LENGTHS, 4) == [1, 1, 1, 1, 0, 0]
+    assert view_quota(FULL_LENGTHS, 1) == [1, 0, 0, 0, 0, 0]
+    assert view_quota(FULL_LENGTHS, 64) == FULL_LENGTHS
+    for lengths in (FULL_LENGTHS, [25, 25, 12, 12, 12, 12], [7], [3, 40]):
+        for frames in range(1, 65):
+            q = view_quota(lengths, frames)
+            share = [frames * n / sum(lengths) for n in lengths]
+            assert sum(q) == frames and all(abs(k - s) < 1 for k, s in zip(q, share)), (lengths, frames, q)
+    with pytest.raises(ValueError, match="no frames"):
+        view_quota([0, 0], 4)
+
+
+def test_per_view_sampling_keeps_each_segment_inside_one_view():
+    starts = np.cumsum([0] + FULL_LENGTHS[:-1])
+    ends = starts + np.array(FULL_LENGTHS)
+    rng = np.random.default_rng(0)
+    for frames in (1, 4, 8, 16, 24):
+        quota = view_quota(FULL_LENGTHS, frames)
+        for r in (None, rng, rng, rng):
+            idx = clip_indices(FULL_LENGTHS, frames, r, "per_view")
+            view = np.searchsorted(ends, idx, side="right")     # which view each frame comes from
+            assert len(idx) == frames and list(np.bincount(view, minlength=6)) == quota
+            assert np.all(np.diff(idx) >= 0)
+        # the paper's rule at 8 frames: the second segment (8..15) is cine 4ch or cine SAX, by chance
+    seen = {int(np.searchsorted(ends, clip_indices(FULL_LENGTHS, 8, rng)[1], side="right")) for _ in range(200)}
+    assert seen == {0, 1}
+    # evaluation is deterministic under both rules
+    assert np.array_equal(clip_indices(FULL_LENGTHS, 8, None, "per_view"), [3, 9, 15, 21, 29, 39, 49, 59])
+
+
+def test_per_view_equals_uniform_where_views_fall_on_segment_edges():
+    for lengths, frames in ((FULL_LENGTHS, 32), (FULL_LENGTHS, 64), ([12, 12], 8), ([10, 10, 10, 10], 8), ([12], 5)):
+        for seed in (None, 0, 1):
+            a = clip_indices(lengths, frames, None if seed is None else np.random.default_rng(seed), "uniform")
+            b = clip_indices(lengths, frames, None if seed is None else np.random.default_rng(seed), "per_view")
+            assert np.array_equal(a, b), (lengths, frames, seed)
+    with pytest.raises(ValueError, match="data.sampling"):
+        clip_indices(FULL_LENGTHS, 8, None, "quota")

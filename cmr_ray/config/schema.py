@@ -96,6 +96,7 @@ class DataConfig(Section):
     image_size: int = _f("int", 64, "clip frame size in pixels (square, aspect kept by padding)", min=16, max=512)
     views: str = _f("combo", "cine:sax+2ch+3ch+4ch|lge:sax+2ch+3ch+4ch", "view combo, e.g. cine:sax+4ch|lge:sax")
     frames: int = _f("int", 8, "frames sampled from the clip", min=1, max=64)
+    sampling: str = _f("choice", "uniform", "how the frames are sampled (cmr_ray.data.clips): 'uniform', the paper's equal segments of the concatenated clip (a segment can straddle two views), or 'per_view', each view a quota of the frames in proportion to its length, the same segment rule inside it", choices=("uniform", "per_view"))
     val_fraction: float = _f("float", 0.1, "fraction of patients in the validation split", min=0.0, max=0.5)
     test_fraction: float = _f("float", 0.25, "fraction of patients in the test split", min=0.0, max=0.5)
     clip_percentiles: list = _f("list", [1.0, 99.0], "intensity percentiles clipped per series")

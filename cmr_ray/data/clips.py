@@ -5,6 +5,12 @@ slice (cine over time), LGE SAX contributes its slices (over depth), a single LG
 slice is repeated to the LGE SAX depth; views are concatenated along the frame axis in the
 combo's order.  Sampling follows shared/DESIGN.md: split the clip into `frames` equal
 segments; a random frame per segment when training, the segment midpoint when evaluating.
+That is the paper's rule (`sampling="uniform"`); a segment can then straddle two views, so
+at training time one position of the clip shows one view or the next, while evaluation
+always shows the same one.  `sampling="per_view"` gives each view a quota of the frames in
+proportion to its length (`view_quota`) and applies the same segment rule inside each view;
+where the views' boundaries fall on segment edges (e.g. the full combo at 32 or 64 frames,
+a single view) both rules pick the same frames.
 """
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ import numpy as np
 
 from cmr_ray.data.schema import decode_view
 from cmr_ray.views import parse_combo
+
+
+SAMPLINGS = ("uniform", "per_view")
 
 
 class MissingViewError(KeyError):
@@ -53,6 +62,34 @@ def sample_indices(length: int, frames: int, rng: np.random.Generator | None = N
     return np.clip(np.floor(idx).astype(np.int64), 0, length - 1)
 
 
+def view_quota(lengths: list[int], frames: int) -> list[int]:
+    """Frames per view, in proportion to the views' lengths (largest remainder; ties go to the
+    earlier view).  Fewer frames than views leave the later, shorter views out:
+
+    >>> view_quota([12, 12, 10, 10, 10, 10], 8), view_quota([12, 12, 10, 10, 10, 10], 1)
+    ([2, 2, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0])"""
+    total = sum(lengths)
+    if total <= 0:
+        raise ValueError(f"view_quota: views of lengths {lengths} hold no frames")
+    share = [frames * n / total for n in lengths]
+    quota = [int(s) for s in share]
+    for i in sorted(range(len(lengths)), key=lambda k: (quota[k] - share[k], k))[:frames - sum(quota)]:
+        quota[i] += 1
+    return quota
+
+
+def clip_indices(lengths: list[int], frames: int, rng: np.random.Generator | None = None,
+                 sampling: str = "uniform") -> np.ndarray:
+    """`frames` indices into the concatenation of views of `lengths`, by `sampling` (SAMPLINGS)."""
+    if sampling == "uniform":
+        return sample_indices(sum(lengths), frames, rng)
+    if sampling != "per_view":
+        raise ValueError(f"data.sampling: expected one of {SAMPLINGS}, got {sampling!r}")
+    starts = np.cumsum([0, *lengths[:-1]])
+    return np.concatenate([start + sample_indices(n, k, rng)
+                           for start, n, k in zip(starts, lengths, view_quota(lengths, frames)) if k])
+
+
 def _view_parts(row: dict, combo: str) -> list[tuple[str, str, np.ndarray, int]]:
     """(seq, view, [S, T, H, W] array, frames it adds to the clip) per view of the combo, in order.
 
@@ -72,13 +109,13 @@ def _view_parts(row: dict, combo: str) -> list[tuple[str, str, np.ndarray, int]]
     return [tuple(p) for p in parts]
 
 
-def make_clip(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """`assemble(row, combo)[sample_indices(...)]`, the same bytes, but only the sampled frames
+def make_clip(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None,
+              sampling: str = "uniform") -> np.ndarray:
+    """`assemble(row, combo)[clip_indices(...)]`, the same bytes, but only the sampled frames
     are copied out of the row's buffers (the full clip of a paper-size study is ~5 MB; 16
     sampled frames are 0.8 MB): the sampled clip indices are mapped onto (view, slice, phase)."""
     parts = _view_parts(row, combo)
-    length = sum(p[3] for p in parts)
-    idx = sample_indices(length, frames, rng)
+    idx = clip_indices([p[3] for p in parts], frames, rng, sampling)
     h, w = parts[0][2].shape[2:]
     for seq, view, arr, _ in parts:
         if arr.shape[2:] != (h, w):
@@ -99,7 +136,8 @@ def make_clip(row: dict, combo: str, frames: int, rng: np.random.Generator | Non
     return out
 
 
-def make_clip_full(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+def make_clip_full(row: dict, combo: str, frames: int, rng: np.random.Generator | None = None,
+                   sampling: str = "uniform") -> np.ndarray:
     """The reference path `make_clip` must equal: assemble the whole clip, then sample it."""
     clip = assemble(row, combo)
-    return clip[sample_indices(len(clip), frames, rng)]
+    return clip[clip_indices([p[3] for p in _view_parts(row, combo)], frames, rng, sampling)]

@@ -77,12 +77,13 @@ def labels_from_rows(rows: list[dict]) -> dict:
     return out
 
 
-def rows_to_clips(rows: list[dict], combo: str, frames: int, rng=None) -> tuple[np.ndarray, list[int]]:
+def rows_to_clips(rows: list[dict], combo: str, frames: int, rng=None,
+                  sampling: str = "uniform") -> tuple[np.ndarray, list[int]]:
     """Clips [B, F, H, W] float32 in [0, 1] and the indices of the rows they came from."""
     clips, kept = [], []
     for i, row in enumerate(rows):
         try:
-            clips.append(make_clip(row, combo, frames, rng))
+            clips.append(make_clip(row, combo, frames, rng, sampling))
         except MissingViewError:
             continue
         kept.append(i)
@@ -137,7 +138,7 @@ def embed_split(model, store, cfg: Config, split: str, batch_size: int | None = 
     try:
         for batch in table.to_batches(max_chunksize=batch_size):
             rows = batch.to_pylist()
-            clips, kept = rows_to_clips(rows, combo, frames)
+            clips, kept = rows_to_clips(rows, combo, frames, sampling=cfg.data.sampling)
             skipped += [rows[i]["study_key"] for i in sorted(set(range(len(rows))) - set(kept))]
             if kept:
                 videos.append(encode_clips(model, clips))

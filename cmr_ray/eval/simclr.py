@@ -42,7 +42,8 @@ def nt_xent(z1, z2, temperature: float = DEFAULT_TEMPERATURE):
     return F.cross_entropy(logits, target)
 
 
-def two_views(rows: list[dict], combo: str, frames: int, rng: np.random.Generator, hflip: bool = False):
+def two_views(rows: list[dict], combo: str, frames: int, rng: np.random.Generator, hflip: bool = False,
+              sampling: str = "uniform"):
     """Two independently sampled and augmented clips per row: float32 [B, F, H, W] x 2 in [0, 1]."""
     from cmr_ray.data.clips import make_clip
     from cmr_ray.train.augment import augment_clip
@@ -50,7 +51,7 @@ def two_views(rows: list[dict], combo: str, frames: int, rng: np.random.Generato
     a, b = [], []
     for row in rows:
         for out in (a, b):
-            out.append(augment_clip(make_clip(row, combo, frames, rng), rng, hflip=hflip))
+            out.append(augment_clip(make_clip(row, combo, frames, rng, sampling), rng, hflip=hflip))
     return np.stack(a).astype(np.float32) / 255.0, np.stack(b).astype(np.float32) / 255.0
 
 
@@ -106,7 +107,7 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
         n_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         for s in range(n_steps):
             rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
-            v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip)
+            v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip, d.sampling)
             z1 = model.encode_video(torch.from_numpy(v1).to(device))
             z2 = model.encode_video(torch.from_numpy(v2).to(device))
             loss = nt_xent(z1, z2, temperature)

@@ -74,7 +74,8 @@ def store_rows(batch, slots, zero_copy: bool = True) -> list[dict]:
 
 
 def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, clock=None,
-                augment: bool = True, hflip: bool = False, augment_on: str = "cpu") -> dict:
+                augment: bool = True, hflip: bool = False, augment_on: str = "cpu",
+                sampling: str = "uniform") -> dict:
     """A pyarrow batch of store rows -> {'video': uint8 [n, F, H, W], 'impression', 'iid'}.
 
     With `augment_on="device"` training clips leave unaugmented, with their transform drawn
@@ -93,7 +94,7 @@ def sample_rows(batch, combo: str, frames: int, train: bool, seed: int = 0, cloc
         if any(row.get(slot) is None for slot in slots):
             continue
         rng = study_rng(seed, epoch, row["study_key"]) if train else None
-        clip = make_clip(row, combo, frames, rng)
+        clip = make_clip(row, combo, frames, rng, sampling)
         if on_device:
             params.append(augment_params(rng, hflip=hflip))
         elif train and augment:
@@ -172,7 +173,7 @@ def clip_dataset(cfg: Config, split: str, clock=None, rows_per_task: int = 64):
         sample_rows, batch_format="pyarrow", batch_size=rows_per_task, zero_copy_batch=True,
         fn_kwargs=dict(combo=combo, frames=d.frames, train=train, seed=t.seed,
                        clock=clock, augment=t.augment, hflip=t.hflip,
-                       augment_on=t.augment_on),
+                       augment_on=t.augment_on, sampling=d.sampling),
     )
 
 

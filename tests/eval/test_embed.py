@@ -43,6 +43,12 @@ def test_embed_split_matches_clips(fake_store, cfg):
     amyl = emb.labels["amyl"]
     assert np.isnan(amyl).sum() == sum(r["label_amyl"] is None for r in kept) > 0
     assert emb.labels["acdc"].tolist() == [r["label_acdc"] for r in kept]
+    # data.sampling reaches the evaluation clips (5 frames of 6 cine phases + 3 LGE slices: 3 + 2 per view)
+    pv = cfg.with_overrides({"data.sampling": "per_view", "data.frames": 5})
+    got = embed_split(FakeModel(), fake_store, pv, "test", batch_size=4, progress=False).video
+    want = np.stack([make_clip(r, cfg["data"]["views"], 5, None, "per_view").mean(axis=(1, 2)) / 255.0 for r in kept])
+    uniform = np.stack([make_clip(r, cfg["data"]["views"], 5).mean(axis=(1, 2)) / 255.0 for r in kept])
+    assert np.allclose(got, want, atol=1e-5) and not np.allclose(got, uniform, atol=1e-5)
 
 
 def test_embed_fit_splits_concatenate(fake_store, cfg):

@@ -75,6 +75,10 @@ def test_sample_rows_val_is_midpoints_and_train_is_seeded():
     # a row gets the same clip whatever batch it lands in
     alone = sample_rows(table.slice(2, 1), combo, 4, train=True, seed=3, augment=True)
     assert np.array_equal(alone["video"][0], a["video"][2])
+    # data.sampling reaches the clips: 3 frames of cine SAX + LGE SAX (8 slices each) split 2 + 1 per view
+    pv = sample_rows(table, combo, 3, train=False, sampling="per_view")
+    assert np.array_equal(pv["video"][0], make_clip(row0, combo, 3, None, "per_view"))
+    assert not np.array_equal(pv["video"][0], make_clip(row0, combo, 3, None))
 
 
 def test_warmup_then_cosine():
