@@ -160,12 +160,18 @@ def clip_dataset(cfg: Config, split: str, clock=None, rows_per_task: int = 64):
     # Ray 2.60's V2 Parquet listing starts 32 footer-reader actors per epoch (30-80 s on a
     # 2-core machine): V1 reads the same columns.
     ctx.use_datasource_v2 = False
+    # The cached rows keep the store's order: materialize() runs under the driver's context,
+    # where Ray's default preserve_order=False lists the blocks in the order their read tasks
+    # finished, so the seeded shuffle (and every batch) would change between runs.
+    order = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True
     try:
         ds = read_split(d.store, combo_slots(combo), split)
         limit = t.cache_split_mb * 2**20
         if limit > 0 and split_bytes(d.store, combo_slots(combo), split) <= limit:
             ds = ds.materialize()
     finally:
+        ctx.execution_options.preserve_order = order
         if v2 is not None:
             ctx.use_datasource_v2 = v2
     train = split == "train"
