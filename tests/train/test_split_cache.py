@@ -60,8 +60,9 @@ def test_cached_split_keeps_the_store_order(ray_cluster, tmp_path, tiny_text_mod
     expected = [k for k, s in zip(stored["study_key"].to_pylist(), stored["split"].to_pylist()) if s == "train"]
 
     cfg = tiny_train_cfg(store, tiny_text_model, **{"train.cache_split_mb": 2048.0})
-    seen = []  # these tiny shards' read tasks finish too fast to come out of order: the
-    materialize = ray.data.Dataset.materialize  # context the cache is built under is checked too
+    # These tiny shards' read tasks finish too fast to come out of order, so the context the
+    # cache is built under is checked as well.
+    seen, materialize = [], ray.data.Dataset.materialize
 
     def spy(self, *a, **kw):
         seen.append(ray.data.DataContext.get_current().execution_options.preserve_order)
