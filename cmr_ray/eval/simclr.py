@@ -65,8 +65,20 @@ def _schedule(total: int, warmup_fraction: float):
     return f
 
 
-def train_simclr(cfg: Config, store, model=None, temperature: float | None = None, progress: bool = True):
-    """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR."""
+def candidates(batch: int) -> int:
+    """Candidates per NT-Xent row for a batch of `batch` clips: the 2·batch views but the anchor.
+    Views the model cannot tell apart score alike and give a loss of ln(2·batch - 1)."""
+    return 2 * batch - 1
+
+
+def train_simclr(cfg: Config, store, model=None, temperature: float | None = None, progress: bool = True,
+                 history: list | None = None):
+    """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR.
+
+    `history`, when given, gets one dict per epoch: `epoch` (1-based), `train/loss` (the
+    epoch's mean NT-Xent loss), `step` (optimizer steps so far) and `candidates`
+    (`candidates(batch)`, the loss's ln-chance argument), so the caller can judge with
+    `cmr_ray.train.collapse.collapse_verdict(history, candidates)` whether it learned."""
     import torch
 
     from cmr_ray.data.clips import MissingViewError, assemble
@@ -116,9 +128,13 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
             opt.step()
             sched.step()
             total += float(loss.detach())
+        mean = total / max(1, n_steps)
+        if history is not None:
+            history.append({"epoch": epoch + 1, "train/loss": mean, "step": epoch * steps_per_epoch + n_steps,
+                            "candidates": candidates(batch)})
         if progress:
-            print(f"simclr epoch {epoch + 1}/{epochs}: loss {total / max(1, n_steps):.4f} "
-                  f"(step {epoch * steps_per_epoch + n_steps}/{total_steps}, {time.time() - t0:.0f} s)",
+            print(f"simclr epoch {epoch + 1}/{epochs}: loss {mean:.4f} = {mean / math.log(candidates(batch)):.2f} "
+                  f"× ln {candidates(batch)} (step {epoch * steps_per_epoch + n_steps}/{total_steps}, {time.time() - t0:.0f} s)",
                   file=sys.stderr)
     model.eval()
     return model

@@ -57,6 +57,13 @@ def _num(x) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
 
 
+def ratio_state(ratio: float) -> str:
+    """The state (one of STATES) that a final loss / ln(candidates) alone gives."""
+    if ratio >= COLLAPSED_MIN_RATIO:
+        return "collapsed"
+    return "slow" if ratio > LEARNED_MAX_RATIO else "learned"
+
+
 def collapse_verdict(history: list[dict], batch: int) -> dict:
     """The run's learning state from its per-epoch metrics (ordered or not; judged on the last epoch).
 
@@ -74,15 +81,16 @@ def collapse_verdict(history: list[dict], batch: int) -> dict:
     best = min(loss_ratio(r["train/loss"], batch) for r in rows)
     spread = _num(last.get("val/video_spread"))
     head = f"final train/loss {last['train/loss']:.3f} = {ratio:.2f} × ln {batch}"
-    if ratio >= COLLAPSED_MIN_RATIO:
-        state, reason = "collapsed", f"{head} (collapsed at >= {COLLAPSED_MIN_RATIO}: every pair scores alike)"
+    state = ratio_state(ratio)
+    if state == "collapsed":
+        reason = f"{head} (collapsed at >= {COLLAPSED_MIN_RATIO}: every pair scores alike)"
     elif spread is not None and spread < MIN_VIDEO_SPREAD:
         state, reason = "collapsed", (f"{head}, but val/video_spread {spread:.4f} < {MIN_VIDEO_SPREAD}: "
                                       "the video embeddings are one point")
-    elif ratio > LEARNED_MAX_RATIO:
-        state, reason = "slow", f"{head} (learned needs <= {LEARNED_MAX_RATIO})"
+    elif state == "slow":
+        reason = f"{head} (learned needs <= {LEARNED_MAX_RATIO})"
     else:
-        state, reason = "learned", head
+        reason = head
     epoch = _num(last.get("epoch"))
     return {"learning": state, "collapsed": state == "collapsed", "loss_ratio": ratio, "best_loss_ratio": best,
             "video_spread": spread, "epoch": int(epoch) if epoch is not None else len(rows), "batch": int(batch),

@@ -25,6 +25,12 @@ at the same time when the cluster has room; the driver logs their metrics and st
 With `--resume`, a baseline whose run is FINISHED with the same config is not computed
 again; a failed one reuses its run.  A failing baseline ends its run FAILED with one
 line saying why; the trials' results are untouched.
+
+SimCLR's run also carries its loss curve, as a trial carries `train/loss`: `simclr/loss`
+(NT-Xent, step = epoch), `simclr/loss_ratio` (the final epoch's loss / ln(2B - 1), the loss of
+views that all score alike) and the tags `cmr.learning` / `cmr.collapsed` by the trials' rule
+(`cmr_ray.train.collapse`); the driver prints a WARNING when it did not learn.  A baseline
+that never left its plateau would otherwise be read as "image-only pretraining does not help".
 """
 from __future__ import annotations
 
@@ -37,6 +43,16 @@ from cmr_ray.views import paper_name
 KEY_PREFIX = "baseline-"
 TITLES = {"zeroshot": "Zero-shot (untrained tower)", "simclr": "SimCLR (image-only pretraining)"}
 SHOWN = ("test/rsum", "probe/acdc_acc")
+LOSS = "simclr/loss"              # SimCLR's NT-Xent loss per epoch (step = epoch)
+LOSS_RATIO = "simclr/loss_ratio"  # its final value / ln(candidates): ~1 learned nothing, as Loss/ln B for a trial
+
+
+def simclr_verdict(history: list[dict]) -> dict:
+    """`collapse_verdict` of SimCLR's per-epoch history (`train_simclr(history=...)`), judged
+    against ln(2B - 1), the loss of views that all score alike."""
+    from cmr_ray.train.collapse import collapse_verdict
+
+    return collapse_verdict(history, int(history[-1]["candidates"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +83,13 @@ def expand_baselines(cfg: Config, src: str = "config") -> list[Baseline]:
     return [Baseline(n, KEY_PREFIX + n, baseline_title(n, resolved), resolved, config_key(resolved)) for n in names]
 
 
-def compute_baseline(name: str, cfg: Config, out_dir, progress: bool = True) -> dict:
+def compute_baseline(name: str, cfg: Config, out_dir, progress: bool = True, history: list | None = None) -> dict:
     """Build (and for simclr pretrain) the baseline's model, evaluate it like a trial, and
     write its tables (`tables.md`, one .md/.csv per table), `metrics.json`, `notes.txt` and
     `per_study.npz` (test ranks and probe predictions per study, as a trial writes them, so
-    that a report can pair every row of a sweep) to out_dir.  Returns the unprefixed metrics."""
+    that a report can pair every row of a sweep) to out_dir.  Returns the unprefixed metrics;
+    for simclr also `LOSS_RATIO` (its final NT-Xent loss / ln(candidates), as a trial's
+    `train/loss_ratio` is to ln B), with its per-epoch history appended to `history`."""
     from pathlib import Path
 
     import torch
@@ -87,8 +105,11 @@ def compute_baseline(name: str, cfg: Config, out_dir, progress: bool = True) -> 
     if name == "simclr":
         from cmr_ray.eval.simclr import train_simclr
 
-        model = train_simclr(cfg, store, model=model.train(), progress=progress)
+        history = [] if history is None else history
+        model = train_simclr(cfg, store, model=model.train(), progress=progress, history=history)
     metrics, extras, notes = evaluate_method(model, cfg, store, prompts=False, progress=progress)
+    if name == "simclr" and history:
+        metrics[LOSS_RATIO] = simclr_verdict(history)["loss_ratio"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = build_tables({prefix(name) + k: v for k, v in metrics.items()}, [name],
@@ -110,11 +131,19 @@ def baseline_job(name: str, cfg: Config, params_cfg: dict, run_id: str, tracking
     from cmr_ray.tune.trainable import check_no_report_text, store_impressions
 
     out = Path(tempfile.mkdtemp(prefix=f"cmr-baseline-{name}-"))
+    history: list[dict] = []
     try:
-        metrics = compute_baseline(name, cfg, out / "eval")
+        metrics = compute_baseline(name, cfg, out / "eval", history=history)
         (out / "config.yaml").write_text(to_yaml(params_cfg))
         check_no_report_text(out, store_impressions(cfg.data.store))
         c = tracking.client(tracking_uri)
+        for row in history:  # the loss curve, as a trial logs train/loss per epoch
+            tracking.log_metrics(c, run_id, {LOSS: row["train/loss"]}, step=int(row["epoch"]))
+        if history:
+            v = simclr_verdict(history)
+            c.set_tag(run_id, "cmr.learning", v["learning"])
+            c.set_tag(run_id, "cmr.collapsed", "1" if v["collapsed"] else "0")
+            c.set_tag(run_id, "cmr.learning_reason", v["reason"])
         c.log_artifact(run_id, str(out / "config.yaml"))
         c.log_artifacts(run_id, str(out / "eval"), artifact_path="eval")
     finally:
@@ -225,3 +254,10 @@ def _finish(c, item, t0: float, result, echo) -> None:
     tracking.set_status(c, run_id, "FINISHED", outcome="completed", wall_s=f"{secs:.0f}")
     shown = "  ".join(f"{k}={metrics[k]:.3f}" for k in SHOWN if isinstance(metrics.get(k), (int, float)))
     echo(f"baseline {b.name}: done in {secs:.0f} s  {shown}".rstrip())
+    ratio = metrics.get(LOSS_RATIO)
+    if isinstance(ratio, (int, float)):
+        from cmr_ray.train.collapse import ratio_state, what_happened
+
+        state = ratio_state(ratio)
+        if state != "learned":
+            echo(f"baseline {b.name}: WARNING: {what_happened(state)}: final NT-Xent loss {ratio:.2f} × ln(2B - 1)")

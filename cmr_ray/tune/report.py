@@ -24,7 +24,8 @@ figure, whether Zero-shot is the lowest row, the collapsed trials and the larges
 Table 5 (probes on frozen video embeddings): Views | Frames | NICM, ICM, AMYL, HCM Acc/AUC/F1
 | 5-class (ACDC) Acc/AUC/F1, from `probe/<label>_acc|_auc|_f1`; Zero-shot and SimCLR first.
 Under it: 5-class accuracy of the full combo at 64 frames vs SimCLR vs Zero-shot, and
-whether each beats the next by at least 0.05.
+whether each beats the next by at least 0.05; then SimCLR's final NT-Xent loss / ln(2B - 1)
+(`simclr/loss_ratio`), so that a SimCLR row that never learned is not read as a finding.
 
 τ and seed columns appear when they differ between rows.  A missing value prints as "–".
 
@@ -83,6 +84,7 @@ PROBES = [("NICM", "nicm"), ("ICM", "icm"), ("AMYL", "amyl"), ("HCM", "hcm"), ("
 PROBE_STATS = [("Acc", "acc"), ("AUC", "auc"), ("F1", "f1")]
 BASELINES = {"zeroshot": paper.ZEROSHOT, "simclr": paper.SIMCLR}   # tag value -> row name
 LOSS_RATIO = "train/loss_ratio"
+SIMCLR_LOSS_RATIO = "simclr/loss_ratio"   # cmr_ray.tune.baselines.LOSS_RATIO
 MIN_ACC_GAP = 0.05           # trained > SimCLR > Zero-shot, each by at least this (5-class accuracy)
 COLLAPSED = " ⚠ collapsed"
 PER_STUDY = "eval/per_study.npz"
@@ -379,6 +381,7 @@ def checks(trials, baselines: dict | None = None) -> dict:
         "loss_ratio_ok": (max_ratio <= MAX_LOSS_RATIO) if max_ratio is not None and len(ratios) == len(runs) else None,
         "acc": acc,
         "acc_order_ok": order_ok,
+        "simclr_loss_ratio": (baselines["simclr"].data.metrics.get(SIMCLR_LOSS_RATIO) if "simclr" in baselines else None),
     }
 
 
@@ -622,9 +625,18 @@ def table4_notes(ck: dict) -> str:
 
 def table5_notes(ck: dict) -> str:
     a = ck["acc"]
-    return (f"- 5-class accuracy: trained (full combo, 64 frames) {_fmt(a['trained'], pct=True)}, "
+    line = (f"- 5-class accuracy: trained (full combo, 64 frames) {_fmt(a['trained'], pct=True)}, "
             f"SimCLR {_fmt(a['simclr'], pct=True)}, Zero-shot {_fmt(a['zeroshot'], pct=True)}; "
             f"trained > SimCLR > Zero-shot, each by ≥ {100 * MIN_ACC_GAP:.0f} points: {_yes(ck['acc_order_ok'])}.")
+    ratio = ck.get("simclr_loss_ratio")
+    if ratio is not None and math.isfinite(ratio):
+        from cmr_ray.train.collapse import ratio_state, what_happened
+
+        state = ratio_state(ratio)
+        line += (f"\n- SimCLR's final NT-Xent loss: {ratio:.2f} × ln(2B - 1) "
+                 + ("(it learned)." if state == "learned" else
+                    f"({what_happened(state)}: its row says little about image-only pretraining)."))
+    return line
 
 
 def figure_data(trials, baselines: dict | None = None) -> dict:

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from cmr_ray.train.collapse import (COLLAPSED_MIN_RATIO, LEARNED_MAX_RATIO, MIN_VIDEO_SPREAD, collapse_verdict,
-                                    global_batch, loss_ratio, warning_line)
+                                    global_batch, loss_ratio, ratio_state, warning_line)
 
 LN32 = math.log(32)
 
@@ -46,6 +46,7 @@ def test_states_at_the_thresholds():
     assert at(1.02) == "collapsed"         # above the plateau (e.g. an untrained random model)
     v = collapse_verdict(hist(0.9 * LN32), 32)
     assert v["collapsed"] is False and "0.85" in v["reason"]
+    assert [ratio_state(r) for r in (0.85, 0.86, 0.95)] == ["learned", "slow", "collapsed"]  # the same marks
 
 
 def test_judged_on_the_final_epoch_in_any_order():

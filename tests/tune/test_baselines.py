@@ -3,6 +3,8 @@ bookkeeping of `run_baselines` (no Ray), and one real sweep whose baselines are 
 once each as child runs and not again on `--resume` (fake trials, real baselines)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cmr_ray import tracking
@@ -76,9 +78,13 @@ def test_simclr_budget_is_train_steps_when_set_else_epochs(tmp_path, tiny_text, 
                              "model.embed_dim": 16, "model.text_model": tiny_text, "train.batch_size": 8,
                              "train.epochs": 1})
     cfg = cfg.replace("train.steps", 5)  # 2 steps per pass over 21 train studies: 3 passes, the last one partial
-    train_simclr(cfg, store)
+    history = []
+    train_simclr(cfg, store, history=history)
     err = capsys.readouterr().err
     assert "simclr epoch 3/3" in err and "(step 5/5," in err and "epoch 4" not in err
+    assert "× ln 15 (step" in err                      # batch 8: each view has 2·8 - 1 candidates
+    assert [(h["epoch"], h["step"], h["candidates"]) for h in history] == [(1, 2, 15), (2, 4, 15), (3, 5, 15)]
+    assert all(0 < h["train/loss"] < 10 for h in history)
 
 
 def test_run_baselines_logs_metrics_failures_and_skips_finished(workdir):
@@ -109,7 +115,10 @@ def test_run_baselines_logs_metrics_failures_and_skips_finished(workdir):
 
     lines.clear()
     status = run_baselines(c, exp, parent, bases, c.tracking_uri, echo=lines.append, remote=False,
-                           job=lambda *a: {"test/rsum": 1.0})
+                           job=lambda name, *a: {"test/rsum": 1.0, **({"simclr/loss_ratio": 0.97} if name == "simclr" else {})})
+    assert ("baseline simclr: WARNING: COLLAPSED (learned nothing): final NT-Xent loss 0.97 × ln(2B - 1)"
+            in lines)                                                     # its plateau is said, not only logged
+    assert not any("zeroshot: WARNING" in ln for ln in lines)
     assert status == {"baseline-zeroshot": "FINISHED", "baseline-simclr": "FINISHED"}
     after = tracking.child_runs(c, exp, parent)
     assert after["baseline-zeroshot"].info.end_time == zs.info.end_time    # finished: not computed again
@@ -153,6 +162,12 @@ def test_sweep_computes_each_baseline_once_as_a_child_run(workdir, fakes, ray_lo
         assert {"config.yaml", "eval/tables.md", "eval/retrieval.csv", "eval/probe_acdc.csv"} <= arts
         assert sum(ln.startswith(f"baseline {name}: done in") for ln in lines) == 1
     assert bases["zeroshot"].info.run_name.startswith("Zero-shot (untrained tower)")
+    curve = c.get_metric_history(bases["simclr"].info.run_id, "simclr/loss")   # SimCLR's loss curve, per epoch
+    assert sorted(m.step for m in curve) == [1, 2] and all(0 < m.value < 10 for m in curve)
+    ratio = bases["simclr"].data.metrics["simclr/loss_ratio"]
+    assert ratio == pytest.approx(max(curve, key=lambda m: m.step).value / math.log(2 * 16 - 1))  # smoke: batch 16
+    assert bases["simclr"].data.tags["cmr.learning"] in ("learned", "slow", "collapsed")
+    assert "simclr/loss" not in bases["zeroshot"].data.metrics and "cmr.learning" not in bases["zeroshot"].data.tags
     impressions = [t.encode() for t in store_impressions(str(workdir / "store"))]
     blob = b"".join(p.read_bytes() for p in (workdir / "mlartifacts").rglob("*") if p.is_file())
     assert impressions and not any(t in blob for t in impressions)

@@ -49,7 +49,7 @@ def test_views_yaml_is_table4_trained_rows():
 # ------------------------------------------------------------------ made-up sweeps
 
 def _run(c, exp, parent, views, frames, rsum, index=None, baseline=None, collapsed=None,
-         loss_ratio=None, acdc_acc=None, status="FINISHED"):
+         loss_ratio=None, acdc_acc=None, status="FINISHED", simclr_ratio=None):
     tags = {"mlflow.parentRunId": parent}
     if baseline:
         tags.update({"cmr.baseline": baseline, "cmr.kind": "baseline"})
@@ -66,6 +66,8 @@ def _run(c, exp, parent, views, frames, rsum, index=None, baseline=None, collaps
         m["probe/acdc_acc"] = acdc_acc
     if loss_ratio is not None:
         m["train/loss_ratio"] = loss_ratio
+    if simclr_ratio is not None:
+        m["simclr/loss_ratio"] = simclr_ratio
     tracking.log_metrics(c, rid, m)
     tracking.set_status(c, rid, status)
     return rid
@@ -137,6 +139,7 @@ def test_report_paper_rsum_spearman_zeroshot_collapse_and_acc_order(workdir):
     assert "⚠" not in "".join(r[0] for r in t5)
     assert ("- 5-class accuracy: trained (full combo, 64 frames) 80.0, SimCLR 70.0, Zero-shot 60.0; "
             "trained > SimCLR > Zero-shot, each by ≥ 5 points: yes.") in notes5
+    assert "NT-Xent" not in text and report_checks(c, "views")["simclr_loss_ratio"] is None  # none logged: no line
 
 
 def test_acc_order_needs_a_gap_and_zeroshot_must_be_lowest(workdir):
@@ -148,7 +151,7 @@ def test_acc_order_needs_a_gap_and_zeroshot_must_be_lowest(workdir):
     _run(c, exp, parent, "lge:sax+4ch+2ch+3ch", 8, 20.0, index=2)
     _run(c, exp, parent, FULL_COMBO, 64, 60.0, index=3, acdc_acc=0.74)
     _run(c, exp, parent, FULL_COMBO, 16, 25.0, baseline="zeroshot", acdc_acc=0.60)
-    _run(c, exp, parent, FULL_COMBO, 16, 25.0, baseline="simclr", acdc_acc=0.70)
+    _run(c, exp, parent, FULL_COMBO, 16, 25.0, baseline="simclr", acdc_acc=0.70, simclr_ratio=0.91)
     ck = report_checks(c, "views")
     # ours 40 30 20 60 vs the paper's 126.2 157.7 174.1 204.8: ranks 3 2 1 4 vs 1 2 3 4, Σd² = 8
     assert ck["n_rows"] == 4 and ck["spearman"] == pytest.approx(1 - 6 * 8 / (4 * 15))
@@ -157,6 +160,10 @@ def test_acc_order_needs_a_gap_and_zeroshot_must_be_lowest(workdir):
     assert ck["loss_ratio_ok"] is None and ck["collapsed"] == []
     text = render_report(c, "views")
     assert "Zero-shot row the lowest: NO." in text and "each by ≥ 5 points: NO." in text
+    # SimCLR's own loss curve is judged like a trial's: 0.91 × ln(2B - 1) has not learned
+    assert ck["simclr_loss_ratio"] == 0.91
+    assert ("- SimCLR's final NT-Xent loss: 0.91 × ln(2B - 1) (learned too slowly: its row says little "
+            "about image-only pretraining).") in text
 
 
 def test_report_without_baselines(workdir):
