@@ -175,6 +175,9 @@ class EvalConfig(Section):
     chunk_size: int = _f("int", 4096, "rows per similarity chunk", min=1)
     batch_size: int = _f("int", 32, "clips per embedding batch", min=1)
     simclr_temperature: float = _f("float", 0.1, "NT-Xent temperature of the SimCLR baseline", min=0.001)
+    simclr_noise: float = _f("float", 8.0, "SD in grey levels (of 255) of the Gaussian noise added to each SimCLR view, "
+                             "independently per pixel and frame, so the two views cannot be matched by their shared noise "
+                             "(cmr_ray/eval/simclr.py; 0: none)", min=0.0)
     bootstrap: int = _f("int", 1000, "resamples of the test studies for the 95% intervals (_lo, _hi) of every "
                         "test and probe metric (0: none)", min=0)
     transfer: dict = _f("dict", {}, "public transfer sets: name -> clip store (`prepare --format acdc`) or 'synthetic' "

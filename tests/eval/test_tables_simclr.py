@@ -50,3 +50,27 @@ def test_two_views_differ_and_stay_in_range(few_rows):
     assert a.shape == b.shape == (3, 4, 16, 16) and a.dtype == np.float32
     assert 0.0 <= a.min() and a.max() <= 1.0
     assert not np.allclose(a, b)
+
+
+def test_simclr_noise_is_independent_per_view_pixel_and_frame():
+    from cmr_ray.eval.simclr import add_noise
+
+    clip = np.full((2, 32, 32), 128, np.uint8)            # two identical frames, e.g. a repeated LGE long-axis slice
+    assert add_noise(clip, 0.0, np.random.default_rng(0)) is clip
+    out = add_noise(clip, 8.0, np.random.default_rng(0))
+    assert out.dtype == np.uint8 and out.shape == clip.shape
+    diff = out.astype(np.float32) - clip
+    assert 6.5 < diff.std() < 9.5                           # the SD asked for (integer truncation aside)
+    assert not np.array_equal(out[0], out[1])               # each frame its own draw
+    assert abs(np.corrcoef(diff[0].ravel(), diff[1].ravel())[0, 1]) < 0.1
+    assert add_noise(np.full((1, 8, 8), 250, np.uint8), 50.0, np.random.default_rng(1)).max() <= 255  # clipped
+
+
+def test_two_views_add_the_noise_asked_for(few_rows):
+    # the same generator state: the first view's frame and affine are drawn alike, then the noise
+    kw = dict(combo="cine:sax", frames=1)
+    a, b = two_views(few_rows, rng=np.random.default_rng(3), noise=8.0, **kw)
+    assert 0.0 <= a.min() and a.max() <= 1.0 and a.shape == b.shape
+    a0, b0 = two_views(few_rows, rng=np.random.default_rng(3), noise=0.0, **kw)
+    assert not np.allclose(a, a0)                          # noise was added
+    assert np.abs((a[0] - a0[0]) * 255).mean() > 3         # about the SD asked for (8: mean |x| 6.4, less where clipped at 0)
