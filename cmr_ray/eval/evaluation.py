@@ -10,6 +10,7 @@ train.seed; `simclr` = that tower pretrained image-only, `cmr_ray.eval.simclr`) 
 split is embedded for retrieval and the probes are fitted on train + val studies (patient-
 level splits; C by cross-validation on those studies only) and scored on test.
 Keys (MLflow-safe): `test/t2v_r5` … `test/rsum`, `probe/<task>_<acc|auc|f1>`,
+`baseline/simclr/loss_ratio` (SimCLR's final NT-Xent loss / ln(2B - 1); a note when it did not learn),
 `fewshot/<task>_<metric>_k<k>`, `fewshot_proto/<task>_<metric>_k<n>` and `..._std` (few-shot by class
 prototypes, `cmr_ray.eval.prototypes`: `eval.prototype_episodes` episodes of n fitting studies per
 class, n in `eval.prototype_shots`; every probed task and finding), `zeroshot_prompt/<task>_<metric>` (ours only),
@@ -212,9 +213,18 @@ def evaluate_model(model, cfg: Config, store, out_dir, baselines=(), progress: b
         else:
             from cmr_ray.eval.simclr import train_simclr
 
-            m = train_simclr(cfg, store, model=fresh_model(cfg).train(), progress=progress)
+            history: list[dict] = []
+            m = train_simclr(cfg, store, model=fresh_model(cfg).train(), progress=progress, history=history)
         mm, ex, nn = evaluate_method(m, cfg, store, prompts=(method == "ours") and cfg.eval.zero_shot_prompts,
                                      progress=progress)
+        if method == "simclr" and history:  # its loss against ln(2B - 1), as the sweep's SimCLR run has it
+            from cmr_ray.eval.simclr import simclr_verdict
+            from cmr_ray.train.collapse import what_happened
+
+            v = simclr_verdict(history)
+            mm["loss_ratio"] = v["loss_ratio"]  # baseline/simclr/loss_ratio: final loss / ln(2B - 1)
+            if v["learning"] != "learned":
+                nn = [*nn, f"its NT-Xent loss did not learn ({what_happened(v['learning'])}): {v['reason']}"]
         metrics.update({prefix(method) + k: v for k, v in mm.items()})
         extras[method] = ex
         notes += [n if method == "ours" else f"{METHOD_NAMES[method]}: {n}" for n in nn]

@@ -88,6 +88,14 @@ def candidates(batch: int) -> int:
     return 2 * batch - 1
 
 
+def simclr_verdict(history: list[dict]) -> dict:
+    """`cmr_ray.train.collapse.collapse_verdict` of `train_simclr`'s per-epoch history, judged
+    against ln(2B - 1), the loss of views that all score alike."""
+    from cmr_ray.train.collapse import collapse_verdict
+
+    return collapse_verdict(history, int(history[-1]["candidates"]))
+
+
 def train_simclr(cfg: Config, store, model=None, temperature: float | None = None, progress: bool = True,
                  history: list | None = None):
     """Pretrain `model` (default: a fresh `build_model(cfg)` at train.seed) with SimCLR.
@@ -95,7 +103,7 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
     `history`, when given, gets one dict per epoch: `epoch` (1-based), `train/loss` (the
     epoch's mean NT-Xent loss), `step` (optimizer steps so far) and `candidates`
     (`candidates(batch)`, the loss's ln-chance argument), so the caller can judge with
-    `cmr_ray.train.collapse.collapse_verdict(history, candidates)` whether it learned."""
+    `simclr_verdict(history)` whether it learned."""
     import torch
 
     from cmr_ray.data.clips import MissingViewError, assemble

@@ -47,14 +47,6 @@ LOSS = "simclr/loss"              # SimCLR's NT-Xent loss per epoch (step = epoc
 LOSS_RATIO = "simclr/loss_ratio"  # its final value / ln(candidates): ~1 learned nothing, as Loss/ln B for a trial
 
 
-def simclr_verdict(history: list[dict]) -> dict:
-    """`collapse_verdict` of SimCLR's per-epoch history (`train_simclr(history=...)`), judged
-    against ln(2B - 1), the loss of views that all score alike."""
-    from cmr_ray.train.collapse import collapse_verdict
-
-    return collapse_verdict(history, int(history[-1]["candidates"]))
-
-
 @dataclasses.dataclass(frozen=True)
 class Baseline:
     name: str   # zeroshot | simclr
@@ -109,6 +101,8 @@ def compute_baseline(name: str, cfg: Config, out_dir, progress: bool = True, his
         model = train_simclr(cfg, store, model=model.train(), progress=progress, history=history)
     metrics, extras, notes = evaluate_method(model, cfg, store, prompts=False, progress=progress)
     if name == "simclr" and history:
+        from cmr_ray.eval.simclr import simclr_verdict
+
         metrics[LOSS_RATIO] = simclr_verdict(history)["loss_ratio"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +134,8 @@ def baseline_job(name: str, cfg: Config, params_cfg: dict, run_id: str, tracking
         for row in history:  # the loss curve, as a trial logs train/loss per epoch
             tracking.log_metrics(c, run_id, {LOSS: row["train/loss"]}, step=int(row["epoch"]))
         if history:
+            from cmr_ray.eval.simclr import simclr_verdict
+
             v = simclr_verdict(history)
             c.set_tag(run_id, "cmr.learning", v["learning"])
             c.set_tag(run_id, "cmr.collapsed", "1" if v["collapsed"] else "0")

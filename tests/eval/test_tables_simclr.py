@@ -74,3 +74,16 @@ def test_two_views_add_the_noise_asked_for(few_rows):
     a0, b0 = two_views(few_rows, rng=np.random.default_rng(3), noise=0.0, **kw)
     assert not np.allclose(a, a0)                          # noise was added
     assert np.abs((a[0] - a0[0]) * 255).mean() > 3         # about the SD asked for (8: mean |x| 6.4, less where clipped at 0)
+
+
+def test_simclr_is_judged_against_ln_2b_minus_1():
+    from cmr_ray.eval.simclr import candidates, simclr_verdict
+
+    assert candidates(32) == 63                              # 2·32 views, less the anchor
+    hist = lambda *losses: [{"epoch": i + 1, "train/loss": v, "candidates": 63} for i, v in enumerate(losses)]  # noqa: E731
+    flat = simclr_verdict(hist(4.10, math.log(63)))          # the plateau of views that all score alike
+    assert flat["learning"] == "collapsed" and flat["loss_ratio"] == pytest.approx(1.0) and "ln 63" in flat["reason"]
+    assert simclr_verdict(hist(4.0, 0.9 * math.log(63)))["learning"] == "slow"
+    assert simclr_verdict(hist(4.0, 0.35 * math.log(63)))["learning"] == "learned"
+    # 0.9 × ln 32 is 0.75 × ln 63: the chance level is NT-Xent's ln(2B - 1), not the batch's ln B
+    assert simclr_verdict(hist(0.9 * math.log(32)))["learning"] == "learned"
