@@ -30,6 +30,7 @@ def test_eval_command_writes_tables_plots_and_keys(fake_store, cfg, tmp_path):
                 "baseline/simclr/fewshot_proto/acdc_acc_k1"):
         assert key in m, key
     assert all(re.match(r"^[/\w.\- ]*$", k) for k in m)
+    assert 0 < m["baseline/simclr/loss_ratio"] < 1.5      # SimCLR's final NT-Xent loss / ln(2B - 1) is reported
     assert not any(k.startswith("baseline/") and "zeroshot_prompt" in k for k in m)
     assert 0 <= m["test/rsum"] <= 600 and m["probe/acdc_acc"] is not None and not math.isnan(m["probe/acdc_acc"])
     # the checkpoint holds the untrained tower at train.seed: the zero-shot baseline is the same model
