@@ -175,6 +175,23 @@ def _one_line(e: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
+TRAINS = ("simclr",)  # the baselines that train (the rest only evaluate)
+
+
+def launch_cfg(b: Baseline, cfg: Config, cores: int) -> Config:
+    """The config a baseline runs with.  The sweep computes its baselines after the trials, on
+    a machine the trials have left idle; with `cores` > 0 (the sweep's own machine, no GPU), a
+    baseline that trains gets them all as torch threads: SimCLR's 300 steps at 1 thread were
+    most of the last six minutes of `make run` while the other core idled (40 steps: 54 s at
+    1 thread, 33 s at 2; README, "Results measured here").  An evaluation-only baseline, and
+    any baseline with cores 0 or on a GPU, keep `train.torch_threads`.  The threads are not
+    part of the baseline's key or params (they change the schedule, not the method); the run's
+    `cmr.torch_threads` tag records them."""
+    if cores > 0 and b.name in TRAINS and not cfg.train.use_gpu:
+        return cfg.replace("train.torch_threads", int(cores))
+    return cfg
+
+
 def _doing(b: Baseline) -> str:
     what = f"{paper_name(b.cfg.data.views)} at {b.cfg.data.frames} frames"
     if b.name == "zeroshot":
@@ -185,10 +202,13 @@ def _doing(b: Baseline) -> str:
 
 
 def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tracking_uri: str,
-                  existing: dict | None = None, echo=print, remote: bool = True, job=None) -> dict[str, str]:
+                  existing: dict | None = None, echo=print, remote: bool = True, job=None,
+                  cores: int = 0) -> dict[str, str]:
     """Compute each baseline not yet FINISHED under `parent_id` and log it.  Returns
     {baseline key: MLflow status}.  remote=False runs them one after another in this
-    process; `job` replaces `baseline_job` (tests)."""
+    process; `job` replaces `baseline_job` (tests).  `cores` (> 0: the sweep's own machine,
+    idle once the trials are done) goes to `launch_cfg`; the threads used are tagged
+    `cmr.torch_threads` on each run."""
     from cmr_ray import tracking
     from cmr_ray.tune.sweep import absolute_paths
 
@@ -211,21 +231,24 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
                 t = b.cfg.train
                 task = ray.remote(num_cpus=t.cpus_per_worker, num_gpus=1 if t.use_gpu else 0,
                                   max_retries=0)(job)
+                run_cfg = launch_cfg(b, absolute_paths(b.cfg), cores)
                 echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
-                tracking.set_status(c, run_id, "RUNNING")
+                tracking.set_status(c, run_id, "RUNNING", torch_threads=run_cfg.train.torch_threads)
                 started[key] = time.time()
-                pending[task.remote(b.name, absolute_paths(b.cfg), b.cfg, run_id, tracking_uri)] = key
+                pending[task.remote(b.name, run_cfg, b.cfg, run_id, tracking_uri)] = key
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 key = pending.pop(ready[0])
                 _finish(c, todo[key], started[key], lambda: ray.get(ready[0]), echo)
         else:
             for key, (b, run_id) in todo.items():
+                run_cfg = launch_cfg(b, absolute_paths(b.cfg), cores)
                 echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
-                tracking.set_status(c, run_id, "RUNNING")
+                tracking.set_status(c, run_id, "RUNNING", torch_threads=run_cfg.train.torch_threads)
                 started[key] = time.time()
                 _finish(c, todo[key], started[key],
-                        lambda b=b, run_id=run_id: job(b.name, absolute_paths(b.cfg), b.cfg, run_id, tracking_uri), echo)
+                        lambda b=b, run_id=run_id, run_cfg=run_cfg: job(b.name, run_cfg, b.cfg, run_id, tracking_uri),
+                        echo)
     finally:  # never leave a baseline run RUNNING/SCHEDULED behind (an interrupted sweep)
         for b, run_id in todo.values():
             if c.get_run(run_id).info.status in tracking.ACTIVE_STATES:

@@ -232,8 +232,10 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
         parent_id = parent.info.run_id
         tracking.set_status(c, parent_id, "RUNNING")
     try:
+        own = not (address or os.environ.get("RAY_ADDRESS"))  # a local Ray: the trials leave this machine idle
         return _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
-                                 train_fn, eval_fn, model_loader, echo, run_name, log_dir)
+                                 train_fn, eval_fn, model_loader, echo, run_name, log_dir,
+                                 idle_cores=(os.cpu_count() or 1) if own else 0)
     except BaseException as e:  # never leave the sweep RUNNING: an error FAILED, Ctrl-C KILLED
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         try:
@@ -248,7 +250,7 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
 
 
 def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
-                      train_fn, eval_fn, model_loader, echo, run_name, log_dir) -> dict:
+                      train_fn, eval_fn, model_loader, echo, run_name, log_dir, idle_cores: int = 0) -> dict:
     import ray
     from ray import tune
 
@@ -319,7 +321,7 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
                 tracking.set_status(c, parent_id, "KILLED")
 
     if bases:  # once per sweep, after the trials; a failure is logged and leaves the trials' results alone
-        run_baselines(c, exp_id, parent_id, bases, uri, echo=echo)
+        run_baselines(c, exp_id, parent_id, bases, uri, echo=echo, cores=idle_cores)
     wanted = {t.key for t in trials} | {b.key for b in bases}
     runs = {k: r for k, r in tracking.child_runs(c, exp_id, parent_id).items() if k in wanted}
     statuses = {k: r.info.status for k, r in runs.items()}

@@ -4,6 +4,7 @@ once each as child runs and not again on `--resume` (fake trials, real baselines
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -126,6 +127,33 @@ def test_run_baselines_logs_metrics_failures_and_skips_finished(workdir):
     assert any("baseline zeroshot: already finished" in ln for ln in lines)
 
 
+def test_the_baseline_that_trains_gets_the_idle_cores_and_its_run_says_so(workdir):
+    from cmr_ray.tune.baselines import expand_baselines, launch_cfg, run_baselines
+
+    cfg = load_config(_exp(workdir, "baselines: [zeroshot, simclr]"), {"train.torch_threads": 1})
+    zs, sc = expand_baselines(cfg)
+    assert launch_cfg(sc, sc.cfg, 2).train.torch_threads == 2        # SimCLR trains: all the cores
+    assert launch_cfg(zs, zs.cfg, 2).train.torch_threads == 1        # evaluation only: as configured
+    assert launch_cfg(sc, sc.cfg, 0).train.torch_threads == 1        # not the sweep's own machine
+    assert launch_cfg(sc, sc.cfg.replace("train.use_gpu", True), 2).train.torch_threads == 1
+    c = tracking.client()
+    exp = tracking.ensure_experiment(c, "threads")
+    parent = tracking.start_parent(c, exp, "k", "threads", {})
+    seen = {}
+
+    def job(name, run_cfg, params_cfg, run_id, uri):
+        seen[name] = (run_cfg.train.torch_threads, params_cfg.train.torch_threads)
+        return {"test/rsum": 1.0}
+
+    run_baselines(c, exp, parent, [zs, sc], c.tracking_uri, echo=lambda _: None, remote=False, job=job, cores=2)
+    assert seen == {"zeroshot": (1, 1), "simclr": (2, 1)}               # params keep the experiment's value
+    runs = tracking.child_runs(c, exp, parent)
+    assert {k: r.data.tags["cmr.torch_threads"] for k, r in runs.items()} == {"baseline-zeroshot": "1",
+                                                                              "baseline-simclr": "2"}
+    assert runs["baseline-simclr"].data.params["train.torch_threads"] == "1"
+    assert sc.key == expand_baselines(cfg)[1].key                       # the threads are not in its key
+
+
 @pytest.mark.integration
 def test_sweep_computes_each_baseline_once_as_a_child_run(workdir, fakes, ray_local, tiny_text):
     from cmr_ray.tune import run_sweep
@@ -168,6 +196,8 @@ def test_sweep_computes_each_baseline_once_as_a_child_run(workdir, fakes, ray_lo
     assert ratio == pytest.approx(max(curve, key=lambda m: m.step).value / math.log(2 * 16 - 1))  # smoke: batch 16
     assert bases["simclr"].data.tags["cmr.learning"] in ("learned", "slow", "collapsed")
     assert "simclr/loss" not in bases["zeroshot"].data.metrics and "cmr.learning" not in bases["zeroshot"].data.tags
+    assert bases["simclr"].data.tags["cmr.torch_threads"] == str(os.cpu_count())   # the sweep's own Ray: every core
+    assert bases["zeroshot"].data.tags["cmr.torch_threads"] == bases["zeroshot"].data.params["train.torch_threads"]
     impressions = [t.encode() for t in store_impressions(str(workdir / "store"))]
     blob = b"".join(p.read_bytes() for p in (workdir / "mlartifacts").rglob("*") if p.is_file())
     assert impressions and not any(t in blob for t in impressions)
