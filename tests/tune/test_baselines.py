@@ -127,6 +127,34 @@ def test_run_baselines_logs_metrics_failures_and_skips_finished(workdir):
     assert any("baseline zeroshot: already finished" in ln for ln in lines)
 
 
+def test_simclr_loss_is_on_a_head_that_the_probed_tower_does_not_keep(tmp_path, tiny_text, monkeypatch):
+    import torch
+
+    import cmr_ray.eval.simclr as simclr
+    from cmr_ray.model import build_model
+    from tests.model.fakes import write_fake_store
+
+    store = write_fake_store(tmp_path / "store", studies=20, size=16)
+    cfg = load_config(None, {"data.store": store, "data.image_size": 16, "data.views": "cine:sax", "data.frames": 2,
+                             "model.hidden_size": 16, "model.layers": 1, "model.heads": 2, "model.patch_size": 8,
+                             "model.embed_dim": 16, "model.text_model": tiny_text, "train.batch_size": 8,
+                             "train.steps": 2})
+    seen, loss = [], simclr.nt_xent
+
+    def spy(z1, z2, temperature):
+        seen.append(z1.detach())
+        return loss(z1, z2, temperature)
+
+    monkeypatch.setattr(simclr, "nt_xent", spy)
+    model = simclr.train_simclr(cfg, store, progress=False)
+    assert len(seen) == 2 and seen[0].shape == (8, 16)
+    assert not torch.allclose(seen[0].norm(dim=-1), torch.ones(8))   # not encode_video's unit vectors: the head's
+    assert model.state_dict().keys() == build_model(cfg).state_dict().keys()   # the head is not kept
+    again = simclr.train_simclr(cfg, store, progress=False)               # seeded: the same tower again
+    x = torch.rand(2, 2, 16, 16)
+    assert torch.equal(model.encode_video(x), again.encode_video(x))
+
+
 def test_the_baseline_that_trains_gets_the_idle_cores_and_its_run_says_so(workdir):
     from cmr_ray.tune.baselines import expand_baselines, launch_cfg, run_baselines
 
