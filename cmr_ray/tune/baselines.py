@@ -210,7 +210,6 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
     idle once the trials are done) goes to `launch_cfg`; the threads used are tagged
     `cmr.torch_threads` on each run."""
     from cmr_ray import tracking
-    from cmr_ray.tune.sweep import absolute_paths
 
     job = job or baseline_job
     existing = tracking.child_runs(c, exp_id, parent_id) if existing is None else existing
@@ -231,9 +230,7 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
                 t = b.cfg.train
                 task = ray.remote(num_cpus=t.cpus_per_worker, num_gpus=1 if t.use_gpu else 0,
                                   max_retries=0)(job)
-                run_cfg = launch_cfg(b, absolute_paths(b.cfg), cores)
-                echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
-                tracking.set_status(c, run_id, "RUNNING", torch_threads=run_cfg.train.torch_threads)
+                run_cfg = _start(c, b, run_id, cores, echo)
                 started[key] = time.time()
                 pending[task.remote(b.name, run_cfg, b.cfg, run_id, tracking_uri)] = key
             while pending:
@@ -242,9 +239,7 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
                 _finish(c, todo[key], started[key], lambda: ray.get(ready[0]), echo)
         else:
             for key, (b, run_id) in todo.items():
-                run_cfg = launch_cfg(b, absolute_paths(b.cfg), cores)
-                echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
-                tracking.set_status(c, run_id, "RUNNING", torch_threads=run_cfg.train.torch_threads)
+                run_cfg = _start(c, b, run_id, cores, echo)
                 started[key] = time.time()
                 _finish(c, todo[key], started[key],
                         lambda b=b, run_id=run_id, run_cfg=run_cfg: job(b.name, run_cfg, b.cfg, run_id, tracking_uri),
@@ -254,6 +249,18 @@ def run_baselines(c, exp_id: str, parent_id: str, baselines: list[Baseline], tra
             if c.get_run(run_id).info.status in tracking.ACTIVE_STATES:
                 tracking.set_status(c, run_id, "KILLED", outcome="interrupted")
     return {key: c.get_run(run_id).info.status for key, run_id in runs.items()}
+
+
+def _start(c, b: Baseline, run_id: str, cores: int, echo) -> Config:
+    """Say what a baseline is about to do, mark its run RUNNING with the threads it gets, and
+    return the config it runs with (`launch_cfg` over its absolute paths)."""
+    from cmr_ray import tracking
+    from cmr_ray.tune.sweep import absolute_paths
+
+    cfg = launch_cfg(b, absolute_paths(b.cfg), cores)
+    echo(f"baseline {b.name}: {_doing(b)} (run {run_id})")
+    tracking.set_status(c, run_id, "RUNNING", torch_threads=cfg.train.torch_threads)
+    return cfg
 
 
 def _finish(c, item, t0: float, result, echo) -> None:

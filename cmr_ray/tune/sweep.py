@@ -185,7 +185,8 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
         import ray
 
         started_ray = not ray.is_initialized()
-        if started_ray and not (address or os.environ.get("RAY_ADDRESS")):
+        local = not (address or os.environ.get("RAY_ADDRESS"))  # this machine's Ray, not a cluster joined
+        if started_ray and local:
             num_cpus = num_cpus or local_cpus()  # the cores, plus slots for Ray Data's tasks
         # Workers' output stays in their own files (trial-<key>.log; Ray's session logs for
         # Train and Data workers), not prefixed and coloured on this console.
@@ -193,7 +194,7 @@ def run_sweep(path, overrides=(), tracking_uri=None, address=None, resume=False,
         log.reroute()  # ray.init gives Ray's logger a console handler of its own
         try:
             return _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo,
-                        run_name, log_dir)
+                        run_name, log_dir, idle_cores=(os.cpu_count() or 1) if local else 0)
         finally:
             if started_ray:
                 ray.shutdown()
@@ -208,7 +209,7 @@ def sweep_log_dir(cfg: Config, run_name: str) -> Path:
 
 
 def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, model_loader, echo,
-         run_name, log_dir) -> dict:
+         run_name, log_dir, idle_cores: int = 0) -> dict:
     ensure_store(absolute_paths(cfg), address, echo=echo)
     from cmr_ray.eval.transfer import ensure_transfer_stores
 
@@ -232,10 +233,8 @@ def _run(path, cfg, trials, bases, uri, address, resume, train_fn, eval_fn, mode
         parent_id = parent.info.run_id
         tracking.set_status(c, parent_id, "RUNNING")
     try:
-        own = not (address or os.environ.get("RAY_ADDRESS"))  # a local Ray: the trials leave this machine idle
         return _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resume, parent,
-                                 train_fn, eval_fn, model_loader, echo, run_name, log_dir,
-                                 idle_cores=(os.cpu_count() or 1) if own else 0)
+                                 train_fn, eval_fn, model_loader, echo, run_name, log_dir, idle_cores=idle_cores)
     except BaseException as e:  # never leave the sweep RUNNING: an error FAILED, Ctrl-C KILLED
         interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
         try:
@@ -320,8 +319,8 @@ def _run_under_parent(c, exp_id, parent_id, path, cfg, trials, bases, uri, resum
             if status == "KILLED":
                 tracking.set_status(c, parent_id, "KILLED")
 
-    if bases:  # once per sweep, after the trials; a failure is logged and leaves the trials' results alone
-        run_baselines(c, exp_id, parent_id, bases, uri, echo=echo, cores=idle_cores)
+    if bases:  # once per sweep, after the trials (which leave a local Ray's `idle_cores` free); a failure
+        run_baselines(c, exp_id, parent_id, bases, uri, echo=echo, cores=idle_cores)  # leaves the trials' results alone
     wanted = {t.key for t in trials} | {b.key for b in bases}
     runs = {k: r for k, r in tracking.child_runs(c, exp_id, parent_id).items() if k in wanted}
     statuses = {k: r.info.status for k, r in runs.items()}
