@@ -1,7 +1,7 @@
 """Does the SimCLR baseline learn something the probes can use?  The sweep's own baselines, side by side.
 
     .venv/bin/python bench/bench_simclr.py --store cmr_store/synthetic-small                 # noise 0 and 8
-    .venv/bin/python bench/bench_simclr.py --store S --noise 8 --set data.synth_seed=2       # one setting
+    .venv/bin/python bench/bench_simclr.py --store S --noise 8 --set train.seed=1 --threads 2   # one setting
 
 Computes the views sweep's baselines exactly as `sweep.baselines` does
 (`cmr_ray.tune.baselines.compute_baseline` on `experiments/views.yaml` with

@@ -11,10 +11,10 @@ NT-Xent loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of 
 Representations"): each view's positive is the other view of its clip, the other 2B - 2
 views of the batch are negatives.  The loss is on a projection head over `encode_video`
 (`projection_head`: Linear-ReLU-Linear, embed_dim wide), which is trained with the tower and
-then discarded, as Chen et al. (2020, section 4.2) do: NT-Xent makes the layer it is computed
-on invariant to what tells two views apart, and that layer loses information a linear probe
-needs; the layer before the head keeps it.  Every method is probed on `encode_video`, so
-SimCLR's probe now reads the layer before its head.
+then discarded, as Chen et al. (2020, section 4.2) do: in their measurements the layer NT-Xent
+is computed on loses information a linear probe needs, and the layer before the head keeps
+it.  Every method is probed on `encode_video`, so SimCLR's probe reads the layer before its
+head.
 Each view also gets its own Gaussian noise (`eval.simclr_noise` grey levels, 8 by default,
 independent per pixel and frame), so the two views of a study share less that carries no
 diagnosis (its own noise level and texture).  Measured (5-class probe, minus the untrained
@@ -22,8 +22,8 @@ tower's on the same split): without the head, noise 0 gave -7.4 to +14.8 on four
 noise 8 +1.4 to +13.4 on five; with the head and noise 8, +12.3 on one store and +0.0 on
 another (noise 0 with the head: -9.9).  So what SimCLR adds to the probe depends on the draw
 whichever variant runs; the head is kept because it is SimCLR's definition (README, "The
-SimCLR baseline: learning its task is not enough").  Stronger
-spatial augmentation (±20°, ±25% scale, ±12% shift) instead left the loss at ln(2B - 1).
+SimCLR baseline: learning its task is not enough").  Stronger spatial augmentation (±20°,
+±25% scale, ±12% shift) instead of the noise left the loss at ln(2B - 1).
 Same budget as the CLIP run: train.steps optimizer steps when that key is set and > 0,
 else train.epochs passes over the train split; batch train.batch_size x train.workers,
 AdamW at train.lr with linear warm-up and cosine decay over those steps.
