@@ -17,8 +17,8 @@ better than the heart has learned what tells two studies apart, not what the rep
 
 Parameters (`PARAMETERS`): each is `kind` "nuisance" (never in the report) or "anatomy"
 (what the findings are measured from), read out either as a number (ridge regression,
-scored by R² on the test split; 0 is no better than the test mean) or as a class (logistic
-regression, scored by accuracy beside the majority-class rate of the test split).
+scored by R² on the test split; 0 is no better than the test mean) or as a class (the
+platform's linear probe, scored by accuracy beside the majority-class rate of the test split).
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ PARAMETERS = {
     "ef_target": ("anatomy", "number"),
     "rv_scale": ("anatomy", "number"),
     "pathology": ("anatomy", "class"),
+    "acdc": ("anatomy", "class"),  # the pathology's ACDC class: what the 5-class probe predicts
 }
 _INDEX_DIR = re.compile(r"^(\d{5})/")  # generate_study writes dicom/<index:05d>/...
 
@@ -82,7 +83,10 @@ def study_indices(store) -> dict[str, int]:
 
 def patient_parameters(patient) -> dict:
     """The `PARAMETERS` of one `sample_patient` draw."""
-    return {name: getattr(patient, name) for name in PARAMETERS}
+    from cmr_ray.synth.patients import LABELS
+
+    derived = {"acdc": LABELS[patient.pathology][4]}
+    return {name: derived[name] if name in derived else getattr(patient, name) for name in PARAMETERS}
 
 
 def cohort_parameters(store, seed: int, site: str = "internal") -> dict[str, dict]:
@@ -96,12 +100,10 @@ def cohort_parameters(store, seed: int, site: str = "internal") -> dict[str, dic
 def check_labels(params: dict[str, dict], study_keys, acdc) -> None:
     """Raise ValueError unless every study's stored ACDC label is its draw's: a wrong cohort seed
     would otherwise give read-outs of parameters that belong to other patients."""
-    from cmr_ray.synth.patients import LABELS
-
     missing = [k for k in study_keys if k not in params]
     if missing:
         raise ValueError(f"{len(missing)} studies have no cohort index in the manifest (e.g. {missing[0]})")
-    wrong = [k for k, a in zip(study_keys, acdc) if a is not None and LABELS[params[k]["pathology"]][4] != a]
+    wrong = [k for k, a in zip(study_keys, acdc) if a is not None and params[k]["acdc"] != a]
     if wrong:
         raise ValueError(f"{len(wrong)} of {len(acdc)} studies' ACDC labels differ from their draw's "
                          f"(e.g. {wrong[0]}): is data.synth_seed the seed this store's cohort was made with?")
@@ -123,14 +125,14 @@ def read_number(x_fit, y_fit, x_test, y_test) -> float:
 
 
 def read_class(x_fit, y_fit, x_test, y_test, seed: int = 0) -> tuple[float, float]:
-    """(test accuracy of a logistic regression, the test split's majority-class rate)."""
-    from sklearn.linear_model import LogisticRegression
+    """(test accuracy of the platform's linear probe, `cmr_ray.eval.probe.fit_probe`: balanced
+    logistic regression, C by cross-validation on the fit split; the test split's majority-class rate)."""
+    from cmr_ray.eval.probe import fit_probe
 
-    a, b = _design(np.asarray(x_fit, np.float64), np.asarray(x_test, np.float64))
     y_fit, y_test = np.asarray(y_fit), np.asarray(y_test)
-    model = LogisticRegression(C=0.1, max_iter=5000, random_state=seed).fit(a, y_fit)
+    model = fit_probe(np.asarray(x_fit, np.float64), y_fit, seed=seed)
     _, counts = np.unique(y_test, return_counts=True)
-    return float((model.predict(b) == y_test).mean()), float(counts.max() / len(y_test))
+    return float((model.predict(np.asarray(x_test, np.float64)) == y_test).mean()), float(counts.max() / len(y_test))
 
 
 def readouts(fit, test, params: dict[str, dict], names=None) -> list[Readout]:

@@ -48,7 +48,8 @@ def test_the_parameters_are_the_draws_of_the_cohort_seed_and_a_wrong_seed_is_cau
     assert params["s003"] == patient_parameters(sample_patient(4, 13))
     assert set(params["s003"]) == set(PARAMETERS)
     keys = sorted(params)
-    acdc = [LABELS[params[k]["pathology"]][4] for k in keys]
+    assert params["s003"]["acdc"] == LABELS[params["s003"]["pathology"]][4]
+    acdc = [params[k]["acdc"] for k in keys]
     check_labels(params, keys, acdc)  # the store's labels are the draws': passes
     check_labels(params, keys, [None] * len(keys))  # unknown labels check nothing
     other = cohort_parameters(store, seed=5)
@@ -68,6 +69,7 @@ def test_readouts_find_what_an_embedding_encodes_and_nothing_else():
         for k in keys:
             p[k]["vendor"] = str(rng.choice(vendors))
             p[k]["pathology"] = str(rng.choice(["normal", "dcm"]))
+            p[k]["acdc"] = str(rng.choice(["NOR", "DCM", "HCM"]))
         video = rng.normal(size=(n, 8)) * 0.1  # encodes fov_mm in column 0 and the vendor in columns 1-4
         video[:, 0] += [p[k]["fov_mm"] for k in keys]
         video[np.arange(n), 1 + np.searchsorted(np.sort(vendors), [p[k]["vendor"] for k in keys])] += 1.0
@@ -81,4 +83,5 @@ def test_readouts_find_what_an_embedding_encodes_and_nothing_else():
     assert got["noise"].score < 0.1  # drawn independently of the embedding
     assert got["vendor"].metric == "acc" and got["vendor"].score > 0.95 and got["vendor"].chance < 0.4
     assert got["pathology"].score < got["pathology"].chance + 0.1  # not in the embedding: at most chance
+    assert got["acdc"].score < got["acdc"].chance + 0.1
     assert got["fov_mm"].n_test == 200 and got["fov_mm"].kind == "nuisance" and got["wall_mm"].kind == "anatomy"
