@@ -178,6 +178,10 @@ class EvalConfig(Section):
     simclr_noise: float = _f("float", 8.0, "SD in grey levels (of 255) of the Gaussian noise added to each SimCLR view, "
                              "independently per pixel and frame, so the two views cannot be matched by their shared noise "
                              "(cmr_ray/eval/simclr.py; 0: none)", min=0.0)
+    simclr_crop: float = _f("float", 1.0, "smallest fraction of the frame's area a SimCLR view keeps: each view is "
+                            "a random square crop of [simclr_crop, 1] of the area at a random place inside the frame, "
+                            "the same for all its frames, resized back (SimCLR's random resized crop; 1: none)",
+                            min=0.05, max=1.0)
     bootstrap: int = _f("int", 1000, "resamples of the test studies for the 95% intervals (_lo, _hi) of every "
                         "test and probe metric (0: none)", min=0)
     transfer: dict = _f("dict", {}, "public transfer sets: name -> clip store (`prepare --format acdc`) or 'synthetic' "

@@ -71,18 +71,39 @@ def add_noise(clip: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarr
     return np.clip(clip.astype(np.float32) + rng.normal(0.0, sd, clip.shape), 0, 255).astype(np.uint8)
 
 
+def crop_params(rng: np.random.Generator, min_area: float) -> tuple[float, float, float]:
+    """(zoom, centre y, centre x) of a square crop keeping an area fraction drawn from
+    [min_area, 1], placed at random wholly inside the frame; the centre is a fraction of the size
+    from the frame's centre."""
+    zoom = 1.0 / math.sqrt(rng.uniform(min_area, 1.0))
+    half = (1.0 - 1.0 / zoom) / 2
+    cy, cx = rng.uniform(-half, half, size=2)
+    return zoom, float(cy), float(cx)
+
+
+def random_crop(clip: np.ndarray, min_area: float, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [F, H, W] -> the `crop_params` crop of every frame, resized back to [F, H, W]
+    (bilinear, `cmr_ray.train.augment.warp`).  min_area >= 1: the clip itself, and no draw."""
+    if min_area >= 1.0:
+        return clip
+    from cmr_ray.train.augment import warp
+
+    zoom, cy, cx = crop_params(rng, min_area)
+    return warp(clip, 0.0, zoom, -zoom * cy, -zoom * cx)  # warp samples at (o - centre - shift) / zoom + centre
+
+
 def two_views(rows: list[dict], combo: str, frames: int, rng: np.random.Generator, hflip: bool = False,
-              sampling: str = "uniform", noise: float = 0.0):
+              sampling: str = "uniform", noise: float = 0.0, crop: float = 1.0):
     """Two independently sampled and augmented clips per row: float32 [B, F, H, W] x 2 in [0, 1];
-    each view gets its own `add_noise(..., noise)` after the augmentation."""
+    each view is its own `random_crop(..., crop)`, then `augment_clip`, then `add_noise(..., noise)`."""
     from cmr_ray.data.clips import make_clip
     from cmr_ray.train.augment import augment_clip
 
     a, b = [], []
     for row in rows:
         for out in (a, b):
-            out.append(add_noise(augment_clip(make_clip(row, combo, frames, rng, sampling), rng, hflip=hflip),
-                                 noise, rng))
+            clip = random_crop(make_clip(row, combo, frames, rng, sampling), crop, rng)
+            out.append(add_noise(augment_clip(clip, rng, hflip=hflip), noise, rng))
     return np.stack(a).astype(np.float32) / 255.0, np.stack(b).astype(np.float32) / 255.0
 
 
@@ -161,7 +182,8 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
         n_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         for s in range(n_steps):
             rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
-            v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip, d.sampling, cfg.eval.simclr_noise)
+            v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip, d.sampling, cfg.eval.simclr_noise,
+                               cfg.eval.simclr_crop)
             z1 = model.encode_video(torch.from_numpy(v1).to(device))
             z2 = model.encode_video(torch.from_numpy(v2).to(device))
             loss = nt_xent(head(z1), head(z2), temperature)

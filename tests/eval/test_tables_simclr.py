@@ -76,6 +76,43 @@ def test_two_views_add_the_noise_asked_for(few_rows):
     assert np.abs((a[0] - a0[0]) * 255).mean() > 3         # about the SD asked for (8: mean |x| 6.4, less where clipped at 0)
 
 
+def test_simclr_crop_zooms_into_the_frame_alike_for_every_frame_and_never_past_its_edge():
+    from cmr_ray.eval.simclr import crop_params, random_crop
+
+    rng = np.random.default_rng(5)
+    ramp = np.tile(np.linspace(100, 200, 48), (48, 1))         # grey level rises left to right
+    clip = np.stack([ramp, ramp.T]).round().astype(np.uint8)   # frame 2 rises top to bottom
+    state = rng.bit_generator.state
+    assert random_crop(clip, 1.0, rng) is clip and rng.bit_generator.state == state  # 1: unchanged, no draw
+    for _ in range(20):
+        zoom, cy, cx = crop_params(np.random.default_rng(_), 0.3)
+        assert 1.0 <= zoom <= 1 / np.sqrt(0.3) + 1e-9
+        assert max(abs(cy), abs(cx)) <= (1 - 1 / zoom) / 2 + 1e-9  # the crop lies inside the frame
+    seen = []
+    for seed in range(10):
+        r = np.random.default_rng(seed)
+        zoom, cy, cx = crop_params(np.random.default_rng(seed), 0.3)
+        out = random_crop(clip, 0.3, r)
+        assert out.shape == clip.shape and out.dtype == np.uint8
+        assert out.min() >= 100                                # inside the frame: no zero fill at the edges
+        row = out[0, 24].astype(float)
+        span = (row[-1] - row[0]) / (ramp[24, -1] - ramp[24, 0])
+        assert abs(span - 1 / zoom) < 0.05                      # the frame shows 1/zoom of the width
+        assert abs(out[1, :, 24].astype(float).mean() - (150 + 100 * cy)) < 3  # frame 2: the same crop's place
+        assert abs(row.mean() - (150 + 100 * cx)) < 3
+        seen.append(zoom)
+    assert max(seen) > 1.3 and min(seen) < 1.15                 # areas drawn over the range
+
+
+def test_two_views_crop_only_when_asked(few_rows):
+    kw = dict(combo="cine:sax", frames=1)
+    a, b = two_views(few_rows, rng=np.random.default_rng(3), **kw)
+    a1, b1 = two_views(few_rows, rng=np.random.default_rng(3), crop=1.0, **kw)
+    assert np.array_equal(a, a1) and np.array_equal(b, b1)   # the default draws exactly as before
+    a2, _ = two_views(few_rows, rng=np.random.default_rng(3), crop=0.2, **kw)
+    assert not np.allclose(a, a2)
+
+
 def test_simclr_is_judged_against_ln_2b_minus_1():
     from cmr_ray.eval.simclr import candidates, simclr_verdict
 
