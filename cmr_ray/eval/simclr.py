@@ -23,7 +23,11 @@ noise 8 +1.4 to +13.4 on five; with the head and noise 8, +12.3 on one store and
 another (noise 0 with the head: -9.9).  So what SimCLR adds to the probe depends on the draw
 whichever variant runs; the head is kept because it is SimCLR's definition (README, "The
 SimCLR baseline: learning its task is not enough").  Stronger spatial augmentation (±20°,
-±25% scale, ±12% shift) instead of the noise left the loss at ln(2B - 1).
+±25% scale, ±12% shift) instead of the noise left the loss at ln(2B - 1).  What it learns
+instead (README, "What the towers encode", `cmr_ray.eval.nuisance`): the patient's
+subcutaneous fat above all, a constant that both views show and no augmentation changes.
+SimCLR's own remedy, the random resized crop (`eval.simclr_crop`, off by default), learned at
+0.7 on one store of three and sat at ln(2B - 1) on the other two within 300 steps.
 Same budget as the CLIP run: train.steps optimizer steps when that key is set and > 0,
 else train.epochs passes over the train split; batch train.batch_size x train.workers,
 AdamW at train.lr with linear warm-up and cosine decay over those steps.
