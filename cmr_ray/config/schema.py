@@ -182,6 +182,9 @@ class EvalConfig(Section):
                             "a random square crop of [simclr_crop, 1] of the area at a random place inside the frame, "
                             "the same for all its frames, resized back (SimCLR's random resized crop; 1: none)",
                             min=0.05, max=1.0)
+    readouts: bool = _f("bool", True, "on a synthetic cohort's store (data.source: synthetic), read the cohort's own "
+                        "draws (field of view, noise, vendor, body, fat; LV size, wall, EF, RV, diagnosis) out of the "
+                        "frozen video embeddings: readout/<name>, R² or accuracy (cmr_ray/eval/nuisance.py)")
     bootstrap: int = _f("int", 1000, "resamples of the test studies for the 95% intervals (_lo, _hi) of every "
                         "test and probe metric (0: none)", min=0)
     transfer: dict = _f("dict", {}, "public transfer sets: name -> clip store (`prepare --format acdc`) or 'synthetic' "

@@ -119,6 +119,12 @@ def evaluate_method(model, cfg: Config, store, prompts: bool = False, progress: 
                                                   ev.prototype_seed)
         metrics.update({f"fewshot_proto/{k}": v for k, v in proto_m.items()})
         notes += proto_notes
+    if ev.readouts and cfg.data.source == "synthetic":  # what the tower carries of the cohort's draws
+        from cmr_ray.eval.nuisance import readout_metrics
+
+        ro_m, ro_notes = readout_metrics(store, cfg.data.synth_seed, fit, test)
+        metrics.update(ro_m)
+        notes += ro_notes
     temp = float(model.logit_scale().reciprocal()) if prompts and hasattr(model, "logit_scale") else 0.05
     if prompts:
         zs_m, zs_notes = zero_shot_prompts(model.encode_text, fit.video, fit.labels, test.video,

@@ -149,3 +149,42 @@ def readouts(fit, test, params: dict[str, dict], names=None) -> list[Readout]:
             (score, chance), metric = read_class(fit.video, y_fit, test.video, y_test), "acc"
         out.append(Readout(name, kind, metric, score, chance, len(y_test)))
     return out
+
+
+# The read-outs `cmr-ray report` tabulates (every one in PARAMETERS is logged): the scanner
+# and body parameters that a tower was found to carry, and the anatomy the findings rest on.
+REPORTED = {"fov_mm": "field of view", "body_scale": "body size", "fat_mm": "fat", "lv_edd_mm": "LV diameter",
+            "wall_mm": "wall", "ef_target": "EF", "rv_scale": "RV size", "acdc": "ACDC class (acc)"}
+PREFIX = "readout/"
+
+
+def readout_metrics(store, seed: int, fit, test) -> tuple[dict, list[str]]:
+    """`readouts` as metrics, `readout/<name>` (R² or accuracy) and `readout/<name>_majority`
+    for a class, for the evaluation of one tower on a synthetic cohort's store.  A store that
+    is not that cohort's (no `<index>/` paths, or labels that are not the draws of `seed`)
+    gives no metrics and one note saying why; the evaluation goes on."""
+    try:
+        params = _cached_parameters(str(store), int(seed))
+        for emb in (fit, test):
+            check_labels(params, emb.study_keys, emb.labels["acdc"])
+    except ValueError as e:
+        return {}, [f"read-outs of the cohort's draws left out: {e}"]
+    out = {}
+    for r in readouts(fit, test, params):
+        out[PREFIX + r.name] = r.score
+        if r.metric == "acc":
+            out[f"{PREFIX}{r.name}_majority"] = r.chance
+    return out, []
+
+
+_CACHE: dict = {}
+
+
+def _cached_parameters(store: str, seed: int) -> dict:
+    """`cohort_parameters`, once per (store, seed) in a process: a sweep's evaluation of the
+    trial and of the transfer and external sets, or the two baselines, read it again."""
+    key = (store, seed)
+    if key not in _CACHE:
+        _CACHE.clear()  # one store at a time is what a process evaluates
+        _CACHE[key] = cohort_parameters(store, seed)
+    return _CACHE[key]

@@ -639,6 +639,29 @@ def table5_notes(ck: dict) -> str:
     return line
 
 
+def readout_table(trials, baselines: dict | None = None) -> str:
+    """What each tower carries of the synthetic cohort's draws (`readout/<name>`,
+    `cmr_ray.eval.nuisance`), with notes; "" when no run logged read-outs."""
+    from cmr_ray.eval.nuisance import PARAMETERS, PREFIX, REPORTED
+
+    runs = [baselines[b] for b in BASELINES if baselines and b in baselines] + list(trials)
+    if not any(k.startswith(PREFIX) for r in runs for k in r.data.metrics):
+        return ""
+    head, ids = _row_keys(runs)
+    kinds = lambda kind: ", ".join(v for k, v in REPORTED.items() if PARAMETERS[k][0] == kind)  # noqa: E731
+    rows = [i + [_fmt(r.data.metrics.get(PREFIX + k), digits=2) for k in REPORTED] for i, r in zip(ids, runs)]
+    majority = next((r.data.metrics[PREFIX + "acdc_majority"] for r in runs
+                     if PREFIX + "acdc_majority" in r.data.metrics), None)
+    notes = (f"- Nuisance ({kinds('nuisance')}): drawn per study, in no impression. Anatomy ({kinds('anatomy')}): "
+             "what the findings are measured from.\n"
+             "- R² of a ridge read-out fitted on train+val, scored on test (0: the test mean); the ACDC class is "
+             f"the probe's accuracy (majority class {_fmt(majority, digits=2)}). Every parameter is logged as "
+             f"`{PREFIX}<name>`.\n"
+             "- Read against Zero-shot, the untrained tower on the same split: a tower that gains on the anatomy "
+             "and not on the nuisance learned what the impressions describe.")
+    return _table(head + list(REPORTED.values()), rows) + "\n\n" + notes
+
+
 def figure_data(trials, baselines: dict | None = None) -> dict:
     """`plots.rsum_intervals`' arguments from the rows' logged RSUM and its interval: full-combo
     trials by frame count (with the paper's full-combo figures), the other trials and the
@@ -709,6 +732,10 @@ def render_report(c, experiment: str, parent_id=None, intervals: bool = True, fi
             + "\n\n" + notes4
             + "\n\n### Table 5: linear probes on frozen video embeddings (Acc, AUC, F1 in %)\n\n"
             + table5(rows, baselines) + "\n\n" + table5_notes(ck) + "\n")
+    readouts = readout_table(rows, baselines)
+    if readouts:
+        text += ("\n### What the towers encode: the synthetic cohort's draws read out of the video embeddings\n\n"
+                 + readouts + "\n")
     from cmr_ray.tune.report_transfer import transfer_table
 
     text += ("\n### Transfer: 5-class linear probe on another dataset's cine SAX (the paper's ACDC table)\n\n"

@@ -85,3 +85,31 @@ def test_readouts_find_what_an_embedding_encodes_and_nothing_else():
     assert got["pathology"].score < got["pathology"].chance + 0.1  # not in the embedding: at most chance
     assert got["acdc"].score < got["acdc"].chance + 0.1
     assert got["fov_mm"].n_test == 200 and got["fov_mm"].kind == "nuisance" and got["wall_mm"].kind == "anatomy"
+
+
+def test_readout_metrics_on_the_cohorts_store_and_a_note_elsewhere(tmp_path):
+    from cmr_ray.eval.nuisance import readout_metrics
+
+    store = write_manifest(tmp_path / "s", cohort_manifest(40))
+    params = cohort_parameters(store, seed=2)
+    keys = sorted(params)
+    rng = np.random.default_rng(0)
+
+    def emb(ks):
+        video = rng.normal(size=(len(ks), 6)) * 0.01
+        video[:, 0] += [params[k]["wall_mm"] for k in ks]  # the wall thickness, and nothing else
+        return SimpleNamespace(video=video, study_keys=ks, labels={"acdc": np.array([params[k]["acdc"] for k in ks],
+                                                                                  dtype=object)})
+
+    fit, test = emb(keys[:28]), emb(keys[28:])
+    m, notes = readout_metrics(store, 2, fit, test)
+    assert notes == []
+    assert set(m) == {f"readout/{n}" for n in PARAMETERS} | {"readout/vendor_majority", "readout/pathology_majority",
+                                                            "readout/acdc_majority"}
+    assert m["readout/wall_mm"] > 0.5 > m["readout/fov_mm"]
+    m, notes = readout_metrics(store, 3, fit, test)  # the labels are seed 2's draws, not seed 3's
+    assert m == {} and len(notes) == 1 and "data.synth_seed" in notes[0]
+    elsewhere = str(tmp_path / "real")                 # a store of real DICOM: no cohort indices
+    write_manifest(tmp_path / "real", [file_row("scan/a.dcm", "used", study_key="k")])
+    m, notes = readout_metrics(elsewhere, 2, fit, test)
+    assert m == {} and notes[0].startswith("read-outs of the cohort's draws left out: ") and elsewhere in notes[0]
