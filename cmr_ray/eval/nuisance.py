@@ -168,7 +168,8 @@ def readout_metrics(store, seed: int, fit, test) -> tuple[dict, list[str]]:
         for emb in (fit, test):
             check_labels(params, emb.study_keys, emb.labels["acdc"])
     except ValueError as e:
-        return {}, [f"read-outs of the cohort's draws left out: {e}"]
+        where = "" if str(store) in str(e) else f"{store}: "
+        return {}, [f"read-outs of the cohort's draws left out: {where}{e}"]
     out = {}
     for r in readouts(fit, test, params):
         out[PREFIX + r.name] = r.score

@@ -108,7 +108,7 @@ def test_readout_metrics_on_the_cohorts_store_and_a_note_elsewhere(tmp_path):
                                                             "readout/acdc_majority"}
     assert m["readout/wall_mm"] > 0.5 > m["readout/fov_mm"]
     m, notes = readout_metrics(store, 3, fit, test)  # the labels are seed 2's draws, not seed 3's
-    assert m == {} and len(notes) == 1 and "data.synth_seed" in notes[0]
+    assert m == {} and len(notes) == 1 and "data.synth_seed" in notes[0] and notes[0].count(store) == 1
     elsewhere = str(tmp_path / "real")                 # a store of real DICOM: no cohort indices
     write_manifest(tmp_path / "real", [file_row("scan/a.dcm", "used", study_key="k")])
     m, notes = readout_metrics(elsewhere, 2, fit, test)
