@@ -23,6 +23,7 @@ platform's linear probe, scored by accuracy beside the majority-class rate of th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -109,19 +110,16 @@ def check_labels(params: dict[str, dict], study_keys, acdc) -> None:
                          f"(e.g. {wrong[0]}): is data.synth_seed the seed this store's cohort was made with?")
 
 
-def _design(x_fit: np.ndarray, x_test: np.ndarray):
-    mu, sd = x_fit.mean(0), x_fit.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return (x_fit - mu) / sd, (x_test - mu) / sd
-
-
 def read_number(x_fit, y_fit, x_test, y_test) -> float:
-    """Test R² of a ridge regression (penalty chosen by leave-one-out on the fit split)."""
+    """Test R² of a ridge regression on standardised features (the probe's StandardScaler;
+    penalty chosen by leave-one-out on the fit split)."""
     from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    a, b = _design(np.asarray(x_fit, np.float64), np.asarray(x_test, np.float64))
-    model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(a, np.asarray(y_fit, np.float64))
-    return float(model.score(b, np.asarray(y_test, np.float64)))
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    model.fit(np.asarray(x_fit, np.float64), np.asarray(y_fit, np.float64))
+    return float(model.score(np.asarray(x_test, np.float64), np.asarray(y_test, np.float64)))
 
 
 def read_class(x_fit, y_fit, x_test, y_test, seed: int = 0) -> tuple[float, float]:
@@ -178,14 +176,8 @@ def readout_metrics(store, seed: int, fit, test) -> tuple[dict, list[str]]:
     return out, []
 
 
-_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _cached_parameters(store: str, seed: int) -> dict:
-    """`cohort_parameters`, once per (store, seed) in a process: a sweep's evaluation of the
-    trial and of the transfer and external sets, or the two baselines, read it again."""
-    key = (store, seed)
-    if key not in _CACHE:
-        _CACHE.clear()  # one store at a time is what a process evaluates
-        _CACHE[key] = cohort_parameters(store, seed)
-    return _CACHE[key]
+    """`cohort_parameters` of the last (store, seed) a process asked for: `cmr-ray eval`
+    evaluates the model and its baselines on one store, and a Ray worker may run several."""
+    return cohort_parameters(store, seed)
