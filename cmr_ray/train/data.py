@@ -7,8 +7,9 @@
         batch["texts"]    # list[str];  batch["iid"]: int64 tensor of impression ids
         batch["aug"]      # only with train.augment_on: device: float64 [B, 8] for augment.augment_batch
 
-Only the columns of the experiment's views are read (`cmr_ray.data.reader.read_split`,
-column pruning and the split filter pushed into the Parquet scan).  Frame sampling runs
+Only the columns of the experiment's views are read (`cmr_ray.data.reader.load_table` for a
+split kept in the object store, `read_split` for one streamed each epoch; both push column
+pruning and the split filter into the Parquet scan).  Frame sampling runs
 in Ray Data tasks (`cmr_ray.data.clips.make_clip`): a random frame per segment for
 training, segment midpoints for val/test; training clips are then augmented
 (`cmr_ray.train.augment`).  Randomness is a function of (train.seed, epoch, study), so a
@@ -28,7 +29,7 @@ import ray.data
 
 from cmr_ray.config import Config
 from cmr_ray.data.clips import make_clip
-from cmr_ray.data.reader import read_split, shard_paths, store_info
+from cmr_ray.data.reader import load_table, read_split, shard_paths, store_info
 from cmr_ray.model.ids import impression_id
 from cmr_ray.train.augment import PARAM_NAMES, augment_clip, augment_params
 from cmr_ray.views import combo_slots
@@ -150,30 +151,31 @@ def split_bytes(store: str, slots, split: str) -> int:
 def clip_dataset(cfg: Config, split: str, clock=None, rows_per_task: int = 64):
     """The Ray Dataset of sampled clips for one split of the config's store and views.
 
-    When the split's pruned columns fit `train.cache_split_mb`, they are read once and kept
-    in Ray's object store (`materialize`): later epochs only sample and augment, instead of
-    reading and decompressing every shard again."""
+    When the split's pruned columns fit `train.cache_split_mb`, they are read once, in
+    `study_key` order (`load_table`), and kept in Ray's object store in blocks of
+    `rows_per_task` rows: later epochs only sample and augment, instead of reading and
+    decompressing every shard again.  The rows, their order and so every seeded batch then
+    depend only on the store's studies, not on how `prepare` grouped them into shards (which
+    follows the core count it ran with).  A larger split is streamed from the shards each
+    epoch, in the store's order."""
     d, t = cfg.data, cfg.train
     combo = d.views
-    ctx = ray.data.DataContext.get_current()
-    v2 = getattr(ctx, "use_datasource_v2", None)
-    # Ray 2.60's V2 Parquet listing starts 32 footer-reader actors per epoch (30-80 s on a
-    # 2-core machine): V1 reads the same columns.
-    ctx.use_datasource_v2 = False
-    # The cached rows keep the store's order: materialize() runs under the driver's context,
-    # where Ray's default preserve_order=False lists the blocks in the order their read tasks
-    # finished, so the seeded shuffle (and every batch) would change between runs.
-    order = ctx.execution_options.preserve_order
-    ctx.execution_options.preserve_order = True
-    try:
-        ds = read_split(d.store, combo_slots(combo), split)
-        limit = t.cache_split_mb * 2**20
-        if limit > 0 and split_bytes(d.store, combo_slots(combo), split) <= limit:
-            ds = ds.materialize()
-    finally:
-        ctx.execution_options.preserve_order = order
-        if v2 is not None:
-            ctx.use_datasource_v2 = v2
+    slots = combo_slots(combo)
+    limit = t.cache_split_mb * 2**20
+    if limit > 0 and split_bytes(d.store, slots, split) <= limit:
+        table = load_table(d.store, slots, split)
+        ds = ray.data.from_arrow([table.slice(i, rows_per_task) for i in range(0, max(table.num_rows, 1), rows_per_task)])
+    else:
+        ctx = ray.data.DataContext.get_current()
+        v2 = getattr(ctx, "use_datasource_v2", None)
+        # Ray 2.60's V2 Parquet listing starts 32 footer-reader actors per epoch (30-80 s on a
+        # 2-core machine): V1 reads the same columns.
+        ctx.use_datasource_v2 = False
+        try:
+            ds = read_split(d.store, slots, split)
+        finally:
+            if v2 is not None:
+                ctx.use_datasource_v2 = v2
     train = split == "train"
     return ds.map_batches(
         sample_rows, batch_format="pyarrow", batch_size=rows_per_task, zero_copy_batch=True,

@@ -35,47 +35,39 @@ def test_cached_and_streamed_splits_give_the_same_clips(ray_cluster, fake_store,
 
 
 @pytest.mark.integration
-def test_cached_split_keeps_the_store_order(ray_cluster, tmp_path, tiny_text_model, monkeypatch):
-    """The cached split is read in the store's order, whichever read task finishes first: the
-    seeded shuffle then gives the same batches on every run (on the 25-shard seed-2 store two
-    `cmr-ray train` runs had different batches from step 0 before this).  One big shard and
-    six small ones: in completion order the small shards would come first."""
-    import pyarrow as pa
+def test_cached_split_comes_in_study_key_order_whatever_the_shards(ray_cluster, tmp_path, tiny_text_model):
+    """The same studies grouped into shards two ways give the cached split in one order, by
+    study_key: the seeded shuffle then gives the same batches whatever core count `prepare`
+    ran with (it sets the shard groups) and whichever read task finishes first (on the
+    25-shard seed-2 store two `cmr-ray train` runs had different batches from step 0 before
+    90e82be).  One store has a single shard; the other one big shard and six small ones, the
+    rows reordered, so that in completion order the small shards would come first."""
     import pyarrow.parquet as pq
     import ray
 
-    from cmr_ray.data.reader import shard_paths
     from cmr_ray.train.data import EpochClock, clip_dataset
     from tests.model.fakes import write_fake_store
 
-    store = write_fake_store(tmp_path / "store", studies=160, size=32, shards=1)
-    shard_dir = tmp_path / "store" / "shards"
+    one = write_fake_store(tmp_path / "one", studies=160, size=32, shards=1)
+    many = write_fake_store(tmp_path / "many", studies=160, size=32, shards=1)
+    shard_dir = tmp_path / "many" / "shards"
     table = pq.read_table(shard_dir / "part-00000.parquet")
+    table = table.take(np.random.default_rng(1).permutation(table.num_rows))
     parts = [table.slice(0, 130)] + [table.slice(130 + 5 * k, 5) for k in range(6)]
     for k, part in enumerate(parts):
         pq.write_table(part, shard_dir / f"part-{k:05d}.parquet", row_group_size=8)
-    fs, paths = shard_paths(store)
-    assert len(paths) == 7
-    stored = pa.concat_tables(pq.read_table(p, columns=["study_key", "split"], filesystem=fs) for p in paths)
-    expected = [k for k, s in zip(stored["study_key"].to_pylist(), stored["split"].to_pylist()) if s == "train"]
+    stored = pq.read_table(shard_dir, columns=["study_key", "split"])
+    keys = [k for k, s in zip(stored["study_key"].to_pylist(), stored["split"].to_pylist()) if s == "train"]
+    assert keys != sorted(keys) and len(keys) > 50
 
-    cfg = tiny_train_cfg(store, tiny_text_model, **{"train.cache_split_mb": 2048.0})
-    # These tiny shards' read tasks finish too fast to come out of order, so the context the
-    # cache is built under is checked as well.
-    seen, materialize = [], ray.data.Dataset.materialize
-
-    def spy(self, *a, **kw):
-        seen.append(ray.data.DataContext.get_current().execution_options.preserve_order)
-        return materialize(self, *a, **kw)
-
-    monkeypatch.setattr(ray.data.Dataset, "materialize", spy)
-    ds = clip_dataset(cfg, "train", EpochClock.remote())
-    assert seen == [True]
-    assert ray.data.DataContext.get_current().execution_options.preserve_order is False  # left as it was
     opts = ray.data.DataContext.get_current().execution_options
-    opts.preserve_order = True  # what Train's ingest sets (cmr_ray.train.trainer._ingest_options)
-    try:
-        got = [k for b in ds.iter_batches(batch_size=None, batch_format="numpy") for k in b["study_key"]]
-    finally:
-        opts.preserve_order = False
-    assert got == expected
+    got = {}
+    for name, store in (("one", one), ("many", many)):
+        cfg = tiny_train_cfg(store, tiny_text_model, **{"train.cache_split_mb": 2048.0})
+        ds = clip_dataset(cfg, "train", EpochClock.remote())
+        opts.preserve_order = True  # what Train's ingest sets (cmr_ray.train.trainer._ingest_options)
+        try:
+            got[name] = [k for b in ds.iter_batches(batch_size=None, batch_format="numpy") for k in b["study_key"]]
+        finally:
+            opts.preserve_order = False
+    assert got["one"] == got["many"] == sorted(keys)
