@@ -182,6 +182,9 @@ class EvalConfig(Section):
                             "a random square crop of [simclr_crop, 1] of the area at a random place inside the frame, "
                             "the same for all its frames, resized back (SimCLR's random resized crop; 1: none)",
                             min=0.05, max=1.0)
+    simclr_head_bn: bool = _f("bool", True, "batch norm before the ReLU of the SimCLR projection head "
+                              "(Linear-BN-ReLU-Linear over both views' batch, as in Chen et al.'s code); without it "
+                              "the head's ReLUs can all die, a fixed point at ln(2B - 1) (cmr_ray/eval/simclr.py)")
     readouts: bool = _f("bool", True, "on a synthetic cohort's store (data.source: synthetic), read the cohort's own "
                         "draws (field of view, noise, vendor, body, fat; LV size, wall, EF, RV, diagnosis) out of the "
                         "frozen video embeddings: readout/<name>, R² or accuracy (cmr_ray/eval/nuisance.py)")

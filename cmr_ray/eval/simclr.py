@@ -10,24 +10,29 @@ CMR-CLIP trains with; no left-right flip unless train.hflip) — are pulled toge
 NT-Xent loss (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
 Representations"): each view's positive is the other view of its clip, the other 2B - 2
 views of the batch are negatives.  The loss is on a projection head over `encode_video`
-(`projection_head`: Linear-ReLU-Linear, embed_dim wide), which is trained with the tower and
-then discarded, as Chen et al. (2020, section 4.2) do: in their measurements the layer NT-Xent
-is computed on loses information a linear probe needs, and the layer before the head keeps
-it.  Every method is probed on `encode_video`, so SimCLR's probe reads the layer before its
-head.
+(`projection_head`: Linear-BN-ReLU-Linear, embed_dim wide, both views in one batch), which is
+trained with the tower and then discarded, as Chen et al. (2020, section 4.2) do: in their
+measurements the layer NT-Xent is computed on loses information a linear probe needs, and the
+layer before the head keeps it.  Every method is probed on `encode_video`, so SimCLR's probe
+reads the layer before its head.
+The head's batch norm (`eval.simclr_head_bn`, as in Chen et al.'s code) is what lets it learn
+here: without it, the 5a93339 `make run`'s SimCLR went 4.08, 4.03 and then sat at exactly
+ln 63 from epoch 8, the fixed point of a head whose hidden ReLUs are all off (every view gets
+the same output and no gradient flows; `tests/eval/test_tables_simclr.py`).  With it, on that
+store and two others, the loss ended at 0.12-0.15 x ln 63 and the 5-class probe gained
++16.8 to +27.0 points over the untrained tower, against +7.7 (collapsed), +11.9 and -4.2
+without it (README, "The SimCLR baseline").
 Each view also gets its own Gaussian noise (`eval.simclr_noise` grey levels, 8 by default,
 independent per pixel and frame), so the two views of a study share less that carries no
-diagnosis (its own noise level and texture).  Measured (5-class probe, minus the untrained
-tower's on the same split): without the head, noise 0 gave -7.4 to +14.8 on four stores and
-noise 8 +1.4 to +13.4 on five; with the head and noise 8, +12.3 on one store and +0.0 on
-another (noise 0 with the head: -9.9).  So what SimCLR adds to the probe depends on the draw
-whichever variant runs; the head is kept because it is SimCLR's definition (README, "The
-SimCLR baseline: learning its task is not enough").  Stronger spatial augmentation (±20°,
-±25% scale, ±12% shift) instead of the noise left the loss at ln(2B - 1).  What it learns
-instead (README, "What the towers encode", `cmr_ray.eval.nuisance`): the patient's
-subcutaneous fat above all, a constant that both views show and no augmentation changes.
-SimCLR's own remedy, the random resized crop (`eval.simclr_crop`, off by default), learned at
-0.7 on one store of three and sat at ln(2B - 1) on the other two within 300 steps.
+diagnosis (its own noise level and texture).  Measured before the batch norm (5-class probe,
+minus the untrained tower's on the same split): without the head, noise 0 gave -7.4 to +14.8
+on four stores and noise 8 +1.4 to +13.4 on five.  Stronger spatial augmentation (±20°,
+±25% scale, ±12% shift) instead of the noise left the loss at ln(2B - 1).  What the head
+without batch norm learned (README, "What the towers encode", `cmr_ray.eval.nuisance`): the
+patient's subcutaneous fat above all, a constant that both views show and no augmentation
+changes.  SimCLR's own remedy, the random resized crop (`eval.simclr_crop`, off by default),
+learned at 0.7 on one store of three and sat at ln(2B - 1) on the other two within 300 steps,
+also without the batch norm.
 Same budget as the CLIP run: train.steps optimizer steps when that key is set and > 0,
 else train.epochs passes over the train split; batch train.batch_size x train.workers,
 AdamW at train.lr with linear warm-up and cosine decay over those steps.
@@ -60,11 +65,13 @@ def nt_xent(z1, z2, temperature: float = DEFAULT_TEMPERATURE):
     return F.cross_entropy(logits, target)
 
 
-def projection_head(dim: int):
+def projection_head(dim: int, batch_norm: bool = False):
     """SimCLR's head g (Chen et al. 2020): Linear(dim, dim) - ReLU - Linear(dim, dim), used only in
-    the loss and discarded after pretraining."""
+    the loss and discarded after pretraining; `batch_norm` puts a BatchNorm1d before the ReLU."""
     from torch import nn
 
+    if batch_norm:
+        return nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim))
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
 
 
@@ -174,7 +181,7 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
     epochs = -(-total_steps // steps_per_epoch)  # passes over the train split (the last may be partial)
     with torch.random.fork_rng(devices=[]):  # the head's own seed; the tower's random stream is left as it was
         torch.manual_seed(seed + 1)
-        head = projection_head(cfg.model.embed_dim).to(device).train()
+        head = projection_head(cfg.model.embed_dim, cfg.eval.simclr_head_bn).to(device).train()
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total_steps, t.warmup_fraction))
@@ -190,7 +197,8 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
                                cfg.eval.simclr_crop)
             z1 = model.encode_video(torch.from_numpy(v1).to(device))
             z2 = model.encode_video(torch.from_numpy(v2).to(device))
-            loss = nt_xent(head(z1), head(z2), temperature)
+            g = head(torch.cat([z1, z2]))  # both views in one batch: the head's batch norm sees all 2B
+            loss = nt_xent(g[:len(z1)], g[len(z1):], temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -124,3 +124,27 @@ def test_simclr_is_judged_against_ln_2b_minus_1():
     assert simclr_verdict(hist(4.0, 0.35 * math.log(63)))["learning"] == "learned"
     # 0.9 × ln 32 is 0.75 × ln 63: the chance level is NT-Xent's ln(2B - 1), not the batch's ln B
     assert simclr_verdict(hist(0.9 * math.log(32)))["learning"] == "learned"
+
+
+def test_a_dead_head_is_a_fixed_point_at_ln_2b_minus_1_and_batch_norm_revives_it():
+    """A projection head whose hidden ReLUs are all off gives every view the same output: the
+    NT-Xent loss is exactly ln(2B - 1) and no gradient reaches the tower, so training can never
+    leave it (the 5a93339 `make run`'s SimCLR sat at 4.1431 = ln 63 from epoch 8).  With batch
+    norm before the ReLU the hidden units are re-centred over the batch, and gradient flows."""
+    from cmr_ray.eval.simclr import projection_head
+
+    torch.manual_seed(0)
+    b = 8
+    z1 = torch.nn.functional.normalize(torch.randn(b, 16), dim=-1).requires_grad_()
+    z2 = torch.nn.functional.normalize(torch.randn(b, 16), dim=-1)
+    for batch_norm in (False, True):
+        head = projection_head(16, batch_norm=batch_norm).train()
+        with torch.no_grad():
+            head[0].bias.fill_(-10.0)  # every hidden pre-activation negative for unit inputs
+        z1.grad = None
+        loss = nt_xent(head(z1), head(z2))
+        loss.backward()
+        if batch_norm:
+            assert abs(loss.item() - math.log(2 * b - 1)) > 0.01 and z1.grad.abs().max() > 1e-3
+        else:
+            assert loss.item() == pytest.approx(math.log(2 * b - 1), abs=1e-6) and z1.grad.abs().max() == 0
