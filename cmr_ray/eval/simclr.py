@@ -70,9 +70,8 @@ def projection_head(dim: int, batch_norm: bool = False):
     the loss and discarded after pretraining; `batch_norm` puts a BatchNorm1d before the ReLU."""
     from torch import nn
 
-    if batch_norm:
-        return nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim))
-    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+    norm = [nn.BatchNorm1d(dim)] if batch_norm else []
+    return nn.Sequential(nn.Linear(dim, dim), *norm, nn.ReLU(), nn.Linear(dim, dim))
 
 
 def add_noise(clip: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
