@@ -113,6 +113,7 @@ class ModelConfig(Section):
     heads: int = _f("int", 4, "attention heads", min=1)
     patch_size: int = _f("int", 16, "patch size in pixels", min=2)
     input_norm: str = _f("choice", "clip", "standardise each clip to zero mean, unit variance before the video tower ('none': raw [0, 1] grey levels)", choices=("clip", "none"))
+    temporal_init: str = _f("choice", "random", "the video tower's temporal attention output at start: 'random', or 'zero' (each layer's temporal branch adds nothing at step 0, TimeSformer's recipe from image weights)", choices=("random", "zero"))
     pool: str = _f("choice", "cls", "video pooling: the CLS token or the mean of patch tokens", choices=("cls", "mean"))
     text_model: str = _f("str", DEFAULT_TEXT_MODEL, f"Hugging Face encoder name or local path; {DEFAULT_TEXT_MODEL!r} is the packaged offline MiniLM")
     text_max_length: int = _f("int", 128, "token limit (capped at the model's own)", min=8)

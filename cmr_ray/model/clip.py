@@ -147,7 +147,7 @@ def build_video_tower(cfg: Config, init: bool = True) -> nn.Module:
     kind = cfg.model.video
     common = dict(image_size=sizes["image_size"], patch_size=sizes["patch_size"],
                   hidden_size=sizes["hidden_size"], layers=sizes["layers"], heads=sizes["heads"],
-                  pool=cfg.model.pool, input_norm=cfg.model.input_norm,
+                  pool=cfg.model.pool, input_norm=cfg.model.input_norm, temporal_init=cfg.model.temporal_init,
                   grad_checkpointing=cfg.model.grad_checkpointing)
     if kind == "framemean":
         tower = FrameMeanTower(**common)

@@ -28,6 +28,7 @@ from transformers import TimesformerConfig, TimesformerModel
 
 MAX_FRAMES = 64
 INPUT_NORMS = ("clip", "none")
+TEMPORAL_INITS = ("random", "zero")
 
 
 def standardise(x: torch.Tensor, norm: str = "clip") -> torch.Tensor:
@@ -54,7 +55,8 @@ class TimesformerTower(nn.Module):
 
     def __init__(self, image_size: int, patch_size: int, hidden_size: int, layers: int, heads: int,
                  max_frames: int = 8, pool: str = "cls", grad_checkpointing: bool = False,
-                 attention_type: str = "divided_space_time", input_norm: str = "none"):
+                 attention_type: str = "divided_space_time", input_norm: str = "none",
+                 temporal_init: str = "random"):
         super().__init__()
         if hidden_size % heads:
             raise ValueError(f"model.hidden_size {hidden_size} is not divisible by model.heads {heads}")
@@ -71,6 +73,12 @@ class TimesformerTower(nn.Module):
         self.backbone = TimesformerModel(config)
         if attention_type != "space_only":  # transformers leaves it at zero
             nn.init.trunc_normal_(self.backbone.embeddings.time_embeddings, std=config.initializer_range)
+        if temporal_init not in TEMPORAL_INITS:
+            raise ValueError(f"model.temporal_init: expected one of {TEMPORAL_INITS}, got {temporal_init!r}")
+        if temporal_init == "zero" and attention_type == "divided_space_time":
+            for layer in self.backbone.encoder.layer:  # the temporal branch adds nothing at step 0
+                nn.init.zeros_(layer.temporal_dense.weight)
+                nn.init.zeros_(layer.temporal_dense.bias)
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"model.input_norm: expected one of {INPUT_NORMS}, got {input_norm!r}")
         self.input_norm = input_norm

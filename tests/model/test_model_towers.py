@@ -47,6 +47,28 @@ def test_frame_order_matters_for_timesformer():
     assert not torch.allclose(t(x), t(x.flip(1)), atol=1e-4)
 
 
+def test_zero_temporal_init_makes_the_temporal_branch_add_nothing_at_step_0():
+    """model.temporal_init=zero: every layer's temporal output projection is zero, so the
+    temporal attention's own weights cannot change the output until that projection moves;
+    with the default random start they do."""
+    x = torch.rand(2, 4, 32, 32)
+
+    def moved_by_temporal_attention(t):
+        before = t(x)
+        with torch.no_grad():
+            for layer in t.backbone.encoder.layer:
+                for p in layer.temporal_attention.parameters():
+                    p.add_(torch.randn_like(p))
+        return not torch.allclose(before, t(x), atol=1e-6)
+
+    zero = tower(temporal_init="zero")
+    assert all(not layer.temporal_dense.weight.detach().any() for layer in zero.backbone.encoder.layer)
+    assert not moved_by_temporal_attention(zero)
+    assert moved_by_temporal_attention(tower())
+    with pytest.raises(ValueError, match="temporal_init"):
+        tower(temporal_init="identity")
+
+
 def test_other_image_size_and_mean_pool():
     t = tower(pool="mean")
     assert t(torch.rand(2, 3, 48, 48)).shape == (2, 32)
