@@ -81,6 +81,24 @@ def test_base_chain_and_overrides(tmp_path):
         load_config(p, ["train.bogus=1"])
 
 
+def test_a_mapping_in_a_file_replaces_its_base_mapping_whole(tmp_path):
+    """Sections merge key by key, but a key whose value is a mapping is one value: a file that
+    says `eval.transfer: {}` over a base with transfer sets has none (views_per_view.yaml and
+    views_meanpool.yaml rely on it), and a baseline_trial is not patched key by key."""
+    write(tmp_path, "eval:\n  transfer: {acdc: synthetic}\n  external: synthetic\n"
+                    "sweep:\n  baseline_trial: {data.views: 'cine:sax', data.frames: 16}\n"
+                    "model:\n  temperature: 0.1\n", "b.yaml")
+    p = write(tmp_path, "base: b.yaml\neval:\n  transfer: {}\nsweep:\n  baseline_trial: {data.frames: 8}\n"
+                        "model:\n  pool: mean\n")
+    cfg = load_config(p)
+    assert dict(cfg["eval"]["transfer"]) == {}
+    assert cfg["eval"]["external"] == "synthetic"
+    assert dict(cfg["sweep"]["baseline_trial"]) == {"data.frames": 8}
+    assert cfg["model"]["temperature"] == 0.1 and cfg["model"]["pool"] == "mean"
+    for name in ("views_per_view.yaml", "views_meanpool.yaml", "views_seeds_3rows.yaml"):
+        assert dict(load_config(ROOT / "experiments" / name)["eval"]["transfer"]) == {}, name
+
+
 def test_sweep_grid_and_trials_are_validated(tmp_path):
     p = write(tmp_path, "sweep:\n  grid:\n    model.temperature: [0.05, x]\n")
     with pytest.raises(ConfigError, match="sweep.grid.model.temperature"):

@@ -72,10 +72,13 @@ def defaults() -> dict:
 
 
 def _merge(base: dict, over: dict) -> dict:
+    """`over` on `base`: sections merge key by key, and a key's value replaces the base's whole,
+    a mapping too (`eval.transfer: {}` clears the base's transfer sets; `sweep.grid`,
+    `sweep.search` and `sweep.baseline_trial` are each one value, not a patch)."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "grid":
-            out[k] = _merge(out[k], v)
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(copy.deepcopy(v))
         else:
             out[k] = copy.deepcopy(v)
     return out
