@@ -33,7 +33,8 @@ def sweep_cmd(experiment, overrides, tracking_uri, address, resume):
               help="a sweep's parent run id (default: the latest sweep); several --run are read as one sweep "
                    "(seeds run later on the same store join the first sweep's rows)")
 @click.option("--compare", nargs=2, default=None, metavar="RUN_A RUN_B",
-              help="print the paired difference A − B of every test metric of two child runs, with its 95% interval")
+              help="print the paired difference A − B of every test metric of two child runs (of this or "
+                   "another experiment of the store, on the same test studies), with its 95% interval")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="also write the RSUM figure (logged to the parent run as report/rsum_intervals.png) here")
 @click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=1),

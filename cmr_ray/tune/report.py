@@ -223,13 +223,18 @@ def table5(trials, baselines: dict | None = None) -> str:
     return _table(head + [h for h, _ in cols], rows)
 
 
+def _get_run(c, run_id: str):
+    """The MLflow run `run_id`; LookupError (one line) when there is no such run."""
+    try:
+        return c.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MlflowException: no such run
+        raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
+
+
 def _run_in(c, exp, run_id: str, elsewhere):
     """The MLflow run `run_id` of experiment `exp`; LookupError (one line) when there is no such
     run, or `elsewhere(run)` as the message when it belongs to another experiment."""
-    try:
-        run = c.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MlflowException: no such run
-        raise LookupError(f"run {run_id}: no such run in MLflow at {c.tracking_uri}") from None
+    run = _get_run(c, run_id)
     if run.info.experiment_id != exp.experiment_id:
         raise LookupError(elsewhere(run))
     return run
@@ -752,10 +757,6 @@ def render_report(c, experiment: str, parent_id=None, intervals: bool = True, fi
 
 # ------------------------------------------------------------------ cmr-ray report --compare
 
-def _compare_run(c, exp, experiment: str, run_id: str):
-    return _run_in(c, exp, run_id, lambda run: f"run {run_id} ({_run_label(run)}): not in experiment '{experiment}'")
-
-
 def _cmp_fmt(key: str, v: float, signed: bool = False) -> str:
     if v is None or not math.isfinite(v):
         return "–"
@@ -764,18 +765,26 @@ def _cmp_fmt(key: str, v: float, signed: bool = False) -> str:
 
 
 def render_compare(c, experiment: str, run_a: str, run_b: str, resamples: int = RESAMPLES, seed: int = SEED) -> str:
-    """The paired difference A − B of every test and probe metric of two runs of `experiment`,
-    from their per_study.npz (the same resampled studies for both), as Markdown.  LookupError /
-    ValueError (one line naming the run) when a run is missing, elsewhere, lacks per_study.npz,
-    or was evaluated on other test studies."""
+    """The paired difference A − B of every test and probe metric of two runs, from their
+    per_study.npz (the same resampled studies for both), as Markdown.  A run of another
+    experiment of the same store (e.g. `views_meanpool`'s row against `views`' row on the same
+    store) is named with its experiment.  LookupError / ValueError (one line naming the run)
+    when a run is missing, lacks per_study.npz, or was evaluated on other test studies."""
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
         raise LookupError(f"MLflow has no experiment '{experiment}' at {c.tracking_uri}")
-    runs = [_compare_run(c, exp, experiment, r) for r in (run_a, run_b)]
-    labels = list(_labels(runs).values()) if runs[0].info.run_id != runs[1].info.run_id else [_run_label(runs[0])] * 2
+    runs = [_get_run(c, r) for r in (run_a, run_b)]
+    if runs[0].info.run_id == runs[1].info.run_id:
+        labels = [_run_label(runs[0])] * 2
+    elif runs[0].info.experiment_id == runs[1].info.experiment_id:
+        labels = list(_labels(runs).values())
+    else:
+        labels = [_run_label(r) for r in runs]
     with tempfile.TemporaryDirectory(prefix="cmr-compare-") as tmp:
         recs = [fetch_per_study(c, r, Path(tmp) / str(i)) for i, r in enumerate(runs)]
-    names = [f"run {r.info.run_id} ({lab})" for r, lab in zip(runs, labels)]
+    names = [f"run {r.info.run_id} ({lab})" + ("" if r.info.experiment_id == exp.experiment_id else
+                                               f" of experiment '{c.get_experiment(r.info.experiment_id).name}'")
+             for r, lab in zip(runs, labels)]
     res, notes = bootstrap.paired_differences(*recs, resamples=resamples, seed=seed, names=names)
     rows = [[k, _cmp_fmt(k, p.a), _cmp_fmt(k, p.b), _cmp_fmt(k, p.diff, True),
              f"[{_cmp_fmt(k, p.lo, True)}, {_cmp_fmt(k, p.hi, True)}]" if math.isfinite(p.lo) else "–",

@@ -207,6 +207,16 @@ def test_compare_prints_every_paired_metric_and_refuses_in_one_line(workdir):
     assert all(r.split(" | ")[3:6] == ["+0.0", "[+0.0, +0.0]", "no |"] for r in same.output.splitlines()
                if r.startswith("| test/") and "medr" not in r and "meanr" not in r), same.output
 
+    # an ablation sweep's row against the main sweep's, on the same test studies
+    exp2 = tracking.ensure_experiment(c, "views_meanpool")
+    parent2 = tracking.start_parent(c, exp2, "k2", "views_meanpool", {})
+    abl = _child(c, exp2, parent2, workdir, "cine:sax", 8, _ranks(0.8, 1), index=0)
+    cross = CliRunner().invoke(main, ["report", "views_meanpool", "--compare", abl, ids["sax"], "--resamples", "100"])
+    assert cross.exit_code == 0, cross.output
+    assert f"A: run {abl} (CINE_sax (8 frames))\n" in cross.output
+    assert f"B: run {ids['sax']} (CINE_sax (8 frames)) of experiment 'views'" in cross.output
+    assert "| test/rsum |" in cross.output
+
     for args, msg in (([ids["sax"], "0123abc"], "run 0123abc: no such run"),
                       ([ids["sax"], ids["old"]], f"run {ids['old']} (LGE_sax (8 frames)): no eval/per_study.npz artifact"),
                       ([ids["sax"], ids["other"]], "not the same test studies")):
