@@ -146,3 +146,25 @@ def write_reports(path: Path, phis: list[dict], extra_rows=()):
                                         f"for {p['name'].replace('^', ' ')}. MRN {p['patient']}."])
         for row in extra_rows:
             w.writerow(row)
+
+
+# The manifest's file-system figures, not read from the files: as decimal text a 19-digit
+# mtime_ns spells an 8-digit date now and then (1796682020082526943 holds 20200825, a PHI date
+# of the synthetic cohort: a clean-clone `make test` failed once on that alone).
+FILE_SYSTEM_COLUMNS = ("size", "mtime_ns")
+
+
+def store_file_text(path) -> str:
+    """Everything a PHI scan reads in one store file: its bytes as latin-1, and for Parquet its
+    rows as JSON (compressed pages could hide a value from the byte scan), less the
+    FILE_SYSTEM_COLUMNS."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    path = str(path)
+    text = open(path, "rb").read().decode("latin-1")
+    if path.endswith(".parquet"):
+        rows = pq.read_table(path).to_pylist()
+        text += json.dumps([{k: v for k, v in r.items() if k not in FILE_SYSTEM_COLUMNS} for r in rows], default=repr)
+    return text

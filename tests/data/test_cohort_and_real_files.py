@@ -18,6 +18,8 @@ from cmr_ray.data.prepare import prepare
 from cmr_ray.data.reader import load_split
 from cmr_ray.views import SLOTS
 
+from .helpers import store_file_text
+
 pytestmark = pytest.mark.integration
 CFG = load_config(overrides={"data.image_size": 32})
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,12 +77,6 @@ def test_inspect_classifies_every_synthetic_series(cohort):
     assert all(r["rule"] and r["evidence"] for r in rows)
 
 
-# The manifest's file-system figures, not read from the files: as decimal text a 19-digit
-# mtime_ns spells an 8-digit date now and then (1796682020082526943 holds 20200825, a PHI
-# date of the cohort: this test failed once on that alone).
-FILE_SYSTEM_COLUMNS = ("size", "mtime_ns")
-
-
 def test_prepare_synthetic_cohort(cohort, tmp_path, ray_module):
     store = tmp_path / "store"
     s = prepare(cohort / "dicom", cohort / "reports.csv", store, labels=cohort / "labels.csv", cfg=CFG,
@@ -108,11 +104,7 @@ def test_prepare_synthetic_cohort(cohort, tmp_path, ray_module):
     assert len(values) > 8 * 5
     for root, _, files in os.walk(store):
         for f in files:
-            text = open(os.path.join(root, f), "rb").read().decode("latin-1")
-            if f.endswith(".parquet"):  # compressed pages could hide a value from the byte scan
-                rows = pq.read_table(os.path.join(root, f)).to_pylist()
-                text += json.dumps([{k: v for k, v in r.items() if k not in FILE_SYSTEM_COLUMNS} for r in rows],
-                                   default=repr)
+            text = store_file_text(os.path.join(root, f))
             leaked = [v for v in values if v in text]
             assert not leaked, f"PHI {leaked[:3]} in {f}"
 
