@@ -47,7 +47,7 @@ def main() -> None:
     from cmr_ray.data.reader import load_split
     from cmr_ray.eval.probe import TASKS, probe_tasks
     from cmr_ray.eval.retrieval import retrieval_metrics
-    from cmr_ray.model import ClipLoss, build_model, contrastive_step
+    from cmr_ray.model import ClipLoss, build_model, contrastive_step, precision_autocast
     from cmr_ray.model.ids import impression_id
     from cmr_ray.train.augment import augment_clip
     from cmr_ray.train.loop import make_optimizer, video_spread, warmup_cosine
@@ -133,6 +133,7 @@ def main() -> None:
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(a.steps, float(cfg["train"]["warmup_fraction"])))
     loss_fn = ClipLoss(mask_duplicates=bool(cfg["train"]["mask_duplicate_impressions"]), gather=False)
+    autocast = precision_autocast(cfg.train.precision, "cpu")  # train.precision, as a trial on a CPU
     rng = np.random.default_rng(a.seed)
     train, losses, t0, lnb = rows["train"], [], time.perf_counter(), math.log(batch)
     epochs: list[dict] = []
@@ -143,7 +144,7 @@ def main() -> None:
             texts = [r["impression"] for r in b]
             ids = torch.tensor([impression_id(t) for t in texts])
             opt.zero_grad(set_to_none=True)
-            losses.append(contrastive_step(model, loss_fn, [(clips(b, rng), texts, ids)]))
+            losses.append(contrastive_step(model, loss_fn, [(clips(b, rng), texts, ids)], autocast=autocast))
             opt.step()
             sched.step()
             model.clamp_logit_scale_()

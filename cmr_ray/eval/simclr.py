@@ -153,7 +153,7 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
 
     from cmr_ray.data.clips import MissingViewError, assemble
     from cmr_ray.data.reader import load_table
-    from cmr_ray.model import build_model
+    from cmr_ray.model import build_model, precision_autocast
     from cmr_ray.views import combo_slots
 
     d, t = cfg.data, cfg.train
@@ -164,6 +164,7 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
         model = build_model(cfg)
     device = "cuda" if t.use_gpu and torch.cuda.is_available() else "cpu"
     model.to(device).train()
+    autocast = precision_autocast(t.precision, device)  # the video tower as a trial trains it
     table = load_table(store, combo_slots(d.views), "train")
     usable = []
     for i in range(table.num_rows):  # studies lacking a view of the combo cannot make a clip
@@ -194,9 +195,10 @@ def train_simclr(cfg: Config, store, model=None, temperature: float | None = Non
             rows = table.take(order[s * batch:(s + 1) * batch]).to_pylist()
             v1, v2 = two_views(rows, d.views, d.frames, rng, t.hflip, d.sampling, cfg.eval.simclr_noise,
                                cfg.eval.simclr_crop)
-            z1 = model.encode_video(torch.from_numpy(v1).to(device))
-            z2 = model.encode_video(torch.from_numpy(v2).to(device))
-            g = head(torch.cat([z1, z2]))  # both views in one batch: the head's batch norm sees all 2B
+            with autocast():
+                z1 = model.encode_video(torch.from_numpy(v1).to(device))
+                z2 = model.encode_video(torch.from_numpy(v2).to(device))
+            g = head(torch.cat([z1, z2]).float())  # both views in one batch: the head's batch norm sees all 2B
             loss = nt_xent(g[:len(z1)], g[len(z1):], temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()

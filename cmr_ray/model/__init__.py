@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "contrastive_step": "accum",
+    "contrastive_step": "accum", "cpu_has_bf16": "accum", "precision_autocast": "accum",
     "CMRClip": "clip", "build_model": "clip", "build_video_tower": "clip",
     "MAX_LOGIT_SCALE": "loss", "ClipLoss": "loss",
     "PAPER_TEXT_MODEL": "sizes", "PAPER_VIDEO": "sizes", "video_sizes": "sizes",

@@ -12,15 +12,15 @@ without one.  Learning is checked (`cmr_ray.train.collapse`): every epoch also r
 run learned nothing) and rank 0 `val/video_spread`, the spread of the validation video
 embeddings (0: they all collapsed to one point).  On start, `ray.train.get_checkpoint()`
 (set by Ray after a worker failure, or when a run is started again with the same name and
-storage) restores model, optimizer, scheduler and the epoch counter.  bf16 autocast on
-GPU, fp32 on CPU.
+storage) restores model, optimizer, scheduler and the epoch counter.  `train.precision`
+sets the forward's autocast (`precision_autocast`): 'auto' is bf16 on a GPU, fp32 on a CPU.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +32,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from cmr_ray.model import ClipLoss, build_model, contrastive_step
+from cmr_ray.model import ClipLoss, build_model, contrastive_step, cpu_has_bf16, precision_autocast
 from cmr_ray.train import collapse
 from cmr_ray.train.augment import augment_batch
 from cmr_ray.train.budget import plan_steps
@@ -150,8 +150,10 @@ def train_loop_per_worker(config: dict) -> None:
         torch.set_num_threads(tr.torch_threads)
     seed_everything(tr.seed)
     device = ray.train.torch.get_device()
-    use_gpu = device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_gpu else contextlib.nullcontext
+    autocast = precision_autocast(tr.precision, device.type)
+    if rank == 0 and tr.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        print("WARNING train.precision=bf16: this CPU has no bf16 instructions, so bf16 autocast is "
+              "emulated and slower than fp32; set train.precision=fp32", file=sys.stderr, flush=True)
 
     model = build_model(cfg)
     ddp = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})

@@ -50,3 +50,42 @@ def test_naive_accumulation_would_differ(tiny_cfg):
     for i in (0, 4):
         contrastive_step(model, loss_fn, [(video[i:i + 4], texts[i:i + 4], None)])
     assert not torch.allclose(model.video_proj.weight.grad / 2, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision,device,dtype", [
+    ("auto", "cpu", None), ("auto", "cuda", torch.bfloat16), ("fp32", "cuda", None),
+    ("fp32", "cpu", None), ("bf16", "cpu", torch.bfloat16), ("bf16", "cuda", torch.bfloat16)])
+def test_train_precision_picks_the_autocast(precision, device, dtype):
+    from cmr_ray.model.accum import autocast_dtype
+
+    assert autocast_dtype(precision, device) is dtype
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    from cmr_ray.model.accum import precision_autocast
+
+    with pytest.raises(ValueError, match="train.precision.*'fp16'"):
+        precision_autocast("fp16", "cpu")
+
+
+def test_bf16_step_on_cpu_runs_the_tower_in_bf16_and_keeps_fp32_weights_and_loss(tiny_cfg):
+    """train.precision=bf16 on a CPU: the video tower's matmuls are bf16 (checked on a layer's
+    output), the loss and every gradient are fp32 and finite, and the loss stays near fp32's."""
+    from cmr_ray.model import precision_autocast
+
+    video = torch.rand(8, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    texts = [f"impression number {i}" for i in range(8)]
+    losses, seen = {}, {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build_model(tiny_cfg)
+        hook = model.video_proj.register_forward_hook(lambda m, i, o, p=precision: seen.__setitem__(p, o.dtype))
+        model.zero_grad()
+        losses[precision] = contrastive_step(model, ClipLoss(), [(video, texts, None)],
+                                             autocast=precision_autocast(precision, "cpu"))
+        hook.remove()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    assert losses["bf16"] == pytest.approx(losses["fp32"], abs=0.05)

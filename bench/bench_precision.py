@@ -1,0 +1,90 @@
+"""Training step time of the views sweep's tower in fp32 against bf16 autocast (`train.precision`).
+
+    .venv/bin/python bench/bench_precision.py                       # 1, 8, 16 and 64 frames
+    .venv/bin/python bench/bench_precision.py --frames 16 64 --steps 5 --threads 2
+
+For each frame count, in one run: the seconds per optimizer step (forward, backward, AdamW)
+of `experiments/views.yaml`'s model and batch on random clips, text tower frozen with its
+cache warm, in fp32 and under `precision_autocast("bf16", "cpu")`, measured alternately
+(fp32, bf16, fp32, bf16) so that a noisy machine slows both alike; then the ratio
+fp32 / bf16 of the medians and the loss of each after the same steps from the same start
+(they should agree to about 1%).  A CPU without bf16 instructions (`cpu_has_bf16()` False)
+emulates bf16 and is slower; the script says which it is.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def step_time(cfg, frames: int, precision: str, steps: int) -> tuple[float, float]:
+    """(seconds per step over `steps` after two warm-up steps, the last step's loss)."""
+    import torch
+
+    from cmr_ray.model import ClipLoss, build_model, contrastive_step, precision_autocast
+    from cmr_ray.model.ids import impression_id
+    from cmr_ray.train.loop import make_optimizer
+
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    opt = make_optimizer(model, cfg)
+    b, s = cfg.train.batch_size, cfg.data.image_size
+    video = torch.rand(b, frames, s, s, generator=torch.Generator().manual_seed(1))
+    texts = [f"synthetic impression {i % 16}" for i in range(b)]
+    ids = torch.tensor([impression_id(t) for t in texts])
+    loss_fn = ClipLoss(mask_duplicates=True)
+    autocast = precision_autocast(precision, "cpu")
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = contrastive_step(model, loss_fn, [(video, texts, ids)], autocast=autocast)
+        opt.step()
+        return loss
+
+    step(), step()  # warm-up (and the text cache)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    return (time.perf_counter() - t0) / steps, loss
+
+
+def main() -> None:
+    import torch
+
+    from cmr_ray.config import load_config
+    from cmr_ray.model import cpu_has_bf16
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--experiment", default=str(ROOT / "experiments" / "views.yaml"))
+    ap.add_argument("--frames", type=int, nargs="+", default=[1, 8, 16, 64])
+    ap.add_argument("--steps", type=int, default=0, help="timed steps per measurement (0: by frames)")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating fp32/bf16 measurements each")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (a sweep trial has 1)")
+    ap.add_argument("--set", action="append", default=[], help="config override, as the CLI's --set")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"torch {torch.__version__}, {a.threads} thread(s), CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_bf16()}", flush=True)
+    print(f"{'frames':>6} {'fp32 s/step':>12} {'bf16 s/step':>12} {'fp32/bf16':>10} {'loss fp32':>10} {'loss bf16':>10}")
+    for frames in a.frames:
+        cfg = load_config(a.experiment, [f"data.frames={frames}", *a.set])
+        steps = a.steps or max(3, 64 // frames)
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        losses: dict[str, float] = {}
+        for _ in range(a.repeats):
+            for precision in ("fp32", "bf16"):
+                dt, losses[precision] = step_time(cfg, frames, precision, steps)
+                times[precision].append(dt)
+        f32, b16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+        print(f"{frames:>6} {f32:>12.3f} {b16:>12.3f} {f32 / b16:>10.2f} {losses['fp32']:>10.4f} "
+              f"{losses['bf16']:>10.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
