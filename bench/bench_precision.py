@@ -7,8 +7,8 @@ For each frame count, in one run: the seconds per optimizer step (forward, backw
 of `experiments/views.yaml`'s model and batch on random clips, text tower frozen with its
 cache warm, in fp32 and under `precision_autocast("bf16", "cpu")`, measured alternately
 (fp32, bf16, fp32, bf16) so that a noisy machine slows both alike; then the ratio
-fp32 / bf16 of the medians and the loss of each after the same steps from the same start
-(they should agree to about 1%).  A CPU without bf16 instructions (`cpu_has_bf16()` False)
+fp32 / bf16 of the medians and the loss of each at the first step, from the same weights and
+clips (bf16 should change it by well under 1%).  A CPU without bf16 instructions (`cpu_has_bf16()` False)
 emulates bf16 and is slower; the script says which it is.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def step_time(cfg, frames: int, precision: str, steps: int) -> tuple[float, float]:
-    """(seconds per step over `steps` after two warm-up steps, the last step's loss)."""
+    """(seconds per step over `steps` after two warm-up steps, the first step's loss)."""
     import torch
 
     from cmr_ray.model import ClipLoss, build_model, contrastive_step, precision_autocast
@@ -47,11 +47,12 @@ def step_time(cfg, frames: int, precision: str, steps: int) -> tuple[float, floa
         opt.step()
         return loss
 
-    step(), step()  # warm-up (and the text cache)
+    first = step()  # from the seeded weights: the same start for both precisions
+    step()  # warm-up (and the text cache)
     t0 = time.perf_counter()
     for _ in range(steps):
-        loss = step()
-    return (time.perf_counter() - t0) / steps, loss
+        step()
+    return (time.perf_counter() - t0) / steps, first
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} thread(s), CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_bf16()}", flush=True)
-    print(f"{'frames':>6} {'fp32 s/step':>12} {'bf16 s/step':>12} {'fp32/bf16':>10} {'loss fp32':>10} {'loss bf16':>10}")
+    print(f"{'frames':>6} {'fp32 s/step':>12} {'bf16 s/step':>12} {'fp32/bf16':>10} {'step-1 loss fp32':>17} {'bf16':>8}")
     for frames in a.frames:
         cfg = load_config(a.experiment, [f"data.frames={frames}", *a.set])
         steps = a.steps or max(3, 64 // frames)
@@ -82,8 +83,8 @@ def main() -> None:
                 dt, losses[precision] = step_time(cfg, frames, precision, steps)
                 times[precision].append(dt)
         f32, b16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-        print(f"{frames:>6} {f32:>12.3f} {b16:>12.3f} {f32 / b16:>10.2f} {losses['fp32']:>10.4f} "
-              f"{losses['bf16']:>10.4f}", flush=True)
+        print(f"{frames:>6} {f32:>12.3f} {b16:>12.3f} {f32 / b16:>10.2f} {losses['fp32']:>17.4f} "
+              f"{losses['bf16']:>8.4f}", flush=True)
 
 
 if __name__ == "__main__":
