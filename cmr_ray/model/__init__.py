@@ -14,6 +14,7 @@ import importlib
 
 _EXPORTS = {
     "contrastive_step": "accum", "cpu_has_bf16": "accum", "precision_autocast": "accum",
+    "precision_warning": "accum",
     "CMRClip": "clip", "build_model": "clip", "build_video_tower": "clip",
     "MAX_LOGIT_SCALE": "loss", "ClipLoss": "loss",
     "PAPER_TEXT_MODEL": "sizes", "PAPER_VIDEO": "sizes", "video_sizes": "sizes",

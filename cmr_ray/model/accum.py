@@ -53,6 +53,16 @@ def precision_autocast(precision: str, device_type: str):
     return lambda: torch.autocast(device_type, dtype=dtype)
 
 
+def precision_warning(precision: str, device_type: str, native_bf16: bool | None = None) -> str | None:
+    """One line when `train.precision` asks for bf16 on a CPU that would emulate it, else None."""
+    if autocast_dtype(precision, device_type) is None or device_type != "cpu":
+        return None
+    if native_bf16 if native_bf16 is not None else cpu_has_bf16():
+        return None
+    return (f"train.precision={precision}: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
+            "autocast is emulated and slower than fp32; set train.precision=fp32")
+
+
 def contrastive_step(model, loss_fn, micro_batches, no_sync=None, autocast=None) -> float:
     """Forward + backward over the micro-batches; returns the loss of the whole batch."""
     autocast = autocast or contextlib.nullcontext

@@ -32,7 +32,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from cmr_ray.model import ClipLoss, build_model, contrastive_step, cpu_has_bf16, precision_autocast
+from cmr_ray.model import ClipLoss, build_model, contrastive_step, precision_autocast, precision_warning
 from cmr_ray.train import collapse
 from cmr_ray.train.augment import augment_batch
 from cmr_ray.train.budget import plan_steps
@@ -151,9 +151,9 @@ def train_loop_per_worker(config: dict) -> None:
     seed_everything(tr.seed)
     device = ray.train.torch.get_device()
     autocast = precision_autocast(tr.precision, device.type)
-    if rank == 0 and tr.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        print("WARNING train.precision=bf16: this CPU has no bf16 instructions, so bf16 autocast is "
-              "emulated and slower than fp32; set train.precision=fp32", file=sys.stderr, flush=True)
+    warning = precision_warning(tr.precision, device.type) if rank == 0 else None
+    if warning:
+        print(f"WARNING {warning}", file=sys.stderr, flush=True)
 
     model = build_model(cfg)
     ddp = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})

@@ -89,3 +89,14 @@ def test_bf16_step_on_cpu_runs_the_tower_in_bf16_and_keeps_fp32_weights_and_loss
         assert all(p.dtype == torch.float32 for p in model.parameters())
     assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
     assert losses["bf16"] == pytest.approx(losses["fp32"], abs=0.05)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_in_one_line():
+    from cmr_ray.model import precision_warning
+
+    line = precision_warning("bf16", "cpu", native_bf16=False)
+    assert "train.precision=bf16" in line and "train.precision=fp32" in line and "\n" not in line
+    assert precision_warning("bf16", "cpu", native_bf16=True) is None
+    assert precision_warning("fp32", "cpu", native_bf16=False) is None
+    assert precision_warning("auto", "cpu", native_bf16=False) is None  # auto is fp32 on a CPU
+    assert precision_warning("bf16", "cuda", native_bf16=False) is None
