@@ -43,7 +43,6 @@ def test_cached_split_comes_in_study_key_order_whatever_the_shards(ray_cluster, 
     90e82be).  One store has a single shard; the other one big shard and six small ones, the
     rows reordered, so that in completion order the small shards would come first."""
     import pyarrow.parquet as pq
-    import ray
 
     from cmr_ray.train.data import EpochClock, clip_dataset
     from tests.model.fakes import write_fake_store
@@ -60,14 +59,14 @@ def test_cached_split_comes_in_study_key_order_whatever_the_shards(ray_cluster, 
     keys = [k for k, s in zip(stored["study_key"].to_pylist(), stored["split"].to_pylist()) if s == "train"]
     assert keys != sorted(keys) and len(keys) > 50
 
-    opts = ray.data.DataContext.get_current().execution_options
     got = {}
     for name, store in (("one", one), ("many", many)):
         cfg = tiny_train_cfg(store, tiny_text_model, **{"train.cache_split_mb": 2048.0})
         ds = clip_dataset(cfg, "train", EpochClock.remote())
-        opts.preserve_order = True  # what Train's ingest sets (cmr_ray.train.trainer._ingest_options)
-        try:
-            got[name] = [k for b in ds.iter_batches(batch_size=None, batch_format="numpy") for k in b["study_key"]]
-        finally:
-            opts.preserve_order = False
+        # What Train's ingest sets (cmr_ray.train.trainer._ingest_options).  A Dataset runs with
+        # the copy of the DataContext it took when it was made, so the option goes on that copy:
+        # set on the global context after `clip_dataset`, it did nothing, and this test passed
+        # only while the map tasks happened to finish in order (it failed on a loaded machine).
+        ds.context.execution_options.preserve_order = True
+        got[name] = [k for b in ds.iter_batches(batch_size=None, batch_format="numpy") for k in b["study_key"]]
     assert got["one"] == got["many"] == sorted(keys)
