@@ -17,7 +17,7 @@ directly, so it keeps its gradient in exactly one (the last) recomputation.  `no
 `precision_autocast(precision, device_type)` is the `autocast` argument for `train.precision`:
 'auto' is bf16 on a GPU and fp32 on a CPU; 'bf16' is bf16 autocast on either (on a CPU with
 bf16 instructions, AVX512-BF16 or AMX, a training step of the views sweep's tower runs
-1.4-2.2x faster: `bench/bench_precision.py`); 'fp32' never casts.  Losses are computed in fp32.
+1.4-2.0x faster: `bench/bench_precision.py`); 'fp32' never casts.  Losses are computed in fp32.
 """
 from __future__ import annotations
 
