@@ -4,12 +4,12 @@
     .venv/bin/python bench/bench_precision.py --frames 16 64 --steps 5 --threads 2
 
 For each frame count, in one run: the seconds per optimizer step (forward, backward, AdamW)
-of `experiments/views.yaml`'s model and batch on random clips, text tower frozen with its
-cache warm, in fp32 and under `precision_autocast("bf16", "cpu")`, measured alternately
-(fp32, bf16, fp32, bf16) so that a noisy machine slows both alike; then the ratio
-fp32 / bf16 of the medians and the loss of each at the first step, from the same weights and
-clips (bf16 should change it by well under 1%).  A CPU without bf16 instructions (`cpu_has_bf16()` False)
-emulates bf16 and is slower; the script says which it is.
+of `experiments/views.yaml`'s model and batch on random clips (`bench_train.model_step`),
+text tower frozen with its cache warm, in fp32 and under `precision_autocast("bf16", "cpu")`,
+measured alternately (fp32, bf16, fp32, bf16) so that a noisy machine slows both alike; then
+the ratio fp32 / bf16 of the medians and the loss of each at the first step, from the same
+weights and clips (bf16 should change it by well under 1%).  A CPU without bf16 instructions
+(`cpu_has_bf16()` False) emulates bf16 and is slower; the script says which it is.
 """
 from __future__ import annotations
 
@@ -23,30 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def step_time(cfg, frames: int, precision: str, steps: int) -> tuple[float, float]:
+def step_time(cfg, precision: str, steps: int) -> tuple[float, float]:
     """(seconds per step over `steps` after two warm-up steps, the first step's loss)."""
-    import torch
+    from bench_train import model_step  # bench/, this script's folder
 
-    from cmr_ray.model import ClipLoss, build_model, contrastive_step, precision_autocast
-    from cmr_ray.model.ids import impression_id
-    from cmr_ray.train.loop import make_optimizer
+    from cmr_ray.model import precision_autocast
 
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    opt = make_optimizer(model, cfg)
-    b, s = cfg.train.batch_size, cfg.data.image_size
-    video = torch.rand(b, frames, s, s, generator=torch.Generator().manual_seed(1))
-    texts = [f"synthetic impression {i % 16}" for i in range(b)]
-    ids = torch.tensor([impression_id(t) for t in texts])
-    loss_fn = ClipLoss(mask_duplicates=True)
-    autocast = precision_autocast(precision, "cpu")
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = contrastive_step(model, loss_fn, [(video, texts, ids)], autocast=autocast)
-        opt.step()
-        return loss
-
+    step = model_step(cfg, precision_autocast(precision, "cpu"))
     first = step()  # from the seeded weights: the same start for both precisions
     step()  # warm-up (and the text cache)
     t0 = time.perf_counter()
@@ -80,7 +63,7 @@ def main() -> None:
         losses: dict[str, float] = {}
         for _ in range(a.repeats):
             for precision in ("fp32", "bf16"):
-                dt, losses[precision] = step_time(cfg, frames, precision, steps)
+                dt, losses[precision] = step_time(cfg, precision, steps)
                 times[precision].append(dt)
         f32, b16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
         print(f"{frames:>6} {f32:>12.3f} {b16:>12.3f} {f32 / b16:>10.2f} {losses['fp32']:>17.4f} "

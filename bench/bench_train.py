@@ -27,7 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def model_rate(cfg, steps: int) -> float:
+def model_step(cfg, autocast=None):
+    """`step() -> loss`: one optimizer step (forward, backward, AdamW) of the experiment's model on
+    one fixed random batch of its shape [batch, frames, size, size], text tower frozen, from
+    seeded weights (the same start on every call); `autocast` as `contrastive_step` takes it.
+    Also used by bench/bench_precision.py."""
     import torch
 
     from cmr_ray.model import ClipLoss, build_model, contrastive_step
@@ -38,21 +42,27 @@ def model_rate(cfg, steps: int) -> float:
     model = build_model(cfg)
     opt = make_optimizer(model, cfg)
     b, f, s = cfg["train"]["batch_size"], cfg["data"]["frames"], cfg["data"]["image_size"]
-    video = torch.rand(b, f, s, s)
+    video = torch.rand(b, f, s, s, generator=torch.Generator().manual_seed(1))
     texts = [f"synthetic impression {i % 16}" for i in range(b)]
     ids = torch.tensor([impression_id(t) for t in texts])
     loss_fn = ClipLoss(mask_duplicates=True)
 
-    def step():
+    def step() -> float:
         opt.zero_grad(set_to_none=True)
-        contrastive_step(model, loss_fn, [(video, texts, ids)])
+        loss = contrastive_step(model, loss_fn, [(video, texts, ids)], autocast=autocast)
         opt.step()
+        return loss
 
+    return step
+
+
+def model_rate(cfg, steps: int) -> float:
+    step = model_step(cfg)
     step(), step()  # warm-up (and the text cache)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * b / (time.perf_counter() - t0)
+    return steps * cfg["train"]["batch_size"] / (time.perf_counter() - t0)
 
 
 def pipeline_rate(cfg, epochs: int, batch: int) -> tuple[float, int]:

@@ -57,7 +57,8 @@ def precision_warning(precision: str, device_type: str, native_bf16: bool | None
     """One line when `train.precision` asks for bf16 on a CPU that would emulate it, else None."""
     if autocast_dtype(precision, device_type) is None or device_type != "cpu":
         return None
-    if native_bf16 if native_bf16 is not None else cpu_has_bf16():
+    native = cpu_has_bf16() if native_bf16 is None else native_bf16
+    if native:
         return None
     return (f"train.precision={precision}: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 "
             "autocast is emulated and slower than fp32; set train.precision=fp32")
