@@ -31,18 +31,19 @@ import numpy as np
 from cmr_ray.console import print_progress
 from cmr_ray.synth.dicomio import study_attributes, uid_maker, write_series
 from cmr_ray.synth.findings import FINDINGS, finding_labels, measured_values
-from cmr_ray.synth.patients import check_site, sample_patient
+from cmr_ray.synth.patients import MR_GRADES, check_site, sample_patient
 from cmr_ray.synth.phantom import Phantom
 from cmr_ray.synth.protocol import EQUIPMENT, PROTOCOLS, study_protocol
 from cmr_ray.synth.report import restyle, write_report
 
 # 2: 10-slice SAX stacks (small), infarct levels, atria in the impression; 3: body habitus, overlapping disease
-# ranges; 4: finding labels (findings.yaml), RV function varies, reports graded by the same thresholds
-FORMAT_VERSION = 4
+# ranges; 4: finding labels (findings.yaml), RV function varies, reports graded by the same thresholds;
+# 5: mitral regurgitation (patients.MR_GRADES): a systolic jet on cine long-axis views, in the report
+FORMAT_VERSION = 5
 LABEL_FIELDS = [
     "accession_number", "nicm", "icm", "amyl", "hcm", "acdc", *FINDINGS, "pathology", "comorbidities",
     "ef", "ef_target", "lv_edv_ml", "lv_esv_ml", "lv_edd_mm", "wall_mm", "septal_mm", "territory", "scar_levels", "transmurality",
-    "wma", "lge_pattern", "rv_scale", "rv_contraction", "rv_basal_mm", "rvef", "atria_scale", "effusion_mm", "heart_rate", "t_es", "sex", "age",
+    "wma", "lge_pattern", "rv_scale", "rv_contraction", "rv_basal_mm", "rvef", "atria_scale", "mr", "effusion_mm", "heart_rate", "t_es", "sex", "age",
     "vendor", "enhanced", "compression", "field_t", "fov_mm", "noise", "yaw_deg", "pitch_deg", "roll_deg",
     "inplane_deg", "lax_tilt_deg", "ti_ms", "study_dir", "n_files",
 ]
@@ -157,7 +158,7 @@ def generate_study(seed: int, index: int, protocol: str, dicom_dir, patient=None
         "territory": p.territory, "scar_levels": "+".join(p.scar_levels), "transmurality": round(p.transmurality, 3), "wma": round(p.wma, 3),
         "lge_pattern": p.lge_pattern, "rv_scale": round(p.rv_scale, 3), "rv_contraction": round(p.rv_contraction, 3),
         "rv_basal_mm": measured["rv_basal_mm"], "rvef": measured["rvef"], "atria_scale": round(p.atria_scale, 3),
-        "effusion_mm": measured["effusion_mm"], "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
+        "mr": MR_GRADES[p.mr], "effusion_mm": measured["effusion_mm"], "heart_rate": round(p.heart_rate, 1), "t_es": round(p.t_es, 3),
         "sex": p.sex, "age": p.age, "vendor": p.vendor, "enhanced": int(p.enhanced), "compression": p.compression,
         "field_t": p.field_t, "fov_mm": round(p.fov_mm * PROTOCOLS[protocol]["fov_scale"], 1), "noise": round(p.noise, 4),
         "yaw_deg": round(p.yaw, 2), "pitch_deg": round(p.pitch, 2), "roll_deg": round(p.roll, 2),

@@ -7,7 +7,9 @@ Pathologies (`MIX` gives the cohort's proportions): ``normal``, ``dcm`` (dilated
 LGE), ``nicm`` (non-ischemic cardiomyopathy with mid-wall fibrosis), ``icm`` (prior infarct
 in one coronary territory), ``hcm``, ``amyloid``, ``rv`` (isolated RV dilation).
 Co-morbidities: ``rv_dilation`` (with dcm, nicm, icm), ``rv_dysfunction`` (a reduced RV
-of normal size, with dcm, nicm, icm) and ``effusion``.  The binary findings a reader takes
+of normal size, with dcm, nicm, icm) and ``effusion``.  Mitral regurgitation (`mr`, a grade
+of `MR_GRADES`; `MR_RATES` per pathology) is seen only on cine long-axis views in systole:
+the SAX stack lies below the atria, and LGE images no flow.  The binary findings a reader takes
 from the measured values (LV/RV dysfunction and dilation, hypertrophy, LGE, effusion) are
 `cmr_ray.synth.findings`'s, labelled by thresholds, not by the pathology.
 
@@ -43,6 +45,12 @@ SCAR_LEVELS = {
     "LCx": {("basal", "mid"): 0.4, ("basal",): 0.25, ("mid",): 0.2, ("basal", "mid", "apical"): 0.15},
     "RCA": {("basal", "mid"): 0.4, ("basal",): 0.25, ("mid",): 0.2, ("basal", "mid", "apical"): 0.15},
 }
+MR_GRADES = ("none", "mild", "moderate", "severe")
+# pathology -> chance of mitral regurgitation: functional (a dilated, poorly contracting LV
+# pulls the leaflets apart) in dcm/nicm/icm, with septal hypertrophy in hcm, in some amyloid,
+# and primary (valve) disease in a few of the rest.  Grade weights mild / moderate / severe.
+MR_RATES = {"normal": 0.06, "dcm": 0.55, "nicm": 0.55, "icm": 0.45, "hcm": 0.30, "amyloid": 0.20, "rv": 0.06}
+MR_WEIGHTS = (0.35, 0.45, 0.20)
 VENDORS = {"GE": 0.35, "Siemens": 0.30, "Philips": 0.20, "UKB": 0.15}
 # Acquisition sites (issue 20): what differs between the default cohort's hospital and
 # another one.  `mix` and `vendors` are the draw tables above; `p_1p5t` the chance of a
@@ -122,6 +130,7 @@ class Patient:
     wma: float = 1.0  # contraction left in the infarct territory (1 = normal)
     lge_pattern: str = "none"
     lge: dict = field(default_factory=dict)
+    mr: int = 0  # mitral regurgitation, an index into MR_GRADES (0: none)
     rv_scale: float = 1.0
     rv_contraction: float = 0.18
     atria_scale: float = 1.0
@@ -256,6 +265,9 @@ def sample_patient(seed: int, index: int, pathology: str | None = None, site: st
         if rv.random() < 0.15:  # biventricular failure: a reduced RV of normal size
             comorb.append("rv_dysfunction")
             p.rv_contraction = float(rv.uniform(0.07, 0.13))
+    valve = np.random.default_rng([seed, index, 7])  # its own stream: every other draw stays as it was
+    if valve.random() < MR_RATES[path]:
+        p.mr = 1 + int(valve.choice(3, p=MR_WEIGHTS))
     if p.effusion_mm == 0 and rng.random() < 0.05:
         p.effusion_mm = _u(rng, 3, 6)
     if p.effusion_mm > 0:

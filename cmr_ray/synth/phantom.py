@@ -12,6 +12,9 @@ Shapes, in the heart frame of `geometry` (mm; z along the long axis, base plane 
   angle (HCM septal bulge, infarct thinning).
 - RV: an ellipsoid on the septal side minus the LV; LA, RA, ascending aorta; pericardial
   effusion as a fluid shell.
+- Mitral regurgitation (`mr_jet`): on cine, in systole, a signal-void plume from the
+  mitral orifice into the LA; the long-axis views cut it, the SAX stack (below the base
+  plane) and LGE (no flow) do not show it.
 - Body: chest wall with subcutaneous fat, lungs, spine, descending aorta, liver.
 Partial volume: every shape's edge is a one-pixel ramp of its approximate signed distance.
 
@@ -72,6 +75,16 @@ def contraction(t: float, t_es: float) -> float:
     if r < 1.0:  # rapid filling
         return 0.15 + 0.85 * 0.5 * (1.0 + np.cos(np.pi * r))
     return max(0.0, 0.15 * (1.0 - (t - t_es - 0.3) / max(0.95 - t_es - 0.3, 1e-3)))  # diastasis, atrial kick
+
+
+MR_LATE = 0.06  # the jet lasts past end-systole through isovolumic relaxation (cycle fraction)
+
+
+def mr_flow(t: float, t_es: float) -> float:
+    """How strongly a mitral regurgitant jet shows at cycle fraction t: holosystolic, from
+    valve closure at end-diastole (t=0) to the end of isovolumic relaxation, full for most of it."""
+    t, end = t % 1.0, t_es + MR_LATE
+    return float(min(1.0, 2.0 * np.sin(np.pi * t / end))) if t < end else 0.0
 
 
 def radial_shortening(ef: float) -> float:
@@ -196,6 +209,35 @@ class Phantom:
         raise ValueError(f"unknown LGE pattern {pat!r}")
 
     @property
+    def la(self):
+        """Left atrium: heart-frame centre (x, y, z) and blood-pool radius, above the base plane."""
+        r, a = 19.0 * self.p.atria_scale, np.radians(225.0)
+        return 0.45 * self.R0 * np.cos(a), 0.45 * self.R0 * np.sin(a), r + 3.0, r
+
+    @property
+    def ra(self):
+        """Right atrium, as `la`."""
+        r = 17.0 * self.p.atria_scale
+        return self.rv_centre[0] + 0.3 * self.rv_axes[0], -4.0, r + 3.0, r
+
+    def mr_jet(self, c: "_PlaneCache") -> np.ndarray:
+        """Where the mitral regurgitant jet dephases the LA blood on this plane, in [0, 1]:
+        a plume from the mitral orifice (the LA's floor, at the base plane) up into the LA,
+        longer and wider with the grade (patients.MR_GRADES).  Zero everywhere without MR."""
+        if "mr_jet" not in c.static:
+            g = self.p.mr
+            jet = np.zeros(len(c.pts))
+            if g:
+                cx, cy, cz, r = self.la
+                x, y, z = c.h[:, 0], c.h[:, 1], c.h[:, 2]
+                reach = (0.35, 0.6, 0.9)[g - 1] * 2 * r  # along the LA's height
+                width = 3.0 + (0.25 + 0.15 * g) * np.maximum(z, 0.0)  # half-width, mm
+                plume = _soft(np.hypot(x - cx, y - cy) - width, c.px) * _window(z, 0.0, reach, 3.0)
+                jet = plume * _soft(_ellipsoid_d(x - cx, y - cy, z - cz, r, r, r), c.px)
+            c.static["mr_jet"] = jet
+        return c.static["mr_jet"]
+
+    @property
     def aorta_xy(self):
         """Heart-frame (x, y) of the ascending aorta's axis (it runs along u from the base)."""
         r = 0.4 * self.R0 + 14.0
@@ -261,11 +303,7 @@ class Phantom:
             paint(np.maximum(_ellipsoid_d(x, y, z, re, re, le), z), s["fluid"])
             a, b, l = self.rv_axes
             paint(np.maximum(_ellipsoid_d(x - self.rv_centre[0], y - self.rv_centre[1], z, a + e, b + e, l + e), z), s["fluid"])
-        ka = self.p.atria_scale
-        a225 = np.radians(225.0)
-        for (cx, cy, r) in ((0.45 * self.R0 * np.cos(a225), 0.45 * self.R0 * np.sin(a225), 19.0 * ka),
-                            (self.rv_centre[0] + 0.3 * self.rv_axes[0], -4.0, 17.0 * ka)):
-            cz = r + 3.0
+        for (cx, cy, cz, r) in (self.la, self.ra):
             paint(_ellipsoid_d(x - cx, y - cy, z - cz, r + 2.0, r + 2.0, r + 2.0), s["myo"])
             paint(_ellipsoid_d(x - cx, y - cy, z - cz, r, r, r), s["blood"])
         tube = self._aorta_d(x, y, z)
@@ -311,6 +349,8 @@ class Phantom:
         sub += m_epi * (myo - sub)
         sub += m_endo * (s["blood"] - sub)
         img[c.near] = sub
+        if seq == "cine" and p.mr:
+            img *= 1.0 - 0.8 * mr_flow(t, p.t_es) * self.mr_jet(c)
         img = img.reshape(c.shape)
         if not masks:
             return img, None

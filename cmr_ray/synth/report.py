@@ -14,7 +14,9 @@ Findings (`cmr_ray.synth.findings`, thresholds and their sources in findings.yam
 findings section states every measured value and its grade; the impression states each
 positive finding, except that it leaves one out at the finding's `omit` rate (10% for LV
 and RV dilation, hypertrophy, RV dysfunction and effusion; never for the EF and LGE), and
-never states a negative one as present.  The grades below (LV size, EF, RV, effusion) are
+never states a negative one as present.  Mitral regurgitation (`patients.MR_GRADES`, seen
+on cine long-axis views only) is in the findings whenever present and in the impression
+when moderate or severe, or half the time when mild (`MR_OMIT_MILD`).  The grades below (LV size, EF, RV, effusion) are
 read from the same file, so the text and the labels cannot disagree.
 
 Report styles (`patients.SITES`' `report`): `restyle(text, "external")` rewrites a report
@@ -31,8 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import numpy as np
+
 from cmr_ray.synth import findings as fnd
-from cmr_ray.synth.patients import Patient
+from cmr_ray.synth.patients import MR_GRADES, Patient
 
 TERRITORY_WALLS = {  # the walls each coronary territory supplies (without the levels)
     "LAD": "anterior wall and anteroseptum",
@@ -148,6 +152,23 @@ def _lge_findings(p: Patient, rng) -> tuple[str, str | None]:
     return none, None
 
 
+MR_OMIT_MILD = 0.5  # how often an impression leaves out mild mitral regurgitation (moderate or worse: never)
+
+
+def _mr(p: Patient) -> tuple[str, str | None]:
+    """(findings sentence, impression item or None) for the patient's mitral regurgitation.
+    Read from the cine long-axis views (the jet into the LA in systole): the only finding
+    no LGE image and no SAX slice shows.  Its own rng stream, so the rest of the report's
+    wording is as it was."""
+    if not p.mr:
+        return "No significant valvular regurgitation.", None
+    grade = MR_GRADES[p.mr]
+    kind = "functional " if p.pathology in ("dcm", "nicm", "icm") else ""
+    find = f"There is {grade} {kind}mitral regurgitation, a systolic jet into the left atrium on the long-axis cine images."
+    said = p.mr > 1 or np.random.default_rng([p.seed, p.index, 8]).random() >= MR_OMIT_MILD
+    return find, f"{grade.capitalize()} {kind}mitral regurgitation" if said else None
+
+
 def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     phi, mentions = p.phi, []
     m = fnd.measured_values(p, m)
@@ -213,6 +234,7 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
             else _pick(rng, ["No pericardial effusion.", "The pericardium is normal."]))
     t1 = "Native myocardial T1 is elevated." if p.pathology == "amyloid" else "Native myocardial T1 is within normal limits."
     lge_find, lge_imp = _lge_findings(p, rng)
+    mr_find, mr_imp = _mr(p)
 
     # impression: LV first, then disease findings in varying order; a positive finding the
     # impression leaves out (stated_findings) is neither stated nor denied
@@ -253,6 +275,8 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
         g = _effusion_grade(eff)
         items.append(_pick(rng, [f"{g.capitalize()} pericardial effusion ({eff} mm)",
                                  f"{g.capitalize()} pericardial effusion, {eff} mm, without tamponade physiology"]))
+    if mr_imp:
+        items.append(mr_imp)
     if p.atria_scale > 1.04:  # seen on the long-axis views only: the SAX stack lies below the atria
         items.append("Biatrial enlargement" if p.atria_scale > 1.2 else "Mild left atrial enlargement")
     if p.pathology == "normal" or (not lge_imp and rng.random() < 0.5):
@@ -271,7 +295,7 @@ def write_report(p: Patient, m: dict, rng) -> tuple[str, list[str]]:
     mark = "." if rng.random() < 0.85 else ")"
     numbered = "\n".join(f"{k}{mark} {s.rstrip('.')}." for k, s in enumerate(items, start=1))
 
-    findings = [" ".join(lv), rv, atria, peri, t1, lge_find]
+    findings = [" ".join(lv), rv, f"{atria} {mr_find}", peri, t1, lge_find]
     if rng.random() < 0.5:  # some readers report LGE before the chambers
         findings = [findings[-1]] + findings[:-1]
     h_hist, h_tech, h_find = _pick(rng, [("CLINICAL HISTORY:", "TECHNIQUE:", "FINDINGS:"), ("Indication:", "Technique:", "Findings:"),

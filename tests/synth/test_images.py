@@ -194,3 +194,69 @@ def test_atrial_enlargement_is_in_the_impression():
     assert "Biatrial enlargement" in write_report(p, measured, npr.default_rng(0))[0].split("IMPRESSION")[-1].split("mpression")[-1]
     p.atria_scale = 1.0
     assert "atrial enlargement" not in write_report(p, measured, npr.default_rng(0))[0]
+
+
+def test_mitral_regurgitation_shows_on_cine_long_axis_in_systole_only():
+    """The jet darkens the LA on cine long-axis planes while the valve leaks (systole and
+    isovolumic relaxation) and nowhere else: the SAX stack lies below the atria, LGE images
+    no flow, and diastole has no regurgitant jet.  A higher grade darkens more of the LA."""
+    from dataclasses import replace
+
+    from cmr_ray.synth.patients import sample_patient
+    from cmr_ray.synth.phantom import MR_LATE, mr_flow
+    from cmr_ray.synth.protocol import study_protocol
+
+    base = sample_patient(0, 5, pathology="nicm")
+    specs = {s.key: s for s in study_protocol(base, Phantom(base), "small", np.random.default_rng(0))}
+    systole, diastole = 0.5 * base.t_es, base.t_es + MR_LATE + 0.1
+    assert mr_flow(systole, base.t_es) == 1.0 and mr_flow(diastole, base.t_es) == 0.0
+
+    def image(grade, key, seq, t, index=0):
+        return Phantom(replace(base, mr=grade)).render(specs[key].planes[index], seq, t=t)[0]
+
+    dark = {}
+    for key in ("cine_4ch", "cine_2ch", "cine_3ch"):
+        none, moderate = image(0, key, "cine", systole), image(2, key, "cine", systole)
+        assert (moderate <= none + 1e-12).all()  # it only darkens
+        dark[key] = int((none - moderate > 0.3).sum())
+        assert dark[key] >= 10, (key, dark[key])  # a visible void, not a pixel
+        assert (none - image(3, key, "cine", systole) > 0.3).sum() > dark[key]  # severe reaches further
+        np.testing.assert_array_equal(image(0, key, "cine", diastole), image(2, key, "cine", diastole))
+    for key, seq in (("cine_sax", "cine"), ("lge_sax", "lge"), ("lge_4ch", "lge"), ("lge_2ch", "lge")):
+        for index in range(len(specs[key].planes)):
+            np.testing.assert_array_equal(image(0, key, seq, systole, index), image(3, key, seq, systole, index))
+
+
+def test_mitral_regurgitation_in_the_report_and_the_cohort():
+    """Findings always state the grade; the impression states moderate or severe MR always
+    and mild MR about half the time; no MR reads as no significant regurgitation.  The
+    draw follows `MR_RATES`."""
+    from dataclasses import replace
+
+    import numpy.random as npr
+
+    from cmr_ray.synth.patients import MR_RATES, sample_patient
+    from cmr_ray.synth.report import write_report
+
+    measured = {"ef": 35, "lv_edd_mm": 64.0, "wall_mm": 8.0, "lv_edv_ml": 230.0}
+    p = sample_patient(0, 5, pathology="dcm")
+
+    def impression(q):
+        text = write_report(q, measured, npr.default_rng(0))[0]
+        return text, text.split("IMPRESSION")[-1].split("mpression")[-1]
+
+    text, imp = impression(replace(p, mr=0))
+    assert "No significant valvular regurgitation." in text and "mitral" not in text
+    text, imp = impression(replace(p, mr=2))
+    assert "There is moderate functional mitral regurgitation" in text and "Moderate functional mitral regurgitation" in imp
+    assert "Severe functional mitral regurgitation" in impression(replace(p, mr=3))[1]
+    mild = [replace(sample_patient(0, i, pathology="hcm"), mr=1) for i in range(200)]
+    said = sum("Mild mitral regurgitation" in impression(q)[1] for q in mild)
+    assert all("There is mild mitral regurgitation" in impression(q)[0] for q in mild[:5])
+    assert 70 <= said <= 130, said
+
+    patients = [sample_patient(1, i) for i in range(3000)]
+    for path, rate in MR_RATES.items():
+        group = [q for q in patients if q.pathology == path]
+        got = np.mean([q.mr > 0 for q in group])
+        assert abs(got - rate) < 3 * np.sqrt(rate * (1 - rate) / len(group)) + 0.01, (path, got, rate)
