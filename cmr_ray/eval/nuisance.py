@@ -47,7 +47,9 @@ PARAMETERS = {
     "rv_scale": ("anatomy", "number"),
     "pathology": ("anatomy", "class"),
     "acdc": ("anatomy", "class"),  # the pathology's ACDC class: what the 5-class probe predicts
-    "mr": ("anatomy", "class"),  # mitral regurgitation grade: shown only by cine long-axis views in systole
+    # mitral regurgitation grade, 0-3 (patients.MR_GRADES), shown only by cine long-axis views in
+    # systole; read as a number: the probe's balanced accuracy sits below the 0.71 "none" majority
+    "mr": ("anatomy", "number"),
 }
 _INDEX_DIR = re.compile(r"^(\d{5})/")  # generate_study writes dicom/<index:05d>/...
 
@@ -154,7 +156,7 @@ def readouts(fit, test, params: dict[str, dict], names=None) -> list[Readout]:
 # and body parameters that a tower was found to carry, and the anatomy the findings rest on.
 REPORTED = {"fov_mm": "field of view", "body_scale": "body size", "fat_mm": "fat", "lv_edd_mm": "LV diameter",
             "wall_mm": "wall", "ef_target": "EF", "rv_scale": "RV size", "acdc": "ACDC class (acc)",
-            "mr": "MR grade (acc)"}
+            "mr": "MR grade"}
 PREFIX = "readout/"
 
 

@@ -655,15 +655,14 @@ def readout_table(trials, baselines: dict | None = None) -> str:
     head, ids = _row_keys(runs)
     kinds = lambda kind: ", ".join(v for k, v in REPORTED.items() if PARAMETERS[k][0] == kind)  # noqa: E731
     rows = [i + [_fmt(r.data.metrics.get(PREFIX + k), digits=2) for k in REPORTED] for i, r in zip(ids, runs)]
-    majority = {c: next((r.data.metrics[f"{PREFIX}{c}_majority"] for r in runs
-                         if f"{PREFIX}{c}_majority" in r.data.metrics), None) for c in ("acdc", "mr")}
+    majority = next((r.data.metrics[PREFIX + "acdc_majority"] for r in runs
+                     if PREFIX + "acdc_majority" in r.data.metrics), None)
     notes = (f"- Nuisance ({kinds('nuisance')}): drawn per study, in no impression. Anatomy ({kinds('anatomy')}): "
              "what the findings are measured from.\n"
-             "- R² of a ridge read-out fitted on train+val, scored on test (0: the test mean); the ACDC class and "
-             f"the MR grade are the probe's accuracy (majority class {_fmt(majority['acdc'], digits=2)} and "
-             f"{_fmt(majority['mr'], digits=2)}). Mitral regurgitation shows only on cine long-axis views in systole: "
-             f"a tower without them can read its grade only through the diseases that carry it. Every parameter "
-             f"is logged as `{PREFIX}<name>`.\n"
+             "- R² of a ridge read-out fitted on train+val, scored on test (0: the test mean); the ACDC class is "
+             f"the probe's accuracy (majority class {_fmt(majority, digits=2)}). The MR grade (0 none to 3 severe) "
+             "shows only on cine long-axis views in systole: a tower without them reads it only through the "
+             f"diseases that carry it. Every parameter is logged as `{PREFIX}<name>`.\n"
              "- Read against Zero-shot, the untrained tower on the same split: a tower that gains on the anatomy "
              "and not on the nuisance learned what the impressions describe.")
     return _table(head + list(REPORTED.values()), rows) + "\n\n" + notes

@@ -70,7 +70,6 @@ def test_readouts_find_what_an_embedding_encodes_and_nothing_else():
             p[k]["vendor"] = str(rng.choice(vendors))
             p[k]["pathology"] = str(rng.choice(["normal", "dcm"]))
             p[k]["acdc"] = str(rng.choice(["NOR", "DCM", "HCM"]))
-            p[k]["mr"] = int(rng.choice(4))
         video = rng.normal(size=(n, 8)) * 0.1  # encodes fov_mm in column 0 and the vendor in columns 1-4
         video[:, 0] += [p[k]["fov_mm"] for k in keys]
         video[np.arange(n), 1 + np.searchsorted(np.sort(vendors), [p[k]["vendor"] for k in keys])] += 1.0
@@ -85,7 +84,7 @@ def test_readouts_find_what_an_embedding_encodes_and_nothing_else():
     assert got["vendor"].metric == "acc" and got["vendor"].score > 0.95 and got["vendor"].chance < 0.4
     assert got["pathology"].score < got["pathology"].chance + 0.1  # not in the embedding: at most chance
     assert got["acdc"].score < got["acdc"].chance + 0.1
-    assert got["mr"].metric == "acc" and got["mr"].kind == "anatomy" and got["mr"].score < got["mr"].chance + 0.1
+    assert got["mr"].metric == "R2" and got["mr"].kind == "anatomy" and got["mr"].score < 0.1
     assert got["fov_mm"].n_test == 200 and got["fov_mm"].kind == "nuisance" and got["wall_mm"].kind == "anatomy"
 
 
@@ -107,7 +106,7 @@ def test_readout_metrics_on_the_cohorts_store_and_a_note_elsewhere(tmp_path):
     m, notes = readout_metrics(store, 2, fit, test)
     assert notes == []
     assert set(m) == {f"readout/{n}" for n in PARAMETERS} | {"readout/vendor_majority", "readout/pathology_majority",
-                                                            "readout/acdc_majority", "readout/mr_majority"}
+                                                            "readout/acdc_majority"}
     assert m["readout/wall_mm"] > 0.5 > m["readout/fov_mm"]
     m, notes = readout_metrics(store, 3, fit, test)  # the labels are seed 2's draws, not seed 3's
     assert m == {} and len(notes) == 1 and "data.synth_seed" in notes[0] and notes[0].count(store) == 1
