@@ -16,8 +16,9 @@ positive finding, except that it leaves one out at the finding's `omit` rate (10
 and RV dilation, hypertrophy, RV dysfunction and effusion; never for the EF and LGE), and
 never states a negative one as present.  Mitral regurgitation (`patients.MR_GRADES`, seen
 on cine long-axis views only) is in the findings whenever present and in the impression
-when moderate or severe, or half the time when mild (`MR_OMIT_MILD`).  The grades below (LV size, EF, RV, effusion) are
-read from the same file, so the text and the labels cannot disagree.
+when moderate or severe, or half the time when mild (`MR_OMIT_MILD`).  The grades below
+(LV size, EF, RV, effusion) are read from the same file, so the text and the labels cannot
+disagree.
 
 Report styles (`patients.SITES`' `report`): `restyle(text, "external")` rewrites a report
 in another hospital's house style, the same facts in other words: other headings ("Reason
@@ -157,9 +158,9 @@ MR_OMIT_MILD = 0.5  # how often an impression leaves out mild mitral regurgitati
 
 def _mr(p: Patient) -> tuple[str, str | None]:
     """(findings sentence, impression item or None) for the patient's mitral regurgitation.
-    Read from the cine long-axis views (the jet into the LA in systole): the only finding
-    no LGE image and no SAX slice shows.  Its own rng stream, so the rest of the report's
-    wording is as it was."""
+    Read from the cine long-axis views (the jet into the LA in systole): the one finding that
+    neither LGE nor any SAX slice shows.  The mild-omission draw has its own rng stream, so
+    the rest of the report's wording is drawn as before."""
     if not p.mr:
         return "No significant valvular regurgitation.", None
     grade = MR_GRADES[p.mr]
