@@ -18,6 +18,9 @@ with `ClipLoss`, AdamW with `warmup_cosine` over `--steps` optimizer steps.  Pri
     (`cmr_ray.eval.probe.probe_tasks`: scaled, CV-chosen logistic regression fitted on
     train + val; 5-class accuracy and the binary labels' AUC), and the spread of the test
     embeddings (`train.loop.video_spread`: 0 is one point); `--steps 0` stops there;
+  - with `--readouts SYNTH_SEED`, the cohort's draws read out of the test embeddings, video
+    and text (`cmr_ray.eval.nuisance.REPORTED`: R², or accuracy for the ACDC class), before
+    and after: what the impressions carry of a draw bounds what the video tower can learn of it;
   - one JSON line with the figures, for tables.
 This is how the views sweep's learning rate, temperature and step budget were chosen
 (README, "How the budget was chosen"): the sweep itself costs 40 minutes, this a minute.
@@ -66,6 +69,9 @@ def main() -> None:
     ap.add_argument("--epoch-eval", action="store_true",
                     help="after every epoch print val and test RSUM (which epoch would 'best by val RSUM' score?)")
     ap.add_argument("--set", action="append", default=[], help="config override, as the CLI's --set")
+    ap.add_argument("--readouts", type=int, default=None, metavar="SYNTH_SEED",
+                    help="on a synthetic cohort's store of this seed, also read the cohort's draws out of the "
+                         "embeddings before and after (cmr_ray.eval.nuisance: EF, LV diameter, MR grade, ...)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -104,7 +110,7 @@ def main() -> None:
 
     def look(tag: str) -> dict:
         fit = rows["train"] + rows["val"]
-        vf, _ = embed(fit)
+        vf, tf = embed(fit)
         vt, tt = embed(rows["test"])
         test_rsum = rsum(vt, tt)
         labels = {split: {t: [r.get(f"label_{t}") for r in rs] for t in TASKS}
@@ -114,7 +120,26 @@ def main() -> None:
         spread = video_spread(vt)
         print(f"{tag}: test RSUM {test_rsum:.1f}  5-class probe acc {acc:.3f}  spread {spread:.3f}  "
               + "  ".join(f"{t} AUC {m[t + '_auc']:.2f}" for t in TASKS[:-1]), flush=True)
-        return {"rsum": test_rsum, "acc": acc, "spread": spread, **{k: round(v, 3) for k, v in m.items()}}
+        out = {"rsum": test_rsum, "acc": acc, "spread": spread, **{k: round(v, 3) for k, v in m.items()}}
+        if params is not None:
+            from types import SimpleNamespace
+
+            from cmr_ray.eval.nuisance import REPORTED, readouts
+
+            keyed = lambda rs, v: SimpleNamespace(video=v.numpy(), study_keys=[r["study_key"] for r in rs])  # noqa: E731
+            for side, (f_emb, t_emb) in (("video", (vf, vt)), ("text", (tf, tt))):
+                got = {r.name: r.score for r in readouts(keyed(fit, f_emb), keyed(rows["test"], t_emb), params,
+                                                         names=list(REPORTED))}
+                print(f"{tag} read-outs, {side}: " + "  ".join(f"{REPORTED[k]} {v:.2f}" for k, v in got.items()),
+                      flush=True)
+                out[f"readout_{side}"] = {k: round(v, 3) for k, v in got.items()}
+        return out
+
+    params = None
+    if a.readouts is not None:
+        from cmr_ray.eval.nuisance import cohort_parameters
+
+        params = cohort_parameters(a.store, seed=a.readouts)
 
     before = look("untrained")
     if a.steps == 0:
