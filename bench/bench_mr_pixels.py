@@ -30,8 +30,9 @@ VIEWS = (  # (store slot, which frames of slice 0, label)
 )
 
 
-def pixels(store, params: dict, slot: str, frames: slice, split: str):
-    """(x: [studies, pixels] in [0, 1], y: MR present) for one view's frames of one split."""
+def view_stack(store, params: dict, slot: str, split: str):
+    """(slice 0 of every study's `slot`: [studies, frames, H, W] uint8, MR present per study),
+    for one split; studies without the view, or not of the cohort, are left out."""
     import numpy as np
 
     from cmr_ray.data.reader import load_split
@@ -42,9 +43,16 @@ def pixels(store, params: dict, slot: str, frames: slice, split: str):
         arr = decode_view(row.get(slot), row.get(f"{slot}_shape"))
         if arr is None or row["study_key"] not in params:
             continue
-        x.append(arr[0, frames].astype(np.float32).ravel() / 255.0)
+        x.append(arr[0])
         y.append(int(params[row["study_key"]]["mr"] > 0))
-    return np.asarray(x), np.asarray(y)
+    return np.stack(x), np.asarray(y)
+
+
+def pixels(stack, frames: slice):
+    """[studies, pixels] in [0, 1]: the frames `frames` of each study, flattened."""
+    import numpy as np
+
+    return stack[:, frames].reshape(len(stack), -1).astype(np.float32) / 255.0
 
 
 def main() -> None:
@@ -58,11 +66,12 @@ def main() -> None:
     ap.add_argument("--synth-seed", type=int, default=0, help="the cohort's seed (data.synth_seed)")
     args = ap.parse_args()
     params = cohort_parameters(args.store, seed=args.synth_seed)
+    stacks = {(slot, split): view_stack(args.store, params, slot, split)  # each view read once
+              for slot in dict.fromkeys(v[0] for v in VIEWS) for split in ("train", "test")}
     for slot, frames, label in VIEWS:
-        x_fit, y_fit = pixels(args.store, params, slot, frames, "train")
-        x_test, y_test = pixels(args.store, params, slot, frames, "test")
-        probe = fit_probe(x_fit, y_fit)
-        auc = roc_auc_score(y_test, probe.decision_function(x_test))
+        (fit, y_fit), (test, y_test) = stacks[slot, "train"], stacks[slot, "test"]
+        probe = fit_probe(pixels(fit, frames), y_fit)
+        auc = roc_auc_score(y_test, probe.decision_function(pixels(test, frames)))
         print(f"{label:32s} MR present AUC {auc:.3f}  (train {len(y_fit)}, test {len(y_test)}, "
               f"{y_test.mean():.2f} of test with MR)")
 
